@@ -1,0 +1,265 @@
+//! Gateway configuration: one TOML file, every key optional.
+//!
+//! Running with no file at all yields [`Config::default`], the embedded default: HTTP and media
+//! UDP on port 7777 of all interfaces, streams auto-created, open access. Unknown keys and bad
+//! values are startup errors that name the key (serde's `deny_unknown_fields` + toml's spans).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrongly typed value; toml's message names key and line.
+    #[error("invalid config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    /// A well-formed value that cannot work.
+    #[error("invalid config value `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub webrtc: WebrtcConfig,
+    pub strategy: StrategyConfig,
+    pub log: LogConfig,
+}
+
+/// `[http]`: the signaling listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the HTTP listener (all dialects share it).
+    pub listen: SocketAddr,
+    /// `Access-Control-Allow-Origin` for the WHIP/WHEP endpoints; empty disables CORS headers.
+    pub cors_origin: String,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7777)),
+            cors_origin: "*".into(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `[webrtc]`: the media plane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebrtcConfig {
+    /// The one UDP address every WebRTC session shares. An unspecified IP (0.0.0.0) binds one
+    /// socket per local IPv4 interface address, all on this port.
+    pub udp_listen: SocketAddr,
+    /// The address to advertise instead of the bound ones (NAT 1:1; at most one); the port is
+    /// `udp_listen`'s.
+    pub public_ips: Vec<IpAddr>,
+    /// ICE servers announced to clients in `Link: rel="ice-server"` headers.
+    pub ice_servers: Vec<IceServerConfig>,
+    /// Seconds without any datagram from a connected peer before its session is ended
+    /// (ICE consent freshness, RFC 7675, uses 30 s).
+    pub consent_timeout_secs: u64,
+    /// Seconds a session may take from its answer to Connected before it is ended.
+    pub connect_timeout_secs: u64,
+    /// Minimum milliseconds between keyframe requests relayed to one publisher track.
+    pub keyframe_request_interval_ms: u64,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        Self {
+            udp_listen: SocketAddr::from(([0, 0, 0, 0], 7777)),
+            public_ips: Vec::new(),
+            ice_servers: Vec::new(),
+            consent_timeout_secs: 30,
+            connect_timeout_secs: 30,
+            keyframe_request_interval_ms: 500,
+        }
+    }
+}
+
+/// One STUN/TURN server announced to clients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServerConfig {
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub credential: Option<String>,
+}
+
+/// `[strategy]`: stream lifecycle rules (Live777's names).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StrategyConfig {
+    /// A WHIP POST on an unknown stream creates it; off → 404.
+    pub auto_create_whip: bool,
+    /// A WHEP POST on an unknown stream creates it (the subscriber waits for a publisher); off → 404.
+    pub auto_create_whep: bool,
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        Self {
+            auto_create_whip: true,
+            auto_create_whep: true,
+        }
+    }
+}
+
+/// `[log]`: tracing output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info` or `gatehouse=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl Config {
+    /// Parses TOML text; `origin` names the source in error messages.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// A configuration for tests: everything on 127.0.0.1 with ephemeral ports.
+    pub fn for_tests() -> Self {
+        let mut config = Config::default();
+        config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.webrtc.udp_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.http.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "http.max_body_bytes",
+                reason: "must be greater than 0".into(),
+            });
+        }
+        if self.webrtc.consent_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "webrtc.consent_timeout_secs",
+                reason: "must be greater than 0".into(),
+            });
+        }
+        if self.webrtc.connect_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "webrtc.connect_timeout_secs",
+                reason: "must be greater than 0".into(),
+            });
+        }
+        if self.webrtc.public_ips.len() > 1 {
+            return Err(ConfigError::Invalid {
+                key: "webrtc.public_ips",
+                reason: "at most one public address is supported per UDP port".into(),
+            });
+        }
+        if let Some(ip) = self.webrtc.public_ips.iter().find(|ip| ip.is_unspecified()) {
+            return Err(ConfigError::Invalid {
+                key: "webrtc.public_ips",
+                reason: format!("{ip} is not an address a client can reach"),
+            });
+        }
+        for server in &self.webrtc.ice_servers {
+            if server.urls.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "webrtc.ice_servers.urls",
+                    reason: "each ICE server needs at least one URL".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_embedded_default() {
+        let config = Config::from_toml("", "test").unwrap();
+        assert_eq!(config.http.listen.port(), 7777);
+        assert_eq!(config.webrtc.udp_listen.port(), 7777);
+        assert!(config.strategy.auto_create_whip && config.strategy.auto_create_whep);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_the_key() {
+        let err = Config::from_toml("[http]\nlisten_port = 1\n", "test").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("listen_port"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+    }
+
+    #[test]
+    fn bad_value_is_an_error_naming_the_key() {
+        let err = Config::from_toml("[strategy]\nauto_create_whip = \"yes\"\n", "t").unwrap_err();
+        assert!(err.to_string().contains("auto_create_whip"), "{err}");
+    }
+
+    #[test]
+    fn unspecified_public_ip_is_rejected() {
+        let err = Config::from_toml("[webrtc]\npublic_ips = [\"0.0.0.0\"]\n", "t").unwrap_err();
+        assert!(err.to_string().contains("webrtc.public_ips"), "{err}");
+    }
+
+    #[test]
+    fn overrides_apply_to_named_keys_only() {
+        let config =
+            Config::from_toml("[strategy]\nauto_create_whep = false\n[log]\nformat = \"json\"", "t")
+                .unwrap();
+        assert!(config.strategy.auto_create_whip);
+        assert!(!config.strategy.auto_create_whep);
+        assert_eq!(config.log.format, LogFormat::Json);
+    }
+}

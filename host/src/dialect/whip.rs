@@ -1,0 +1,405 @@
+//! WHIP (RFC 9725) and WHEP, in two path families over one translator:
+//!
+//! - standard: `POST /v1/whip/{stream}`, `POST /v1/whep/{stream}`, session `/v1/session/{stream}/{id}`
+//!   (DELETE → 200, `If-Match` required on PATCH);
+//! - Live777: `POST /whip/{stream}`, `POST /whep/{stream}`, session `/session/{stream}/{id}`
+//!   (DELETE → 204, unknown session on a live stream → 204, publisher DELETE closes the stream's
+//!   subscribers, `If-Match` optional).
+//!
+//! Every client mistake is a 4xx with a short text body; errors map to statuses in one place,
+//! [`WhipError::into_response`].
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{patch, post};
+
+use super::sdpfrag::{self, SdpFrag};
+use crate::config::IceServerConfig;
+use crate::gate::{Gate, GateError};
+use crate::media::{MediaError, PublisherLeave, RemoteCandidate, Role};
+
+/// Which path family a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Standard,
+    Live777,
+}
+
+impl Flavor {
+    fn session_prefix(self) -> &'static str {
+        match self {
+            Flavor::Standard => "/v1/session",
+            Flavor::Live777 => "/session",
+        }
+    }
+}
+
+/// Shared state of the WHIP/WHEP handlers.
+#[derive(Clone)]
+pub struct WhipState {
+    pub gate: Gate,
+    /// Pre-rendered `Link: <…>; rel="ice-server"` values.
+    pub ice_links: Vec<HeaderValue>,
+}
+
+impl WhipState {
+    pub fn new(gate: Gate, ice_servers: &[IceServerConfig]) -> Self {
+        let ice_links = ice_servers
+            .iter()
+            .flat_map(|server| server.urls.iter().map(move |url| ice_link(url, server)))
+            .filter_map(|link| HeaderValue::from_str(&link).ok())
+            .collect();
+        Self { gate, ice_links }
+    }
+}
+
+fn ice_link(url: &str, server: &IceServerConfig) -> String {
+    let mut link = format!("<{url}>; rel=\"ice-server\"");
+    if let (Some(user), Some(credential)) = (&server.username, &server.credential) {
+        link.push_str(&format!(
+            "; username=\"{user}\"; credential=\"{credential}\"; credential-type=\"password\""
+        ));
+    }
+    link
+}
+
+/// The WHIP/WHEP routes of both families.
+pub fn routes(state: WhipState) -> Router {
+    Router::new()
+        .route("/v1/whip/{stream}", post(standard_whip).options(endpoint_options))
+        .route(
+            "/v1/whep/{stream}",
+            post(standard_whep)
+                .options(endpoint_options)
+                .head(whep_head),
+        )
+        .route(
+            "/v1/session/{stream}/{session}",
+            patch(standard_patch)
+                .delete(standard_delete)
+                .options(session_options),
+        )
+        .route("/whip/{stream}", post(live777_whip).options(endpoint_options))
+        .route(
+            "/whep/{stream}",
+            post(live777_whep)
+                .options(endpoint_options)
+                .head(whep_head),
+        )
+        .route(
+            "/session/{stream}/{session}",
+            patch(live777_patch)
+                .delete(live777_delete)
+                .options(session_options),
+        )
+        .with_state(state)
+}
+
+/// A WHIP/WHEP request that cannot be served, and its status.
+#[derive(Debug, thiserror::Error)]
+pub enum WhipError {
+    #[error("Content-Type must be {0}")]
+    UnsupportedMediaType(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("If-Match does not match the current ICE session")]
+    PreconditionFailed,
+    #[error("If-Match is required")]
+    PreconditionRequired,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<GateError> for WhipError {
+    fn from(e: GateError) -> Self {
+        match e {
+            GateError::StreamNotFound(_) => WhipError::NotFound(e.to_string()),
+            GateError::Media(m) => match m {
+                MediaError::RoomNotFound(_) | MediaError::SessionNotFound(_) => {
+                    WhipError::NotFound(m.to_string())
+                }
+                MediaError::PublisherExists(_) => WhipError::Conflict(m.to_string()),
+                MediaError::MalformedOffer(_)
+                | MediaError::UnusableOffer(_)
+                | MediaError::IceRestart(_) => WhipError::BadRequest(m.to_string()),
+                MediaError::Stopped => WhipError::Unavailable(m.to_string()),
+                MediaError::Internal(_) => WhipError::Internal(m.to_string()),
+            },
+        }
+    }
+}
+
+impl IntoResponse for WhipError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            WhipError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            WhipError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WhipError::NotFound(_) => StatusCode::NOT_FOUND,
+            WhipError::Conflict(_) => StatusCode::CONFLICT,
+            WhipError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            WhipError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            WhipError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WhipError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, "WHIP/WHEP request failed");
+        }
+        (status, format!("{self}\n")).into_response()
+    }
+}
+
+/// Stream names are path segments: letters, digits and `_ - . ~`, at most 128 characters.
+fn check_stream_name(stream: &str) -> Result<(), WhipError> {
+    let ok = !stream.is_empty()
+        && stream.len() <= 128
+        && stream
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'~'));
+    if ok {
+        Ok(())
+    } else {
+        Err(WhipError::BadRequest(
+            "stream name must be 1-128 characters of A-Z a-z 0-9 _ - . ~".into(),
+        ))
+    }
+}
+
+fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}
+
+fn utf8_body(body: Bytes) -> Result<String, WhipError> {
+    String::from_utf8(body.to_vec())
+        .map_err(|_| WhipError::BadRequest("body is not UTF-8 text".into()))
+}
+
+async fn standard_whip(
+    state: State<WhipState>,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WhipError> {
+    create(state, path, headers, body, Role::Publisher, Flavor::Standard).await
+}
+
+async fn standard_whep(
+    state: State<WhipState>,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WhipError> {
+    create(state, path, headers, body, Role::Subscriber, Flavor::Standard).await
+}
+
+async fn live777_whip(
+    state: State<WhipState>,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WhipError> {
+    create(state, path, headers, body, Role::Publisher, Flavor::Live777).await
+}
+
+async fn live777_whep(
+    state: State<WhipState>,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WhipError> {
+    create(state, path, headers, body, Role::Subscriber, Flavor::Live777).await
+}
+
+async fn create(
+    State(state): State<WhipState>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    role: Role,
+    flavor: Flavor,
+) -> Result<Response, WhipError> {
+    check_stream_name(&stream)?;
+    if !content_type_is(&headers, "application/sdp") {
+        return Err(WhipError::UnsupportedMediaType("application/sdp"));
+    }
+    let offer = utf8_body(body)?;
+    let answer = match role {
+        Role::Publisher => state.gate.publish(&stream, offer).await?,
+        Role::Subscriber => state.gate.subscribe(&stream, offer).await?,
+    };
+    let location = format!(
+        "{}/{stream}/{}",
+        flavor.session_prefix(),
+        answer.session_id
+    );
+    let mut response = (StatusCode::CREATED, answer.answer_sdp).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).map_err(|e| WhipError::Internal(e.to_string()))?,
+    );
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&answer.etag).map_err(|e| WhipError::Internal(e.to_string()))?,
+    );
+    h.insert(
+        "accept-patch",
+        HeaderValue::from_static(sdpfrag::CONTENT_TYPE),
+    );
+    for link in &state.ice_links {
+        h.append(header::LINK, link.clone());
+    }
+    Ok(response)
+}
+
+async fn standard_patch(
+    state: State<WhipState>,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WhipError> {
+    patch_session(state, path, headers, body, Flavor::Standard).await
+}
+
+async fn live777_patch(
+    state: State<WhipState>,
+    path: Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WhipError> {
+    patch_session(state, path, headers, body, Flavor::Live777).await
+}
+
+async fn patch_session(
+    State(state): State<WhipState>,
+    Path((stream, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+    flavor: Flavor,
+) -> Result<Response, WhipError> {
+    if !content_type_is(&headers, sdpfrag::CONTENT_TYPE) {
+        return Err(WhipError::UnsupportedMediaType(sdpfrag::CONTENT_TYPE));
+    }
+    let text = utf8_body(body)?;
+    let frag = sdpfrag::parse(&text).map_err(|e| WhipError::BadRequest(e.to_string()))?;
+    let ice = state.gate.session_ice(&stream, &session).await?;
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    let restart = frag
+        .ice_ufrag
+        .as_deref()
+        .is_some_and(|u| Some(u) != ice.remote_ufrag.as_deref());
+    match (if_match.map(str::trim), flavor) {
+        (None, Flavor::Standard) => return Err(WhipError::PreconditionRequired),
+        (None, Flavor::Live777) => {}
+        (Some("*"), _) => {}
+        (Some(tag), _) if tag == ice.etag => {}
+        (Some(_), _) => return Err(WhipError::PreconditionFailed),
+    }
+    let candidates = remote_candidates(&frag);
+    if !restart {
+        state.gate.trickle(&stream, &session, candidates).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let (Some(ufrag), Some(pwd)) = (frag.ice_ufrag, frag.ice_pwd) else {
+        return Err(WhipError::BadRequest(
+            "an ICE restart needs both a=ice-ufrag and a=ice-pwd".into(),
+        ));
+    };
+    let answer = state
+        .gate
+        .ice_restart(&stream, &session, ufrag, pwd, candidates)
+        .await?;
+    let body = sdpfrag::answer_fragment(&answer.ufrag, &answer.pwd, &answer.candidates, &answer.mid);
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(sdpfrag::CONTENT_TYPE));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&answer.etag).map_err(|e| WhipError::Internal(e.to_string()))?,
+    );
+    Ok(response)
+}
+
+/// Candidates the media core can use; mDNS `.local` names cannot be resolved here and are
+/// dropped (the peer-reflexive address from STUN checks replaces them).
+fn remote_candidates(frag: &SdpFrag) -> Vec<RemoteCandidate> {
+    frag.candidates
+        .iter()
+        .filter(|c| !c.is_mdns())
+        .map(|c| RemoteCandidate {
+            candidate: c.candidate.clone(),
+            mid: c.mid.clone(),
+            mline_index: c.mline_index,
+        })
+        .collect()
+}
+
+async fn standard_delete(
+    State(state): State<WhipState>,
+    Path((stream, session)): Path<(String, String)>,
+) -> Result<Response, WhipError> {
+    state
+        .gate
+        .end_session(&stream, &session, PublisherLeave::IdleSubscribers)
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn live777_delete(
+    State(state): State<WhipState>,
+    Path((stream, session)): Path<(String, String)>,
+) -> Result<Response, WhipError> {
+    match state
+        .gate
+        .end_session(&stream, &session, PublisherLeave::CloseSubscribers)
+        .await
+    {
+        Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+        // Live777 answers 204 for an unknown session of a stream that exists.
+        Err(GateError::Media(MediaError::SessionNotFound(_)))
+            if state.gate.room(&stream).await?.is_some() =>
+        {
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn endpoint_options() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert("accept-post", HeaderValue::from_static("application/sdp"));
+    response
+}
+
+async fn session_options() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        "accept-patch",
+        HeaderValue::from_static(sdpfrag::CONTENT_TYPE),
+    );
+    response
+}
+
+/// WHEP player discovery (`HEAD` → 200 with the SDP content type, no body).
+async fn whep_head() -> Response {
+    let mut response = StatusCode::OK.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    response
+}

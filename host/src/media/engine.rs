@@ -1,0 +1,520 @@
+//! The media thread: one poll loop owning the UDP socket(s), every PeerConnection and the rooms.
+//!
+//! Per wake-up: commands → readable sockets (`handle_read` into the routed session) → drain the
+//! touched sessions (events, received media fanned out, datagrams sent) → due timeouts →
+//! housekeeping (consent and connect timeouts).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mio::{Events, Interest, Poll, Token, Waker};
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use super::forward::SourcePacketInfo;
+use super::keyframe::VideoCodec;
+use super::offer::MediaKind;
+use super::peer::{Peer, PeerFactory, PeerMedia, PublishedTrack};
+use super::room::Room;
+use super::udp::{Demux, MediaSocket, bind_media_sockets};
+use super::{Command, MediaError, MediaHandle, MediaThread};
+use crate::config::WebrtcConfig;
+
+const WAKER: Token = Token(usize::MAX);
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
+const MAX_DATAGRAM: usize = 2048;
+
+/// Why the media plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaStartError {
+    #[error("cannot bind media UDP {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot set up the media poll loop: {0}")]
+    Poll(io::Error),
+    #[error("cannot initialise WebRTC: {0}")]
+    Init(MediaError),
+}
+
+pub(super) fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread), MediaStartError> {
+    let sockets = bind_media_sockets(config.udp_listen, &config.public_ips).map_err(|source| {
+        MediaStartError::Bind {
+            addr: config.udp_listen,
+            source,
+        }
+    })?;
+    let poll = Poll::new().map_err(MediaStartError::Poll)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(MediaStartError::Poll)?);
+    let advertised = sockets.iter().map(|s| s.advertised).collect();
+    let factory = PeerFactory::new(advertised).map_err(MediaStartError::Init)?;
+    let udp_addrs = Arc::new(sockets.iter().map(|s| s.bound).collect::<Vec<_>>());
+    let (tx, rx) = mpsc::channel();
+    let mut engine = Engine {
+        poll,
+        sockets,
+        commands: rx,
+        factory,
+        config: config.clone(),
+        peers: HashMap::new(),
+        keys_by_id: HashMap::new(),
+        rooms: HashMap::new(),
+        demux: Demux::default(),
+        next_key: 1,
+        dirty: Vec::new(),
+        send_drops: 0,
+    };
+    for (i, socket) in engine.sockets.iter_mut().enumerate() {
+        engine
+            .poll
+            .registry()
+            .register(&mut socket.socket, Token(i), Interest::READABLE)
+            .map_err(MediaStartError::Poll)?;
+    }
+    for s in &engine.sockets {
+        tracing::info!(bound = %s.bound, advertised = %s.advertised, "media UDP listening");
+    }
+    let join = std::thread::Builder::new()
+        .name("gatehouse-media".into())
+        .spawn(move || engine.run())
+        .map_err(MediaStartError::Poll)?;
+    let handle = MediaHandle {
+        commands: tx,
+        waker,
+        udp_addrs,
+    };
+    Ok((handle, MediaThread { join }))
+}
+
+pub(super) struct Engine {
+    poll: Poll,
+    sockets: Vec<MediaSocket>,
+    commands: mpsc::Receiver<Command>,
+    pub(super) factory: PeerFactory,
+    pub(super) config: WebrtcConfig,
+    pub(super) peers: HashMap<u64, Peer>,
+    pub(super) keys_by_id: HashMap<String, u64>,
+    pub(super) rooms: HashMap<String, Room>,
+    pub(super) demux: Demux,
+    pub(super) next_key: u64,
+    /// Sessions touched since they were last drained.
+    pub(super) dirty: Vec<u64>,
+    send_drops: u64,
+}
+
+impl Engine {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(64);
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut next_housekeeping = Instant::now() + HOUSEKEEPING_INTERVAL;
+        loop {
+            let now = Instant::now();
+            let deadline = self.next_deadline().min(next_housekeeping);
+            let timeout = deadline.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                tracing::error!(error = %e, "media poll failed; stopping media thread");
+                break;
+            }
+            for event in events.iter() {
+                if event.token() == WAKER {
+                    continue;
+                }
+                self.read_socket(event.token().0, &mut buf);
+            }
+            if !self.run_commands() {
+                break;
+            }
+            let now = Instant::now();
+            self.run_timeouts(now);
+            if now >= next_housekeeping {
+                self.housekeeping(now);
+                next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+            }
+            self.drain_dirty();
+        }
+        self.close_all();
+        tracing::info!(dropped_sends = self.send_drops, "media thread stopped");
+    }
+
+    /// Runs queued commands; false once shutdown was requested.
+    fn run_commands(&mut self) -> bool {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Open(request, reply) => {
+                    let result = self.open(request);
+                    let _ = reply.send(result);
+                }
+                Command::Trickle {
+                    room,
+                    session,
+                    candidates,
+                    reply,
+                } => {
+                    let _ = reply.send(self.trickle(&room, &session, candidates));
+                }
+                Command::IceRestart {
+                    room,
+                    session,
+                    ufrag,
+                    pwd,
+                    candidates,
+                    reply,
+                } => {
+                    let result = self.ice_restart(&room, &session, &ufrag, &pwd, candidates);
+                    let _ = reply.send(result);
+                }
+                Command::Close {
+                    room,
+                    session,
+                    on_publisher_leave,
+                    reply,
+                } => {
+                    let _ = reply.send(self.close_by_id(&room, &session, on_publisher_leave));
+                }
+                Command::SessionIce {
+                    room,
+                    session,
+                    reply,
+                } => {
+                    let _ = reply.send(self.session_ice(&room, &session));
+                }
+                Command::Room(name, reply) => {
+                    let _ = reply.send(self.room_snapshot(&name));
+                }
+                Command::Rooms(reply) => {
+                    let _ = reply.send(self.room_snapshots());
+                }
+                Command::Shutdown => return false,
+            }
+            self.drain_dirty();
+        }
+        true
+    }
+
+    /// The session `id` if it exists in `room`.
+    pub(super) fn find(&self, room: &str, id: &str) -> Result<u64, MediaError> {
+        self.keys_by_id
+            .get(id)
+            .copied()
+            .filter(|key| self.peers.get(key).is_some_and(|p| p.room == room))
+            .ok_or_else(|| MediaError::SessionNotFound(id.to_owned()))
+    }
+
+    fn read_socket(&mut self, index: usize, buf: &mut [u8]) {
+        loop {
+            let Some(socket) = self.sockets.get(index) else {
+                return;
+            };
+            let (len, peer_addr) = match socket.socket.recv_from(buf) {
+                Ok(received) => received,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors (port unreachable) surface here on Linux; not fatal.
+                    tracing::trace!(error = %e, "media socket receive error");
+                    continue;
+                }
+            };
+            let local_addr = socket.advertised;
+            let datagram = &buf[..len];
+            let Some(key) = self.demux.route(datagram, peer_addr) else {
+                continue;
+            };
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            let now = Instant::now();
+            peer.last_received = now;
+            let message = TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr,
+                    peer_addr,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::UDP,
+                },
+                message: BytesMut::from(datagram),
+            };
+            if let Err(e) = peer.pc.handle_read(message) {
+                tracing::debug!(session = %peer.id, error = %e, "datagram rejected");
+            }
+            self.mark_dirty(key);
+        }
+    }
+
+    pub(super) fn mark_dirty(&mut self, key: u64) {
+        if !self.dirty.contains(&key) {
+            self.dirty.push(key);
+        }
+    }
+
+    /// Drains every touched session until none is left (forwarding marks subscribers dirty).
+    pub(super) fn drain_dirty(&mut self) {
+        while let Some(key) = self.dirty.pop() {
+            self.drain(key);
+        }
+    }
+
+    fn drain(&mut self, key: u64) {
+        while let Some(event) = self.peers.get_mut(&key).and_then(|p| p.pc.poll_event()) {
+            self.on_event(key, event);
+        }
+        while let Some(message) = self.peers.get_mut(&key).and_then(|p| p.pc.poll_read()) {
+            match message.message {
+                RTCMessage::RtpPacket(track_id, packet) => self.fan_out(key, &track_id, packet),
+                RTCMessage::RtcpPacket(_, packets) => self.on_keyframe_request(key, &packets),
+                _ => {}
+            }
+        }
+        self.flush(key);
+    }
+
+    /// Sends every datagram a session has ready and refreshes its timer.
+    pub(super) fn flush(&mut self, key: u64) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        while let Some(out) = peer.pc.poll_write() {
+            let socket = self
+                .sockets
+                .iter()
+                .find(|s| s.advertised == out.transport.local_addr)
+                .or_else(|| self.sockets.first());
+            let Some(socket) = socket else { break };
+            match socket.socket.send_to(&out.message, out.transport.peer_addr) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.send_drops += 1,
+                Err(e) => tracing::trace!(error = %e, "media send failed"),
+            }
+        }
+        peer.next_timeout = peer.pc.poll_timeout();
+    }
+
+    fn on_event(&mut self, key: u64, event: RTCPeerConnectionEvent) {
+        match event {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    return;
+                };
+                tracing::info!(session = %peer.id, room = %peer.room, %state, "session state");
+                peer.state = state;
+                if peer.is_connected() && matches!(peer.media, PeerMedia::Subscriber { .. }) {
+                    // A late joiner needs a keyframe now, not at the next periodic one.
+                    let room = peer.room.clone();
+                    self.request_room_keyframe(&room, Instant::now());
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.on_track_open(key, init);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_track_open(&mut self, key: u64, init: rtc::peer_connection::event::RTCTrackEventInit) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
+            return;
+        };
+        let track = receiver.track();
+        let kind = match track.kind() {
+            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio => MediaKind::Audio,
+            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video => MediaKind::Video,
+            _ => return,
+        };
+        let mime_lower = track
+            .codec(init.ssrc)
+            .map(|c| c.mime_type.to_ascii_lowercase())
+            .unwrap_or_default();
+        let PeerMedia::Publisher { tracks } = &mut peer.media else {
+            return;
+        };
+        if tracks.iter().any(|t| t.track_id == init.track_id) {
+            return; // another simulcast layer of a track already forwarded
+        }
+        tracing::info!(session = %peer.id, room = %peer.room, kind = kind.as_str(),
+            codec = %mime_lower, ssrc = init.ssrc, "publisher track open");
+        tracks.push(PublishedTrack {
+            track_id: init.track_id,
+            receiver_id: init.receiver_id,
+            kind,
+            ssrc: init.ssrc,
+            video_codec: VideoCodec::from_mime(&mime_lower),
+            mime_lower,
+            pacer: super::feedback::KeyframeRequestPacer::new(Duration::from_millis(
+                self.config.keyframe_request_interval_ms,
+            )),
+        });
+    }
+
+    /// Forwards one publisher packet to every connected subscriber of its room.
+    fn fan_out(&mut self, publisher: u64, track_id: &str, packet: rtc::rtp::Packet) {
+        let Some(peer) = self.peers.get(&publisher) else {
+            return;
+        };
+        let PeerMedia::Publisher { tracks } = &peer.media else {
+            return;
+        };
+        let Some(track) = tracks.iter().find(|t| t.track_id == track_id) else {
+            return;
+        };
+        if packet.header.ssrc != track.ssrc {
+            return; // only the first simulcast layer is forwarded for now
+        }
+        let kind = track.kind;
+        let mime_lower = track.mime_lower.clone();
+        let info = SourcePacketInfo::classify(&mime_lower, track.video_codec, &packet.payload);
+        let Some(room) = self.rooms.get(&peer.room) else {
+            return;
+        };
+        let subscribers = room.subscribers.clone();
+        let now = Instant::now();
+        let mut wants_keyframe = false;
+        for key in subscribers {
+            let Some(sub) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if !sub.is_connected() {
+                continue;
+            }
+            let PeerMedia::Subscriber { outputs } = &mut sub.media else {
+                continue;
+            };
+            let Some(output) = outputs.iter_mut().find(|o| o.kind == kind) else {
+                continue;
+            };
+            let mut header = packet.header.clone();
+            match output.forwarder.prepare(&mut header, &info, now) {
+                Ok(()) => {}
+                Err(super::forward::Skip::AwaitingKeyframe) => {
+                    wants_keyframe = true;
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            let sender_id = output.sender_id;
+            let out = rtc::rtp::Packet {
+                header,
+                payload: packet.payload.clone(),
+            };
+            if let Some(mut sender) = sub.pc.rtp_sender(sender_id)
+                && let Err(e) = sender.write_rtp(now, out)
+            {
+                tracing::trace!(session = %sub.id, error = %e, "forward rejected");
+            }
+            self.mark_dirty(key);
+        }
+        if wants_keyframe {
+            self.request_keyframe(publisher, kind, now);
+        }
+    }
+
+    /// A subscriber's PLI/FIR: ask the room's publisher for a keyframe (paced).
+    fn on_keyframe_request(&mut self, key: u64, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        if packets.is_empty() {
+            return;
+        }
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        if matches!(peer.media, PeerMedia::Subscriber { .. }) {
+            let room = peer.room.clone();
+            self.request_room_keyframe(&room, Instant::now());
+        }
+    }
+
+    pub(super) fn request_room_keyframe(&mut self, room: &str, now: Instant) {
+        if let Some(publisher) = self.rooms.get(room).and_then(|r| r.publisher) {
+            self.request_keyframe(publisher, MediaKind::Video, now);
+        }
+    }
+
+    /// Sends a PLI for each of the publisher's `kind` tracks, at most once per pacing interval.
+    fn request_keyframe(&mut self, publisher: u64, kind: MediaKind, now: Instant) {
+        if kind != MediaKind::Video {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        if !peer.is_connected() {
+            return;
+        }
+        let PeerMedia::Publisher { tracks } = &mut peer.media else {
+            return;
+        };
+        let due: Vec<_> = tracks
+            .iter_mut()
+            .filter(|t| t.kind == MediaKind::Video)
+            .filter_map(|t| t.pacer.allow(now).then_some((t.receiver_id, t.ssrc)))
+            .collect();
+        for (receiver_id, media_ssrc) in due {
+            if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) {
+                let pli = PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                };
+                if let Err(e) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
+                    tracing::debug!(error = %e, "PLI not sent");
+                }
+            }
+        }
+        self.mark_dirty(publisher);
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(1);
+        self.peers
+            .values()
+            .filter_map(|p| p.next_timeout)
+            .min()
+            .map_or(far, |t| t.min(far))
+    }
+
+    fn run_timeouts(&mut self, now: Instant) {
+        let due: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.next_timeout.is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some(peer) = self.peers.get_mut(&key) {
+                if let Err(e) = peer.pc.handle_timeout(now) {
+                    tracing::debug!(session = %peer.id, error = %e, "timeout handling failed");
+                }
+                peer.next_timeout = None;
+                self.mark_dirty(key);
+            }
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let consent = Duration::from_secs(self.config.consent_timeout_secs);
+        let connect = Duration::from_secs(self.config.connect_timeout_secs);
+        let expired: Vec<(u64, &'static str)> = self
+            .peers
+            .iter()
+            .filter_map(|(k, p)| p.expired(now, consent, connect).map(|why| (*k, why)))
+            .collect();
+        for (key, why) in expired {
+            self.close(key, why, super::PublisherLeave::IdleSubscribers);
+        }
+    }
+
+    fn close_all(&mut self) {
+        let keys: Vec<u64> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.close(key, "shutdown", super::PublisherLeave::IdleSubscribers);
+        }
+    }
+}

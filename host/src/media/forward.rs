@@ -1,0 +1,226 @@
+//! The per-subscriber step of RTP fan-out, free of any PeerConnection so it can be tested on
+//! synthetic packets: payload-type mapping, keyframe gating and the sequence/timestamp rewrite.
+
+use std::time::Instant;
+
+use rtc::rtp;
+
+use super::keyframe::{VideoCodec, is_keyframe_start};
+use super::rewrite::StreamRewriter;
+
+/// One codec negotiated on a subscriber's sender: `(lowercase MIME type, payload type)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NegotiatedCodec {
+    pub mime_lower: String,
+    pub payload_type: u8,
+}
+
+/// What the fan-out knows about the packet's source track (parsed once per publisher packet).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SourcePacketInfo<'a> {
+    pub mime_lower: &'a str,
+    /// `Some` for video: the codec whose keyframes gate a joining subscriber.
+    pub video_codec: Option<VideoCodec>,
+    pub is_keyframe_start: bool,
+}
+
+impl<'a> SourcePacketInfo<'a> {
+    /// Classifies a publisher packet once, before it is fanned out.
+    pub fn classify(mime_lower: &'a str, video_codec: Option<VideoCodec>, payload: &[u8]) -> Self {
+        Self {
+            mime_lower,
+            video_codec,
+            is_keyframe_start: video_codec.is_some_and(|c| is_keyframe_start(c, payload)),
+        }
+    }
+}
+
+/// Why a packet was not forwarded to one subscriber (counted, never an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Skip {
+    /// The subscriber did not negotiate the publisher's codec.
+    CodecNotNegotiated,
+    /// Video waits for the next keyframe so the decoder starts clean.
+    AwaitingKeyframe,
+    /// A late packet from a source the subscriber has already switched away from.
+    StaleSource,
+}
+
+/// Forwarding state of one subscriber output track.
+#[derive(Debug)]
+pub(crate) struct OutputForwarder {
+    codecs: Vec<NegotiatedCodec>,
+    rewriter: StreamRewriter,
+    /// Source payload type → output payload type, for the last source PT seen.
+    pt_cache: Option<(u8, u8)>,
+    awaiting_keyframe: bool,
+    last_source_ssrc: Option<u32>,
+}
+
+impl OutputForwarder {
+    /// A forwarder writing SSRC `out_ssrc`; video starts gated on a keyframe.
+    pub fn new(out_ssrc: u32, clock_rate: u32, codecs: Vec<NegotiatedCodec>, video: bool) -> Self {
+        Self {
+            codecs,
+            rewriter: StreamRewriter::new(out_ssrc, clock_rate),
+            pt_cache: None,
+            awaiting_keyframe: video,
+            last_source_ssrc: None,
+        }
+    }
+
+    fn output_payload_type(&mut self, source_pt: u8, mime_lower: &str) -> Option<u8> {
+        if let Some((src, out)) = self.pt_cache
+            && src == source_pt
+        {
+            return Some(out);
+        }
+        let out = self
+            .codecs
+            .iter()
+            .find(|c| c.mime_lower == mime_lower)?
+            .payload_type;
+        self.pt_cache = Some((source_pt, out));
+        Some(out)
+    }
+
+    /// Rewrites `header` in place for this subscriber, or says why the packet is skipped.
+    ///
+    /// `header` must be a copy owned by this subscriber; its extensions are cleared because the
+    /// subscriber leg negotiated its own (and rtc rejects un-negotiated extension ids).
+    pub fn prepare(
+        &mut self,
+        header: &mut rtp::header::Header,
+        source: &SourcePacketInfo<'_>,
+        now: Instant,
+    ) -> Result<(), Skip> {
+        let out_pt = self
+            .output_payload_type(header.payload_type, source.mime_lower)
+            .ok_or(Skip::CodecNotNegotiated)?;
+        if self.rewriter.is_stale(header.ssrc, header.sequence_number, now) {
+            return Err(Skip::StaleSource);
+        }
+        if source.video_codec.is_some() {
+            if self.last_source_ssrc.is_some_and(|s| s != header.ssrc) {
+                // A new source (publisher replaced or layer switched): restart on its keyframe.
+                self.awaiting_keyframe = true;
+            }
+            if self.awaiting_keyframe {
+                if !source.is_keyframe_start {
+                    return Err(Skip::AwaitingKeyframe);
+                }
+                self.awaiting_keyframe = false;
+            }
+        }
+        let (seq, ts) = self
+            .rewriter
+            .rewrite(header.ssrc, header.sequence_number, header.timestamp, now)
+            .ok_or(Skip::StaleSource)?;
+        self.last_source_ssrc = Some(header.ssrc);
+        header.ssrc = self.rewriter.out_ssrc();
+        header.payload_type = out_pt;
+        header.sequence_number = seq;
+        header.timestamp = ts;
+        header.extension = false;
+        header.extensions.clear();
+        header.extension_profile = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const VP8_KEYFRAME: [u8; 4] = [0x10, 0x00, 0x9d, 0x01];
+    const VP8_DELTA: [u8; 4] = [0x10, 0x01, 0x00, 0x00];
+
+    fn vp8_forwarder() -> OutputForwarder {
+        let codecs = vec![NegotiatedCodec {
+            mime_lower: "video/vp8".into(),
+            payload_type: 120,
+        }];
+        OutputForwarder::new(0xAAAA, 90_000, codecs, true)
+    }
+
+    fn header(ssrc: u32, seq: u16, ts: u32) -> rtp::header::Header {
+        rtp::header::Header {
+            version: 2,
+            payload_type: 96,
+            ssrc,
+            sequence_number: seq,
+            timestamp: ts,
+            extension: true,
+            extensions: vec![rtp::header::Extension {
+                id: 3,
+                payload: bytes::Bytes::from_static(&[1, 2]),
+            }],
+            extension_profile: 0xBEDE,
+            ..Default::default()
+        }
+    }
+
+    fn vp8(payload: &[u8]) -> SourcePacketInfo<'_> {
+        SourcePacketInfo::classify("video/vp8", Some(VideoCodec::Vp8), payload)
+    }
+
+    #[test]
+    fn video_is_held_until_the_first_keyframe() {
+        let mut fwd = vp8_forwarder();
+        let now = Instant::now();
+        let mut h = header(1, 10, 1000);
+        assert_eq!(fwd.prepare(&mut h, &vp8(&VP8_DELTA), now), Err(Skip::AwaitingKeyframe));
+        let mut h = header(1, 11, 4000);
+        assert_eq!(fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), now), Ok(()));
+        let mut h = header(1, 12, 4000);
+        assert_eq!(fwd.prepare(&mut h, &vp8(&VP8_DELTA), now), Ok(()));
+    }
+
+    #[test]
+    fn forwarded_header_carries_subscriber_ssrc_pt_and_no_extensions() {
+        let mut fwd = vp8_forwarder();
+        let mut h = header(1, 10, 1000);
+        fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), Instant::now()).unwrap();
+        assert_eq!(h.ssrc, 0xAAAA);
+        assert_eq!(h.payload_type, 120);
+        assert!(h.extensions.is_empty() && !h.extension);
+    }
+
+    #[test]
+    fn codec_the_subscriber_did_not_negotiate_is_skipped() {
+        let mut fwd = vp8_forwarder();
+        let info = SourcePacketInfo::classify("video/h264", Some(VideoCodec::H264), &[0x65]);
+        let mut h = header(1, 10, 1000);
+        assert_eq!(fwd.prepare(&mut h, &info, Instant::now()), Err(Skip::CodecNotNegotiated));
+    }
+
+    #[test]
+    fn source_switch_waits_for_keyframe_and_keeps_sequence_continuous() {
+        let mut fwd = vp8_forwarder();
+        let t0 = Instant::now();
+        let mut h = header(1, 100, 1000);
+        fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), t0).unwrap();
+        let first_out = h.sequence_number;
+        let mut h = header(2, 5000, 77, );
+        let t1 = t0 + Duration::from_millis(33);
+        assert_eq!(fwd.prepare(&mut h, &vp8(&VP8_DELTA), t1), Err(Skip::AwaitingKeyframe));
+        let mut h = header(2, 5001, 77);
+        fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), t1).unwrap();
+        assert_eq!(h.sequence_number, first_out.wrapping_add(1));
+        assert_eq!(h.ssrc, 0xAAAA);
+    }
+
+    #[test]
+    fn audio_is_not_gated() {
+        let codecs = vec![NegotiatedCodec {
+            mime_lower: "audio/opus".into(),
+            payload_type: 111,
+        }];
+        let mut fwd = OutputForwarder::new(7, 48_000, codecs, false);
+        let info = SourcePacketInfo::classify("audio/opus", None, &[0xfc]);
+        let mut h = header(1, 1, 960);
+        assert_eq!(fwd.prepare(&mut h, &info, Instant::now()), Ok(()));
+        assert_eq!(h.payload_type, 111);
+    }
+}

@@ -1,0 +1,305 @@
+//! The SFU core: rooms, feeds and subscriptions (DESIGN.md §1), driven on one media thread.
+//!
+//! No HTTP and no policy knowledge lives here. Signaling talks to the media thread through a
+//! [`MediaHandle`]: each call is a [`Command`] sent over a channel plus a wake-up of the thread's
+//! poll loop, answered on a oneshot channel. The thread owns every `RTCPeerConnection` (webrtc-rs
+//! `rtc`, sans-IO) and the shared UDP socket(s), so forwarding needs no locks.
+
+mod engine;
+mod feedback;
+mod forward;
+pub mod keyframe;
+mod offer;
+mod peer;
+pub mod rewrite;
+mod room;
+mod sessions;
+mod udp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use crate::config::WebrtcConfig;
+
+pub use engine::MediaStartError;
+
+/// Whether a session sends media into a room or receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Publisher,
+    Subscriber,
+}
+
+/// What to do with a room's subscribers when its publisher leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublisherLeave {
+    /// Subscribers stay connected and resume when a new publisher arrives.
+    IdleSubscribers,
+    /// Subscribers are closed with the publisher (Live777's stream teardown).
+    CloseSubscribers,
+}
+
+/// A request to open a session with a client's SDP offer.
+#[derive(Debug, Clone)]
+pub struct OfferRequest {
+    pub room: String,
+    pub role: Role,
+    pub offer_sdp: String,
+    /// Create the room when it does not exist yet; otherwise an unknown room is an error.
+    pub create_room: bool,
+}
+
+/// The answer to an accepted offer.
+#[derive(Debug, Clone)]
+pub struct SessionAnswer {
+    pub session_id: String,
+    pub answer_sdp: String,
+    /// Strong entity tag of the session's current ICE session (changes on ICE restart).
+    pub etag: String,
+}
+
+/// A remote ICE candidate from a trickle request.
+#[derive(Debug, Clone)]
+pub struct RemoteCandidate {
+    /// The candidate attribute value, e.g. `candidate:1 1 udp 2122260223 10.0.0.2 5000 typ host`.
+    pub candidate: String,
+    pub mid: Option<String>,
+    pub mline_index: u16,
+}
+
+/// The server side of an ICE restart.
+#[derive(Debug, Clone)]
+pub struct IceRestartAnswer {
+    pub ufrag: String,
+    pub pwd: String,
+    pub candidates: Vec<String>,
+    pub mid: String,
+    pub etag: String,
+}
+
+/// Why the media core refused or failed a request. Dialects map these to their own statuses.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum MediaError {
+    #[error("room `{0}` does not exist")]
+    RoomNotFound(String),
+    #[error("session `{0}` does not exist")]
+    SessionNotFound(String),
+    #[error("room `{0}` already has a publisher")]
+    PublisherExists(String),
+    /// The offer is not valid SDP.
+    #[error("malformed SDP offer: {0}")]
+    MalformedOffer(String),
+    /// Valid SDP that cannot be served (directions, no media, no common codec…).
+    #[error("unusable SDP offer: {0}")]
+    UnusableOffer(String),
+    /// The ICE restart could not be applied; the existing ICE session is kept.
+    #[error("ICE restart failed: {0}")]
+    IceRestart(String),
+    /// A fault of the gateway itself, not of the request.
+    #[error("media engine error: {0}")]
+    Internal(String),
+    /// The media thread has stopped (shutdown in progress).
+    #[error("media engine is not running")]
+    Stopped,
+}
+
+/// A session's current ICE session, as WHIP/WHEP PATCH needs it.
+#[derive(Debug, Clone)]
+pub struct SessionIce {
+    /// Strong entity tag of the ICE session (changes on restart).
+    pub etag: String,
+    /// The client's current ICE username fragment; a PATCH with another one is a restart.
+    pub remote_ufrag: Option<String>,
+}
+
+/// A point-in-time view of one session.
+#[derive(Debug, Clone)]
+pub struct SessionSnapshot {
+    pub id: String,
+    pub role: Role,
+    /// Unix milliseconds.
+    pub created_at_ms: u64,
+    /// The RTCPeerConnection `connectionState` string (`new`, `connecting`, `connected`, …).
+    pub state: String,
+}
+
+/// A point-in-time view of one room.
+#[derive(Debug, Clone)]
+pub struct RoomSnapshot {
+    pub name: String,
+    /// Unix milliseconds.
+    pub created_at_ms: u64,
+    pub publishers: usize,
+    pub subscribers: usize,
+    /// Unix milliseconds when the last publisher left, 0 while one is present or none ever came.
+    pub publisher_left_at_ms: u64,
+    /// Unix milliseconds when the last subscriber left, 0 while one is present.
+    pub subscriber_left_at_ms: u64,
+    pub sessions: Vec<SessionSnapshot>,
+}
+
+/// Work for the media thread, each with its reply channel.
+pub(crate) enum Command {
+    Open(OfferRequest, oneshot::Sender<Result<SessionAnswer, MediaError>>),
+    Trickle {
+        room: String,
+        session: String,
+        candidates: Vec<RemoteCandidate>,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    IceRestart {
+        room: String,
+        session: String,
+        ufrag: String,
+        pwd: String,
+        candidates: Vec<RemoteCandidate>,
+        reply: oneshot::Sender<Result<IceRestartAnswer, MediaError>>,
+    },
+    Close {
+        room: String,
+        session: String,
+        on_publisher_leave: PublisherLeave,
+        reply: oneshot::Sender<Result<Role, MediaError>>,
+    },
+    Room(String, oneshot::Sender<Option<RoomSnapshot>>),
+    Rooms(oneshot::Sender<Vec<RoomSnapshot>>),
+    SessionIce {
+        room: String,
+        session: String,
+        reply: oneshot::Sender<Result<SessionIce, MediaError>>,
+    },
+    Shutdown,
+}
+
+/// A cloneable handle to the media thread.
+#[derive(Clone)]
+pub struct MediaHandle {
+    commands: mpsc::Sender<Command>,
+    waker: Arc<mio::Waker>,
+    udp_addrs: Arc<Vec<SocketAddr>>,
+}
+
+impl MediaHandle {
+    /// Binds the UDP socket(s) and starts the media thread.
+    pub fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread), MediaStartError> {
+        engine::start(config)
+    }
+
+    /// The bound UDP addresses (all share one port).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, MediaError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .map_err(|_| MediaError::Stopped)?;
+        self.waker.wake().map_err(|_| MediaError::Stopped)?;
+        rx.await.map_err(|_| MediaError::Stopped)
+    }
+
+    /// Opens a publisher or subscriber session from a client's offer.
+    pub async fn open(&self, request: OfferRequest) -> Result<SessionAnswer, MediaError> {
+        self.ask(|reply| Command::Open(request, reply)).await?
+    }
+
+    /// Adds trickled remote candidates to a session.
+    pub async fn trickle(
+        &self,
+        room: &str,
+        session: &str,
+        candidates: Vec<RemoteCandidate>,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::Trickle {
+            room: room.into(),
+            session: session.into(),
+            candidates,
+            reply,
+        })
+        .await?
+    }
+
+    /// Restarts ICE with the client's new credentials.
+    pub async fn ice_restart(
+        &self,
+        room: &str,
+        session: &str,
+        ufrag: String,
+        pwd: String,
+        candidates: Vec<RemoteCandidate>,
+    ) -> Result<IceRestartAnswer, MediaError> {
+        self.ask(|reply| Command::IceRestart {
+            room: room.into(),
+            session: session.into(),
+            ufrag,
+            pwd,
+            candidates,
+            reply,
+        })
+        .await?
+    }
+
+    /// Ends a session; returns the role it had.
+    pub async fn close(
+        &self,
+        room: &str,
+        session: &str,
+        on_publisher_leave: PublisherLeave,
+    ) -> Result<Role, MediaError> {
+        self.ask(|reply| Command::Close {
+            room: room.into(),
+            session: session.into(),
+            on_publisher_leave,
+            reply,
+        })
+        .await?
+    }
+
+    /// The current ICE session of a session.
+    pub async fn session_ice(&self, room: &str, session: &str) -> Result<SessionIce, MediaError> {
+        self.ask(|reply| Command::SessionIce {
+            room: room.into(),
+            session: session.into(),
+            reply,
+        })
+        .await?
+    }
+
+    /// A snapshot of one room, `None` when it does not exist.
+    pub async fn room(&self, name: &str) -> Result<Option<RoomSnapshot>, MediaError> {
+        self.ask(|reply| Command::Room(name.into(), reply)).await
+    }
+
+    /// Snapshots of every room, sorted by name.
+    pub async fn rooms(&self) -> Result<Vec<RoomSnapshot>, MediaError> {
+        self.ask(Command::Rooms).await
+    }
+
+    /// Asks the media thread to close every session and stop.
+    pub fn shutdown(&self) {
+        if self.commands.send(Command::Shutdown).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// The running media thread; join it after [`MediaHandle::shutdown`].
+pub struct MediaThread {
+    join: std::thread::JoinHandle<()>,
+}
+
+impl MediaThread {
+    /// Waits for the media thread to finish (blocking; call from `spawn_blocking`).
+    pub fn join(self) {
+        if self.join.join().is_err() {
+            tracing::error!("media thread panicked");
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! One WebRTC session: its sans-IO PeerConnection and what the engine tracks about it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use rtc::interceptor::{Registry, Slot};
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+
+use super::feedback::{KEYFRAME_REQUESTS_SLOT, KeyframeRequestPacer, KeyframeRequestsToApp};
+use super::forward::OutputForwarder;
+use super::keyframe::VideoCodec;
+use super::offer::MediaKind;
+use super::{MediaError, Role};
+
+/// Builds the gateway's PeerConnections: ICE-lite, one shared certificate, every session
+/// advertising the same host candidate(s) on the shared port.
+pub(crate) struct PeerFactory {
+    certificate: RTCCertificate,
+    advertised: Vec<SocketAddr>,
+}
+
+fn internal(context: &str) -> impl FnOnce(rtc::shared::error::Error) -> MediaError + '_ {
+    move |e| MediaError::Internal(format!("{context}: {e}"))
+}
+
+impl PeerFactory {
+    /// Generates the shared DTLS certificate (one ECDSA key for all sessions: 15 µs per
+    /// PeerConnection instead of 108 µs, specs/webrtc-rs.md §1).
+    pub fn new(advertised: Vec<SocketAddr>) -> Result<Self, MediaError> {
+        let provider =
+            rtc::crypto::default_provider().map_err(|e| MediaError::Internal(e.to_string()))?;
+        let params = rcgen_params()?;
+        let certificate = RTCCertificate::generate(
+            provider.crypto(),
+            rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+            params,
+        )
+        .map_err(internal("certificate"))?;
+        Ok(Self {
+            certificate,
+            advertised,
+        })
+    }
+
+    /// A fresh PeerConnection with the default codecs, NACK/RTCP-report/TWCC interceptors and
+    /// keyframe requests delivered to the application.
+    pub fn build(&self, now: Instant) -> Result<RTCPeerConnection, MediaError> {
+        let mut media_engine = MediaEngine::default();
+        media_engine
+            .register_default_codecs()
+            .map_err(internal("codecs"))?;
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+            .map_err(internal("interceptors"))?
+            .with(
+                Slot::from(KEYFRAME_REQUESTS_SLOT),
+                KeyframeRequestsToApp::default(),
+            );
+        let setting_engine = SettingEngineBuilder::new().with_lite(true).build();
+        let configuration = RTCConfigurationBuilder::new()
+            .with_certificates(vec![self.certificate.clone()])
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_media_engine(media_engine)
+            .with_setting_engine(setting_engine)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(internal("peer connection"))?;
+        for addr in &self.advertised {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: addr.ip().to_string(),
+                    port: addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()
+            .map_err(internal("host candidate"))?;
+            let init = RTCIceCandidate::from(&candidate)
+                .to_json()
+                .map_err(internal("host candidate"))?;
+            pc.add_local_candidate(init)
+                .map_err(internal("host candidate"))?;
+        }
+        Ok(pc)
+    }
+
+    /// The `candidate:` attribute values every session advertises.
+    pub fn candidate_lines(&self, sdp: &str) -> Vec<String> {
+        sdp.lines()
+            .filter_map(|l| l.trim_end_matches('\r').strip_prefix("a="))
+            .filter(|l| l.starts_with("candidate:"))
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+}
+
+fn rcgen_params() -> Result<rtc::peer_connection::certificate::CertificateParams, MediaError> {
+    rtc::peer_connection::certificate::CertificateParams::new(vec!["gatehouse".to_owned()])
+        .map_err(|e| MediaError::Internal(format!("certificate params: {e}")))
+}
+
+/// A track a publisher sends into its room.
+#[derive(Debug)]
+pub(crate) struct PublishedTrack {
+    pub track_id: String,
+    pub receiver_id: RTCRtpReceiverId,
+    pub kind: MediaKind,
+    /// The SSRC being forwarded (the first one seen for this track).
+    pub ssrc: u32,
+    pub mime_lower: String,
+    pub video_codec: Option<VideoCodec>,
+    pub pacer: KeyframeRequestPacer,
+}
+
+/// A track a subscriber receives.
+#[derive(Debug)]
+pub(crate) struct OutputTrack {
+    pub kind: MediaKind,
+    pub sender_id: RTCRtpSenderId,
+    pub forwarder: OutputForwarder,
+}
+
+/// Role-specific state of a session.
+#[derive(Debug)]
+pub(crate) enum PeerMedia {
+    Publisher { tracks: Vec<PublishedTrack> },
+    Subscriber { outputs: Vec<OutputTrack> },
+}
+
+/// One session owned by the engine.
+pub(crate) struct Peer {
+    pub id: String,
+    pub room: String,
+    pub pc: RTCPeerConnection,
+    pub media: PeerMedia,
+    pub state: RTCPeerConnectionState,
+    pub created_at: SystemTime,
+    pub opened_at: Instant,
+    pub last_received: Instant,
+    /// Our current ICE username fragment (it changes on ICE restart); the ETag derives from it.
+    pub local_ufrag: String,
+    /// The mid of the first m-section, used in ICE-restart answer fragments.
+    pub first_mid: String,
+    /// When the PeerConnection next wants `handle_timeout`.
+    pub next_timeout: Option<Instant>,
+}
+
+impl Peer {
+    pub fn role(&self) -> Role {
+        match self.media {
+            PeerMedia::Publisher { .. } => Role::Publisher,
+            PeerMedia::Subscriber { .. } => Role::Subscriber,
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state == RTCPeerConnectionState::Connected
+    }
+
+    /// The strong entity tag of the current ICE session.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.local_ufrag)
+    }
+
+    /// Whether the session should be ended: failed or closed, silent past the consent timeout
+    /// once connected, or never connected within the connect timeout.
+    pub fn expired(&self, now: Instant, consent: Duration, connect: Duration) -> Option<&'static str> {
+        match self.state {
+            RTCPeerConnectionState::Failed => Some("connection failed"),
+            RTCPeerConnectionState::Closed => Some("connection closed"),
+            RTCPeerConnectionState::Connected | RTCPeerConnectionState::Disconnected => {
+                (now.saturating_duration_since(self.last_received) > consent)
+                    .then_some("consent expired")
+            }
+            _ => (now.saturating_duration_since(self.opened_at) > connect)
+                .then_some("connect timeout"),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Assembles a running gateway: media thread, gate, dialect routes and the HTTP listener.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::Config;
+use crate::dialect;
+use crate::gate::Gate;
+use crate::media::{MediaHandle, MediaThread, RoomSnapshot};
+use crate::ops;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    HttpBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaStartError),
+    #[error("invalid [http] cors_origin: {0}")]
+    CorsOrigin(String),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    http_addr: SocketAddr,
+    gate: Gate,
+    media: MediaHandle,
+    media_thread: Option<MediaThread>,
+    stop_http: watch::Sender<bool>,
+    http_task: JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Binds the HTTP and media sockets and starts serving.
+    pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        let (media, media_thread) = MediaHandle::start(&config.webrtc)?;
+        let gate = Gate::new(media.clone(), config.strategy.clone());
+        let app = router(&config, gate.clone())?;
+        let listener = TcpListener::bind(config.http.listen)
+            .await
+            .map_err(|source| StartError::HttpBind {
+                addr: config.http.listen,
+                source,
+            })?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::HttpBind {
+                addr: config.http.listen,
+                source,
+            })?;
+        tracing::info!(%http_addr, "HTTP signaling listening");
+        tracing::warn!(
+            "access is OPEN: no authorization policy is configured, anyone can publish and play"
+        );
+        let (stop_http, mut stopped) = watch::channel(false);
+        let http_task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(e) = axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        Ok(Gateway {
+            http_addr,
+            gate,
+            media,
+            media_thread: Some(media_thread),
+            stop_http,
+            http_task,
+        })
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// `http://<http_addr>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// The bound media UDP addresses.
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        self.media.udp_addrs()
+    }
+
+    /// The gate, for in-process callers.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// A snapshot of one room, `None` when it does not exist (or the media plane stopped).
+    pub async fn room(&self, name: &str) -> Option<RoomSnapshot> {
+        self.gate.room(name).await.ok().flatten()
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish (up to 10 s), closes every session
+    /// and stops the media thread.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop_http.send(true);
+        if tokio::time::timeout(Duration::from_secs(10), &mut self.http_task)
+            .await
+            .is_err()
+        {
+            self.http_task.abort();
+        }
+        self.media.shutdown();
+        if let Some(thread) = self.media_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        tracing::info!("gateway stopped");
+    }
+}
+
+fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
+    let whip_state = dialect::whip::WhipState::new(gate.clone(), &config.webrtc.ice_servers);
+    let mut whip = dialect::whip::routes(whip_state);
+    if !config.http.cors_origin.is_empty() {
+        whip = whip.layer(cors(&config.http.cors_origin)?);
+    }
+    Ok(Router::new()
+        .merge(whip)
+        .merge(dialect::streams::routes(gate))
+        .merge(ops::pages::routes())
+        .layer(DefaultBodyLimit::max(config.http.max_body_bytes)))
+}
+
+/// CORS for WHIP/WHEP (RFC 9725 §4.6: browsers must be able to read Location, ETag, Link).
+fn cors(origin: &str) -> Result<CorsLayer, StartError> {
+    let allow_origin = if origin == "*" {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::exact(
+            HeaderValue::from_str(origin).map_err(|e| StartError::CorsOrigin(e.to_string()))?,
+        )
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+            Method::GET,
+            Method::HEAD,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::IF_MATCH,
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            header::LINK,
+            HeaderName::from_static("accept-patch"),
+            HeaderName::from_static("accept-post"),
+        ]))
+}
+
+/// Runs a gateway until SIGINT or SIGTERM, then shuts it down gracefully.
+pub async fn run_until_signal(config: Config) -> Result<(), StartError> {
+    let gateway = Gateway::start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutdown signal received");
+    gateway.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
