@@ -136,7 +136,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             format: LogFormat::Human,
-            level: "info".into(),
+            level: "info,rtc_dtls::config=error".into(),
         }
     }
 }
@@ -255,9 +255,11 @@ mod tests {
 
     #[test]
     fn overrides_apply_to_named_keys_only() {
-        let config =
-            Config::from_toml("[strategy]\nauto_create_whep = false\n[log]\nformat = \"json\"", "t")
-                .unwrap();
+        let config = Config::from_toml(
+            "[strategy]\nauto_create_whep = false\n[log]\nformat = \"json\"",
+            "t",
+        )
+        .unwrap();
         assert!(config.strategy.auto_create_whip);
         assert!(!config.strategy.auto_create_whep);
         assert_eq!(config.log.format, LogFormat::Json);

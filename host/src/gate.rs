@@ -4,8 +4,8 @@
 
 use crate::config::StrategyConfig;
 use crate::media::{
-    IceRestartAnswer, MediaError, MediaHandle, OfferRequest, PublisherLeave, RemoteCandidate,
-    Role, RoomSnapshot, SessionAnswer, SessionIce,
+    IceRestartAnswer, MediaError, MediaHandle, OfferRequest, PublisherLeave, RemoteCandidate, Role,
+    RoomSnapshot, SessionAnswer, SessionIce,
 };
 
 /// Why the gate refused or failed a request; each dialect maps it to its own status and body.
@@ -32,8 +32,13 @@ impl Gate {
 
     /// Opens a publisher session in `room` from a client's offer.
     pub async fn publish(&self, room: &str, offer_sdp: String) -> Result<SessionAnswer, GateError> {
-        self.open(room, Role::Publisher, offer_sdp, self.strategy.auto_create_whip)
-            .await
+        self.open(
+            room,
+            Role::Publisher,
+            offer_sdp,
+            self.strategy.auto_create_whip,
+        )
+        .await
     }
 
     /// Opens a subscriber session in `room`; it receives media whenever a publisher sends.
@@ -42,8 +47,13 @@ impl Gate {
         room: &str,
         offer_sdp: String,
     ) -> Result<SessionAnswer, GateError> {
-        self.open(room, Role::Subscriber, offer_sdp, self.strategy.auto_create_whep)
-            .await
+        self.open(
+            room,
+            Role::Subscriber,
+            offer_sdp,
+            self.strategy.auto_create_whep,
+        )
+        .await
     }
 
     async fn open(

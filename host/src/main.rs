@@ -8,7 +8,11 @@ use gatehouse::Config;
 use gatehouse::config::LogFormat;
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "WebAssembly-extensible WebRTC edge gateway")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "WebAssembly-extensible WebRTC edge gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -104,7 +104,10 @@ mod tests {
 
     #[test]
     fn repeated_streams_parameters_form_the_filter() {
-        assert_eq!(stream_filter(Some("streams=a&streams=b%2D1&x=1")), ["a", "b-1"]);
+        assert_eq!(
+            stream_filter(Some("streams=a&streams=b%2D1&x=1")),
+            ["a", "b-1"]
+        );
         assert!(stream_filter(None).is_empty());
     }
 }

@@ -69,7 +69,10 @@ fn ice_link(url: &str, server: &IceServerConfig) -> String {
 /// The WHIP/WHEP routes of both families.
 pub fn routes(state: WhipState) -> Router {
     Router::new()
-        .route("/v1/whip/{stream}", post(standard_whip).options(endpoint_options))
+        .route(
+            "/v1/whip/{stream}",
+            post(standard_whip).options(endpoint_options),
+        )
         .route(
             "/v1/whep/{stream}",
             post(standard_whep)
@@ -82,12 +85,13 @@ pub fn routes(state: WhipState) -> Router {
                 .delete(standard_delete)
                 .options(session_options),
         )
-        .route("/whip/{stream}", post(live777_whip).options(endpoint_options))
+        .route(
+            "/whip/{stream}",
+            post(live777_whip).options(endpoint_options),
+        )
         .route(
             "/whep/{stream}",
-            post(live777_whep)
-                .options(endpoint_options)
-                .head(whep_head),
+            post(live777_whep).options(endpoint_options).head(whep_head),
         )
         .route(
             "/session/{stream}/{session}",
@@ -192,7 +196,15 @@ async fn standard_whip(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WhipError> {
-    create(state, path, headers, body, Role::Publisher, Flavor::Standard).await
+    create(
+        state,
+        path,
+        headers,
+        body,
+        Role::Publisher,
+        Flavor::Standard,
+    )
+    .await
 }
 
 async fn standard_whep(
@@ -201,7 +213,15 @@ async fn standard_whep(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WhipError> {
-    create(state, path, headers, body, Role::Subscriber, Flavor::Standard).await
+    create(
+        state,
+        path,
+        headers,
+        body,
+        Role::Subscriber,
+        Flavor::Standard,
+    )
+    .await
 }
 
 async fn live777_whip(
@@ -219,7 +239,15 @@ async fn live777_whep(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WhipError> {
-    create(state, path, headers, body, Role::Subscriber, Flavor::Live777).await
+    create(
+        state,
+        path,
+        headers,
+        body,
+        Role::Subscriber,
+        Flavor::Live777,
+    )
+    .await
 }
 
 async fn create(
@@ -239,14 +267,13 @@ async fn create(
         Role::Publisher => state.gate.publish(&stream, offer).await?,
         Role::Subscriber => state.gate.subscribe(&stream, offer).await?,
     };
-    let location = format!(
-        "{}/{stream}/{}",
-        flavor.session_prefix(),
-        answer.session_id
-    );
+    let location = format!("{}/{stream}/{}", flavor.session_prefix(), answer.session_id);
     let mut response = (StatusCode::CREATED, answer.answer_sdp).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
     h.insert(
         header::LOCATION,
         HeaderValue::from_str(&location).map_err(|e| WhipError::Internal(e.to_string()))?,
@@ -322,10 +349,14 @@ async fn patch_session(
         .gate
         .ice_restart(&stream, &session, ufrag, pwd, candidates)
         .await?;
-    let body = sdpfrag::answer_fragment(&answer.ufrag, &answer.pwd, &answer.candidates, &answer.mid);
+    let body =
+        sdpfrag::answer_fragment(&answer.ufrag, &answer.pwd, &answer.candidates, &answer.mid);
     let mut response = (StatusCode::OK, body).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(sdpfrag::CONTENT_TYPE));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(sdpfrag::CONTENT_TYPE),
+    );
     h.insert(
         header::ETAG,
         HeaderValue::from_str(&answer.etag).map_err(|e| WhipError::Internal(e.to_string()))?,
@@ -398,8 +429,9 @@ async fn session_options() -> Response {
 /// WHEP player discovery (`HEAD` → 200 with the SDP content type, no body).
 async fn whep_head() -> Response {
     let mut response = StatusCode::OK.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
     response
 }

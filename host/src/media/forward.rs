@@ -97,7 +97,10 @@ impl OutputForwarder {
         let out_pt = self
             .output_payload_type(header.payload_type, source.mime_lower)
             .ok_or(Skip::CodecNotNegotiated)?;
-        if self.rewriter.is_stale(header.ssrc, header.sequence_number, now) {
+        if self
+            .rewriter
+            .is_stale(header.ssrc, header.sequence_number, now)
+        {
             return Err(Skip::StaleSource);
         }
         if source.video_codec.is_some() {
@@ -170,7 +173,10 @@ mod tests {
         let mut fwd = vp8_forwarder();
         let now = Instant::now();
         let mut h = header(1, 10, 1000);
-        assert_eq!(fwd.prepare(&mut h, &vp8(&VP8_DELTA), now), Err(Skip::AwaitingKeyframe));
+        assert_eq!(
+            fwd.prepare(&mut h, &vp8(&VP8_DELTA), now),
+            Err(Skip::AwaitingKeyframe)
+        );
         let mut h = header(1, 11, 4000);
         assert_eq!(fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), now), Ok(()));
         let mut h = header(1, 12, 4000);
@@ -181,7 +187,8 @@ mod tests {
     fn forwarded_header_carries_subscriber_ssrc_pt_and_no_extensions() {
         let mut fwd = vp8_forwarder();
         let mut h = header(1, 10, 1000);
-        fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), Instant::now()).unwrap();
+        fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), Instant::now())
+            .unwrap();
         assert_eq!(h.ssrc, 0xAAAA);
         assert_eq!(h.payload_type, 120);
         assert!(h.extensions.is_empty() && !h.extension);
@@ -192,7 +199,10 @@ mod tests {
         let mut fwd = vp8_forwarder();
         let info = SourcePacketInfo::classify("video/h264", Some(VideoCodec::H264), &[0x65]);
         let mut h = header(1, 10, 1000);
-        assert_eq!(fwd.prepare(&mut h, &info, Instant::now()), Err(Skip::CodecNotNegotiated));
+        assert_eq!(
+            fwd.prepare(&mut h, &info, Instant::now()),
+            Err(Skip::CodecNotNegotiated)
+        );
     }
 
     #[test]
@@ -202,9 +212,12 @@ mod tests {
         let mut h = header(1, 100, 1000);
         fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), t0).unwrap();
         let first_out = h.sequence_number;
-        let mut h = header(2, 5000, 77, );
+        let mut h = header(2, 5000, 77);
         let t1 = t0 + Duration::from_millis(33);
-        assert_eq!(fwd.prepare(&mut h, &vp8(&VP8_DELTA), t1), Err(Skip::AwaitingKeyframe));
+        assert_eq!(
+            fwd.prepare(&mut h, &vp8(&VP8_DELTA), t1),
+            Err(Skip::AwaitingKeyframe)
+        );
         let mut h = header(2, 5001, 77);
         fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), t1).unwrap();
         assert_eq!(h.sequence_number, first_out.wrapping_add(1));

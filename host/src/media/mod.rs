@@ -143,7 +143,10 @@ pub struct RoomSnapshot {
 
 /// Work for the media thread, each with its reply channel.
 pub(crate) enum Command {
-    Open(OfferRequest, oneshot::Sender<Result<SessionAnswer, MediaError>>),
+    Open(
+        OfferRequest,
+        oneshot::Sender<Result<SessionAnswer, MediaError>>,
+    ),
     Trickle {
         room: String,
         session: String,

@@ -70,7 +70,9 @@ const FORWARDABLE: [&str; 9] = [
 
 /// Whether the gateway can forward a codec (case-insensitive MIME type).
 pub(crate) fn is_forwardable(mime_type: &str) -> bool {
-    FORWARDABLE.iter().any(|m| m.eq_ignore_ascii_case(mime_type))
+    FORWARDABLE
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(mime_type))
 }
 
 /// Parses and checks an offer for `role`.
@@ -213,7 +215,10 @@ mod tests {
         let video = summary.media(MediaKind::Video).unwrap();
         let names: Vec<_> = video.codecs.iter().map(|c| c.mime_type.as_str()).collect();
         assert_eq!(names, ["video/H264", "video/VP8"]);
-        assert_eq!(summary.media(MediaKind::Audio).unwrap().codecs[0].channels, 2);
+        assert_eq!(
+            summary.media(MediaKind::Audio).unwrap().codecs[0].channels,
+            2
+        );
     }
 
     #[test]

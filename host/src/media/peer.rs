@@ -179,7 +179,12 @@ impl Peer {
 
     /// Whether the session should be ended: failed or closed, silent past the consent timeout
     /// once connected, or never connected within the connect timeout.
-    pub fn expired(&self, now: Instant, consent: Duration, connect: Duration) -> Option<&'static str> {
+    pub fn expired(
+        &self,
+        now: Instant,
+        consent: Duration,
+        connect: Duration,
+    ) -> Option<&'static str> {
         match self.state {
             RTCPeerConnectionState::Failed => Some("connection failed"),
             RTCPeerConnectionState::Closed => Some("connection closed"),

@@ -52,7 +52,8 @@ fn intent_from_offered(kind: MediaKind, codec: &OfferedCodec) -> CodecIntent {
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn remote_init(c: RemoteCandidate) -> RTCIceCandidateInit {
@@ -96,7 +97,9 @@ impl Engine {
         };
         let id = uuid::Uuid::new_v4().simple().to_string();
         let subscriber_tracks = match request.role {
-            Role::Subscriber => self.add_subscriber_tracks(&request.room, &id, &summary, &mut pc)?,
+            Role::Subscriber => {
+                self.add_subscriber_tracks(&request.room, &id, &summary, &mut pc)?
+            }
             Role::Publisher => Vec::new(),
         };
         let answer = pc
@@ -198,8 +201,15 @@ impl Engine {
         session: &str,
         summary: &OfferSummary,
         pc: &mut RTCPeerConnection,
-    ) -> Result<Vec<(MediaKind, u32, rtc::rtp_transceiver::RTCRtpSenderId, CodecIntent)>, MediaError>
-    {
+    ) -> Result<
+        Vec<(
+            MediaKind,
+            u32,
+            rtc::rtp_transceiver::RTCRtpSenderId,
+            CodecIntent,
+        )>,
+        MediaError,
+    > {
         let publishing = self.publishing_codecs(room_name);
         let mut added = Vec::new();
         for media in &summary.media {
@@ -406,7 +416,11 @@ impl Engine {
         room.forget_intents_if_empty();
         let empty = room.is_empty();
         for subscriber in to_close {
-            self.close(subscriber, "publisher left", PublisherLeave::IdleSubscribers);
+            self.close(
+                subscriber,
+                "publisher left",
+                PublisherLeave::IdleSubscribers,
+            );
         }
         if empty && self.rooms.get(&peer.room).is_some_and(Room::is_empty) {
             self.rooms.remove(&peer.room);
@@ -450,7 +464,12 @@ impl Engine {
 /// Reads back what each subscriber sender negotiated and builds its forwarder.
 fn negotiated_outputs(
     pc: &mut RTCPeerConnection,
-    added: Vec<(MediaKind, u32, rtc::rtp_transceiver::RTCRtpSenderId, CodecIntent)>,
+    added: Vec<(
+        MediaKind,
+        u32,
+        rtc::rtp_transceiver::RTCRtpSenderId,
+        CodecIntent,
+    )>,
 ) -> Vec<OutputTrack> {
     added
         .into_iter()
@@ -466,12 +485,8 @@ fn negotiated_outputs(
                     payload_type: c.payload_type,
                 })
                 .collect();
-            let forwarder = OutputForwarder::new(
-                ssrc,
-                intent.clock_rate,
-                codecs,
-                kind == MediaKind::Video,
-            );
+            let forwarder =
+                OutputForwarder::new(ssrc, intent.clock_rate, codecs, kind == MediaKind::Video);
             Some(OutputTrack {
                 kind,
                 sender_id,

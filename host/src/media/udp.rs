@@ -152,14 +152,18 @@ mod tests {
 
     #[test]
     fn stun_username_local_part_is_extracted() {
-        assert_eq!(stun_local_ufrag(&binding_request("abcd:wxyz")), Some("abcd"));
+        assert_eq!(
+            stun_local_ufrag(&binding_request("abcd:wxyz")),
+            Some("abcd")
+        );
     }
 
     #[test]
     fn non_stun_and_truncated_datagrams_have_no_ufrag() {
         assert_eq!(stun_local_ufrag(&[0x80, 0x60, 0, 1]), None);
         let msg = binding_request("abcd:wxyz");
-        for cut in 0..msg.len() - 1 {
+        // Header (20) + attribute header (4) + value (9): any shorter prefix lacks the value.
+        for cut in 0..33 {
             assert_eq!(stun_local_ufrag(&msg[..cut]), None, "prefix {cut}");
         }
     }

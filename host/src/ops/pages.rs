@@ -28,6 +28,9 @@ pub fn routes() -> Router {
             "/whip-client.js",
             get(|| async { page(CLIENT, "text/javascript; charset=utf-8") }),
         )
-        .route("/style.css", get(|| async { page(STYLE, "text/css; charset=utf-8") }))
+        .route(
+            "/style.css",
+            get(|| async { page(STYLE, "text/css; charset=utf-8") }),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
 }
