@@ -250,7 +250,10 @@ impl Engine {
     }
 
     pub(super) fn mark_dirty(&mut self, key: u64) {
-        if !self.dirty.contains(&key) {
+        if let Some(peer) = self.peers.get_mut(&key)
+            && !peer.queued
+        {
+            peer.queued = true;
             self.dirty.push(key);
         }
     }
@@ -258,6 +261,9 @@ impl Engine {
     /// Drains every touched session until none is left (forwarding marks subscribers dirty).
     pub(super) fn drain_dirty(&mut self) {
         while let Some(key) = self.dirty.pop() {
+            if let Some(peer) = self.peers.get_mut(&key) {
+                peer.queued = false;
+            }
             self.drain(key);
         }
     }
@@ -357,7 +363,7 @@ impl Engine {
     }
 
     /// Forwards one publisher packet to every connected subscriber of its room.
-    fn fan_out(&mut self, publisher: u64, track_id: &str, packet: rtc::rtp::Packet) {
+    fn fan_out(&mut self, publisher: u64, track_id: &str, mut packet: rtc::rtp::Packet) {
         let Some(peer) = self.peers.get(&publisher) else {
             return;
         };
@@ -372,15 +378,20 @@ impl Engine {
         }
         let kind = track.kind;
         let mime_lower = track.mime_lower.clone();
-        let info = SourcePacketInfo::classify(&mime_lower, track.video_codec, &packet.payload);
+        let video_codec = track.video_codec;
         let Some(room) = self.rooms.get(&peer.room) else {
             return;
         };
-        let subscribers = room.subscribers.clone();
+        // Extensions are per leg: drop them once here so the per-subscriber header copies
+        // below allocate nothing.
+        packet.header.extensions.clear();
+        let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
         let now = Instant::now();
         let mut wants_keyframe = false;
-        for key in subscribers {
-            let Some(sub) = self.peers.get_mut(&key) else {
+        // Disjoint field borrows: the room's subscriber list is read while peers are written.
+        let (peers, dirty) = (&mut self.peers, &mut self.dirty);
+        for key in &room.subscribers {
+            let Some(sub) = peers.get_mut(key) else {
                 continue;
             };
             if !sub.is_connected() {
@@ -411,7 +422,10 @@ impl Engine {
             {
                 tracing::trace!(session = %sub.id, error = %e, "forward rejected");
             }
-            self.mark_dirty(key);
+            if !sub.queued {
+                sub.queued = true;
+                dirty.push(*key);
+            }
         }
         if wants_keyframe {
             self.request_keyframe(publisher, kind, now);

@@ -129,6 +129,7 @@ impl Engine {
             local_ufrag: local_ufrag.clone(),
             first_mid,
             next_timeout: None,
+            queued: false,
         };
         if let PeerMedia::Subscriber { outputs } = &mut peer.media {
             *outputs = negotiated_outputs(&mut peer.pc, subscriber_tracks);
@@ -402,7 +403,6 @@ impl Engine {
         };
         self.demux.remove_session(key);
         self.keys_by_id.remove(&peer.id);
-        self.dirty.retain(|k| *k != key);
         tracing::info!(session = %peer.id, room = %peer.room, reason = why, "session ended");
         let Some(room) = self.rooms.get_mut(&peer.room) else {
             return;
