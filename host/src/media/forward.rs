@@ -46,9 +46,19 @@ pub(crate) enum Skip {
     StaleSource,
 }
 
+/// What happened to the packets offered to one output (for logs and metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ForwardCounters {
+    pub forwarded: u64,
+    pub codec_not_negotiated: u64,
+    pub awaiting_keyframe: u64,
+    pub stale_source: u64,
+}
+
 /// Forwarding state of one subscriber output track.
 #[derive(Debug)]
 pub(crate) struct OutputForwarder {
+    pub counters: ForwardCounters,
     codecs: Vec<NegotiatedCodec>,
     rewriter: StreamRewriter,
     /// Source payload type → output payload type, for the last source PT seen.
@@ -61,6 +71,7 @@ impl OutputForwarder {
     /// A forwarder writing SSRC `out_ssrc`; video starts gated on a keyframe.
     pub fn new(out_ssrc: u32, clock_rate: u32, codecs: Vec<NegotiatedCodec>, video: bool) -> Self {
         Self {
+            counters: ForwardCounters::default(),
             codecs,
             rewriter: StreamRewriter::new(out_ssrc, clock_rate),
             pt_cache: None,
@@ -89,6 +100,23 @@ impl OutputForwarder {
     /// `header` must be a copy owned by this subscriber; its extensions are cleared because the
     /// subscriber leg negotiated its own (and rtc rejects un-negotiated extension ids).
     pub fn prepare(
+        &mut self,
+        header: &mut rtp::header::Header,
+        source: &SourcePacketInfo<'_>,
+        now: Instant,
+    ) -> Result<(), Skip> {
+        let result = self.rewrite_header(header, source, now);
+        let counter = match result {
+            Ok(()) => &mut self.counters.forwarded,
+            Err(Skip::CodecNotNegotiated) => &mut self.counters.codec_not_negotiated,
+            Err(Skip::AwaitingKeyframe) => &mut self.counters.awaiting_keyframe,
+            Err(Skip::StaleSource) => &mut self.counters.stale_source,
+        };
+        *counter += 1;
+        result
+    }
+
+    fn rewrite_header(
         &mut self,
         header: &mut rtp::header::Header,
         source: &SourcePacketInfo<'_>,
@@ -181,6 +209,8 @@ mod tests {
         assert_eq!(fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), now), Ok(()));
         let mut h = header(1, 12, 4000);
         assert_eq!(fwd.prepare(&mut h, &vp8(&VP8_DELTA), now), Ok(()));
+        assert_eq!(fwd.counters.forwarded, 2);
+        assert_eq!(fwd.counters.awaiting_keyframe, 1);
     }
 
     #[test]

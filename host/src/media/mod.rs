@@ -13,6 +13,7 @@ mod offer;
 mod peer;
 pub mod rewrite;
 mod room;
+mod rtx;
 mod sessions;
 mod udp;
 

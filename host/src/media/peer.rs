@@ -21,6 +21,7 @@ use super::feedback::{KEYFRAME_REQUESTS_SLOT, KeyframeRequestPacer, KeyframeRequ
 use super::forward::OutputForwarder;
 use super::keyframe::VideoCodec;
 use super::offer::MediaKind;
+use super::rtx::{RTX_TO_PRIMARY_SLOT, RtxToPrimary};
 use super::{MediaError, Role};
 
 /// Builds the gateway's PeerConnections: ICE-lite, one shared certificate, every session
@@ -65,7 +66,8 @@ impl PeerFactory {
             .with(
                 Slot::from(KEYFRAME_REQUESTS_SLOT),
                 KeyframeRequestsToApp::default(),
-            );
+            )
+            .with(Slot::from(RTX_TO_PRIMARY_SLOT), RtxToPrimary::default());
         // Answer `a=setup:passive` (we are the DTLS server): the client starts DTLS as soon as
         // its ICE is up, instead of our ClientHello racing its readiness (measured: +180 ms
         // with Chromium), and RSA-certificate clients (GStreamer) can choose their suite.

@@ -404,6 +404,15 @@ impl Engine {
         self.demux.remove_session(key);
         self.keys_by_id.remove(&peer.id);
         tracing::info!(session = %peer.id, room = %peer.room, reason = why, "session ended");
+        if let PeerMedia::Subscriber { outputs } = &peer.media {
+            for output in outputs {
+                let c = output.forwarder.counters;
+                tracing::info!(session = %peer.id, kind = output.kind.as_str(),
+                    forwarded = c.forwarded, awaiting_keyframe = c.awaiting_keyframe,
+                    stale_source = c.stale_source, codec_not_negotiated = c.codec_not_negotiated,
+                    "subscriber output totals");
+            }
+        }
         let Some(room) = self.rooms.get_mut(&peer.room) else {
             return;
         };
