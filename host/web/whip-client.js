@@ -189,6 +189,44 @@ export class WhipSession {
     }
   }
 
+  /**
+   * ICE restart (RFC 9725 §4.3.2): new local credentials go out in a PATCH with
+   * `If-Match: "*"`; the server's 200 fragment (its new credentials and candidates) is
+   * applied as a modified answer. Resolves to the new ETag.
+   */
+  async restartIce() {
+    const pc = this.pc;
+    if (!this.url) throw new Error('no session to restart');
+    await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+    this.pending = [];
+    this.gatheringDone = false;
+    this.endSent = false;
+    const res = await fetch(this.url, {
+      method: 'PATCH',
+      headers: this.headers({ 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '*' }),
+      body: this.sdpFragment([], false),
+    });
+    const text = await res.text();
+    if (res.status !== 200) throw new HttpError('PATCH', this.url, res.status, res.statusText, text);
+    this.etag = res.headers.get('ETag');
+    const attr = (name) => (new RegExp(`^a=${name}:(.*)$`, 'm').exec(text)?.[1] || '').trim();
+    const candidates = text.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
+    const lines = [];
+    for (const line of pc.remoteDescription.sdp.split(/\r?\n/)) {
+      if (line.startsWith('a=candidate:') || line === 'a=end-of-candidates') continue;
+      if (line.startsWith('a=ice-ufrag:')) { lines.push(`a=ice-ufrag:${attr('ice-ufrag')}`); continue; }
+      if (line.startsWith('a=ice-pwd:')) {
+        lines.push(`a=ice-pwd:${attr('ice-pwd')}`, ...candidates, 'a=end-of-candidates');
+        continue;
+      }
+      lines.push(line);
+    }
+    await pc.setRemoteDescription({ type: 'answer', sdp: lines.join('\r\n') });
+    this.log(`ICE restart: 200, new ETag ${this.etag}`);
+    this.schedule(0);
+    return this.etag;
+  }
+
   /** Ends the session: DELETE the resource (if any). Does not close the pc. */
   async stop() {
     this.closed = true;

@@ -331,7 +331,7 @@ async fn patch_session(
     match (if_match.map(str::trim), flavor) {
         (None, Flavor::Standard) => return Err(WhipError::PreconditionRequired),
         (None, Flavor::Live777) => {}
-        (Some("*"), _) => {}
+        (Some("*" | "\"*\""), _) => {}
         (Some(tag), _) if tag == ice.etag => {}
         (Some(_), _) => return Err(WhipError::PreconditionFailed),
     }

@@ -67,6 +67,17 @@ fn remote_init(c: RemoteCandidate) -> RTCIceCandidateInit {
 
 impl Engine {
     pub(super) fn open(&mut self, request: OfferRequest) -> Result<SessionAnswer, MediaError> {
+        let room = request.room.clone();
+        let existed = self.rooms.contains_key(&room);
+        let result = self.open_session(request);
+        // An offer that failed must not leave behind the room it auto-created.
+        if result.is_err() && !existed && self.rooms.get(&room).is_some_and(Room::is_empty) {
+            self.rooms.remove(&room);
+        }
+        result
+    }
+
+    fn open_session(&mut self, request: OfferRequest) -> Result<SessionAnswer, MediaError> {
         let summary = offer::inspect(&request.offer_sdp, request.role)?;
         match self.rooms.get(&request.room) {
             Some(room) if request.role == Role::Publisher && room.publisher.is_some() => {
