@@ -14,6 +14,7 @@ use bytes::BytesMut;
 use mio::{Events, Interest, Poll, Token, Waker};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::state::RTCIceConnectionState;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -23,7 +24,7 @@ use super::keyframe::VideoCodec;
 use super::offer::MediaKind;
 use super::peer::{Peer, PeerFactory, PeerMedia, PublishedTrack};
 use super::room::Room;
-use super::udp::{Demux, MediaSocket, bind_media_sockets};
+use super::udp::{self, Demux, MediaSocket, bind_media_sockets};
 use super::{Command, MediaError, MediaHandle, MediaThread};
 use crate::config::WebrtcConfig;
 
@@ -242,8 +243,30 @@ impl Engine {
                 },
                 message: BytesMut::from(datagram),
             };
+            // rtc-ice 0.21.1 answers a nomination (USE-CANDIDATE) only once its own triggered
+            // check of that pair succeeded, even as an ICE-lite agent; the client then waits
+            // for its retransmission timer (500 ms with aiortc). Keep the nomination and feed
+            // it again when that check's success response arrives.
+            let nomination = !peer.ice_connected && udp::is_stun_nomination(datagram);
+            let replay = match udp::is_stun_binding_success(datagram) {
+                true => peer.pending_nomination.take(),
+                false => None,
+            };
+            if nomination {
+                peer.pending_nomination = Some(TaggedBytesMut {
+                    now,
+                    transport: message.transport,
+                    message: BytesMut::from(datagram),
+                });
+            }
             if let Err(e) = peer.pc.handle_read(message) {
                 tracing::debug!(session = %peer.id, error = %e, "datagram rejected");
+            }
+            if let Some(mut stored) = replay {
+                stored.now = now;
+                if let Err(e) = peer.pc.handle_read(stored) {
+                    tracing::debug!(session = %peer.id, error = %e, "nomination replay rejected");
+                }
             }
             self.mark_dirty(key);
         }
@@ -317,10 +340,39 @@ impl Engine {
                     self.request_room_keyframe(&room, Instant::now());
                 }
             }
+            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
+                self.on_ice_state(key, state);
+            }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                 self.on_track_open(key, init);
             }
             _ => {}
+        }
+    }
+
+    fn on_ice_state(&mut self, key: u64, state: RTCIceConnectionState) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.ice_connected = matches!(
+            state,
+            RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+        );
+        if !peer.ice_connected {
+            return;
+        }
+        peer.pending_nomination = None;
+        if !std::mem::take(&mut peer.ice_restarting) {
+            return;
+        }
+        tracing::info!(session = %peer.id, "ICE reconnected after restart");
+        // Packets written while no pair was selected were dropped: restart video on a keyframe.
+        if let PeerMedia::Subscriber { outputs } = &mut peer.media {
+            outputs
+                .iter_mut()
+                .for_each(|o| o.forwarder.restart_on_keyframe());
+            let room = peer.room.clone();
+            self.request_room_keyframe(&room, Instant::now());
         }
     }
 

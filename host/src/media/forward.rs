@@ -65,6 +65,7 @@ pub(crate) struct OutputForwarder {
     pt_cache: Option<(u8, u8)>,
     awaiting_keyframe: bool,
     last_source_ssrc: Option<u32>,
+    video: bool,
 }
 
 impl OutputForwarder {
@@ -77,6 +78,14 @@ impl OutputForwarder {
             pt_cache: None,
             awaiting_keyframe: video,
             last_source_ssrc: None,
+            video,
+        }
+    }
+
+    /// Holds video until the next keyframe (after a path change that may have lost packets).
+    pub fn restart_on_keyframe(&mut self) {
+        if self.video {
+            self.awaiting_keyframe = true;
         }
     }
 
@@ -141,6 +150,8 @@ impl OutputForwarder {
                     return Err(Skip::AwaitingKeyframe);
                 }
                 self.awaiting_keyframe = false;
+                // The skipped packets were never sent: no gap for the receiver to NACK.
+                self.rewriter.resume_contiguously();
             }
         }
         let (seq, ts) = self
@@ -252,6 +263,26 @@ mod tests {
         fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), t1).unwrap();
         assert_eq!(h.sequence_number, first_out.wrapping_add(1));
         assert_eq!(h.ssrc, 0xAAAA);
+    }
+
+    #[test]
+    fn packets_skipped_while_awaiting_a_keyframe_leave_no_sequence_gap() {
+        let mut fwd = vp8_forwarder();
+        let now = Instant::now();
+        let mut h = header(1, 10, 1000);
+        fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), now).unwrap();
+        let last = h.sequence_number;
+        fwd.restart_on_keyframe();
+        for seq in 11..15 {
+            let mut h = header(1, seq, 2000);
+            assert_eq!(
+                fwd.prepare(&mut h, &vp8(&VP8_DELTA), now),
+                Err(Skip::AwaitingKeyframe)
+            );
+        }
+        let mut h = header(1, 15, 5000);
+        fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), now).unwrap();
+        assert_eq!(h.sequence_number, last.wrapping_add(1));
     }
 
     #[test]

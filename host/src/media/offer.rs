@@ -182,6 +182,38 @@ pub(crate) fn with_new_ice_credentials(sdp: &str, ufrag: &str, pwd: &str) -> Str
     out
 }
 
+/// Whether an SDP line is a candidate for RTP component 2 (RTCP), which rtc lists although
+/// every session muxes RTCP.
+pub(crate) fn is_rtcp_candidate(line: &str) -> bool {
+    line.strip_prefix("a=")
+        .unwrap_or(line)
+        .strip_prefix("candidate:")
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        == Some("2")
+}
+
+/// The answer as sent to clients: RTCP-component candidates dropped and each m-section's
+/// candidates closed with `a=end-of-candidates` (the server never trickles, RFC 9725 §4.3.1).
+pub(crate) fn tidy_answer(sdp: &str) -> String {
+    let lines: Vec<&str> = sdp
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.is_empty() && !is_rtcp_candidate(l) && *l != "a=end-of-candidates")
+        .collect();
+    let mut out = String::with_capacity(sdp.len() + 64);
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(line);
+        out.push_str("\r\n");
+        let next_is_candidate = lines
+            .get(i + 1)
+            .is_some_and(|n| n.starts_with("a=candidate:"));
+        if line.starts_with("a=candidate:") && !next_is_candidate {
+            out.push_str("a=end-of-candidates\r\n");
+        }
+    }
+    out
+}
+
 /// The value of the first `a=<key>:` line of an SDP text.
 pub(crate) fn first_attribute<'a>(sdp: &'a str, key: &str) -> Option<&'a str> {
     sdp.lines().find_map(|line| {
@@ -244,6 +276,22 @@ mod tests {
         let sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
         let err = inspect(sdp, Role::Subscriber).unwrap_err();
         assert!(matches!(err, MediaError::UnusableOffer(_)), "{err:?}");
+    }
+
+    #[test]
+    fn answer_loses_rtcp_candidates_and_closes_each_candidate_block() {
+        let answer = "v=0\r\nm=video 9 X 96\r\na=mid:0\r\n\
+                      a=candidate:1 1 udp 5 127.0.0.1 7 typ host\r\n\
+                      a=candidate:1 2 udp 5 127.0.0.1 7 typ host\r\n\
+                      m=audio 9 X 111\r\na=mid:1\r\n\
+                      a=candidate:1 1 udp 5 127.0.0.1 7 typ host\r\n";
+        let tidy = tidy_answer(answer);
+        assert!(!tidy.contains(" 2 udp "), "{tidy}");
+        assert_eq!(tidy.matches("a=end-of-candidates\r\n").count(), 2, "{tidy}");
+        assert!(
+            tidy.ends_with("typ host\r\na=end-of-candidates\r\n"),
+            "{tidy}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
 };
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::shared::TaggedBytesMut;
 
 use super::feedback::{KEYFRAME_REQUESTS_SLOT, KeyframeRequestPacer, KeyframeRequestsToApp};
 use super::forward::OutputForwarder;
@@ -111,7 +112,7 @@ impl PeerFactory {
     pub fn candidate_lines(&self, sdp: &str) -> Vec<String> {
         sdp.lines()
             .filter_map(|l| l.trim_end_matches('\r').strip_prefix("a="))
-            .filter(|l| l.starts_with("candidate:"))
+            .filter(|l| l.starts_with("candidate:") && !super::offer::is_rtcp_candidate(l))
             .map(str::to_owned)
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
@@ -170,6 +171,12 @@ pub(crate) struct Peer {
     pub next_timeout: Option<Instant>,
     /// Whether the session is in the engine's to-drain list.
     pub queued: bool,
+    /// ICE is connected (the PeerConnection state also waits for DTLS).
+    pub ice_connected: bool,
+    /// An ICE restart was applied and ICE has not reconnected since.
+    pub ice_restarting: bool,
+    /// A client nomination the agent has not answered yet (see `Engine::read_socket`).
+    pub pending_nomination: Option<TaggedBytesMut>,
 }
 
 impl Peer {

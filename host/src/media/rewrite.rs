@@ -74,6 +74,9 @@ pub struct StreamRewriter {
     max_out_ts: u32,
     max_ts_arrival: Option<Instant>,
     retired: [Option<Retired>; RETIRED_SLOTS],
+    /// The next packet of the current source re-bases its sequence numbers (see
+    /// [`StreamRewriter::resume_contiguously`]).
+    resume_pending: bool,
 }
 
 impl StreamRewriter {
@@ -87,7 +90,15 @@ impl StreamRewriter {
             max_out_ts: 0,
             max_ts_arrival: None,
             retired: [None; RETIRED_SLOTS],
+            resume_pending: false,
         }
+    }
+
+    /// Makes the next packet of the current source follow the last output sequence number,
+    /// so packets the caller chose not to forward (skipped while waiting for a keyframe) leave
+    /// no gap the receiver would NACK in vain. Timestamps keep their offset: same clock.
+    pub fn resume_contiguously(&mut self) {
+        self.resume_pending = self.current.is_some();
     }
 
     /// The SSRC every rewritten packet is sent with.
@@ -123,6 +134,7 @@ impl StreamRewriter {
         arrival: Instant,
     ) -> Option<(u16, u32)> {
         let current = match self.current {
+            Some(c) if c.ssrc == src_ssrc && self.resume_pending => self.resume(c, seq),
             Some(c) if c.ssrc == src_ssrc => c,
             Some(_) if self.is_late_from_retired(src_ssrc, seq, arrival) => return None,
             Some(old) => self.switch(old, src_ssrc, seq, ts, arrival),
@@ -174,6 +186,7 @@ impl StreamRewriter {
     /// Re-bases onto a new source so its first packet follows the last output seq and its
     /// timestamp advances by the wall time since the newest output timestamp.
     fn switch(&mut self, old: Current, ssrc: u32, seq: u16, ts: u32, now: Instant) -> Current {
+        self.resume_pending = false;
         self.retire(old, now);
         self.retired = self.retired.map(|slot| slot.filter(|r| r.ssrc != ssrc));
         let elapsed = self
@@ -191,6 +204,18 @@ impl StreamRewriter {
         };
         self.current = Some(current);
         current
+    }
+
+    /// Re-bases the current source's sequence numbers onto `max_out_seq + 1`.
+    fn resume(&mut self, current: Current, seq: u16) -> Current {
+        self.resume_pending = false;
+        let resumed = Current {
+            seq_offset: self.max_out_seq.wrapping_add(1).wrapping_sub(seq),
+            floor: Some(self.max_out_seq),
+            ..current
+        };
+        self.current = Some(resumed);
+        resumed
     }
 
     /// Remembers `old` in a free slot, or over the longest-retired one.
@@ -224,6 +249,26 @@ impl StreamRewriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resuming_after_skipped_packets_leaves_no_sequence_gap() {
+        let t = Instant::now();
+        let mut rw = StreamRewriter::new(9, 90_000);
+        assert_eq!(rw.rewrite(1, 100, 1000, t), Some((100, 1000)));
+        // 101..=104 are skipped by the caller, then it resumes at 105.
+        rw.resume_contiguously();
+        assert_eq!(rw.rewrite(1, 105, 4000, t), Some((101, 4000)));
+        assert_eq!(rw.rewrite(1, 106, 4000, t), Some((102, 4000)));
+        // A straggler from before the resume point would collide: dropped.
+        assert_eq!(rw.rewrite(1, 103, 3000, t), None);
+    }
+
+    #[test]
+    fn resume_before_any_packet_is_a_no_op() {
+        let mut rw = StreamRewriter::new(9, 90_000);
+        rw.resume_contiguously();
+        assert_eq!(rw.rewrite(1, 50, 7, Instant::now()), Some((50, 7)));
+    }
 
     const A: u32 = 0xAAAA_0001;
     const B: u32 = 0xBBBB_0002;

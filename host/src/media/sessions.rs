@@ -141,6 +141,9 @@ impl Engine {
             first_mid,
             next_timeout: None,
             queued: false,
+            ice_connected: false,
+            ice_restarting: false,
+            pending_nomination: None,
         };
         if let PeerMedia::Subscriber { outputs } = &mut peer.media {
             *outputs = negotiated_outputs(&mut peer.pc, subscriber_tracks);
@@ -167,7 +170,7 @@ impl Engine {
         self.mark_dirty(key);
         Ok(SessionAnswer {
             session_id: id,
-            answer_sdp,
+            answer_sdp: offer::tidy_answer(&answer_sdp),
             etag,
         })
     }
@@ -357,6 +360,8 @@ impl Engine {
             }
         }
         peer.local_ufrag = new_ufrag.clone();
+        peer.ice_connected = false;
+        peer.ice_restarting = true;
         let answer = IceRestartAnswer {
             candidates: self.factory.candidate_lines(&sdp),
             ufrag: new_ufrag.clone(),

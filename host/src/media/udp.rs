@@ -77,26 +77,56 @@ fn local_ipv4_addresses() -> io::Result<Vec<IpAddr>> {
     Ok(ips)
 }
 
-/// The local part of a STUN Binding request's USERNAME (`<our ufrag>:<their ufrag>`), without
-/// allocating. `None` for anything that is not a STUN message with a USERNAME.
-pub(crate) fn stun_local_ufrag(b: &[u8]) -> Option<&str> {
-    const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
-    const USERNAME: u16 = 0x0006;
-    if b.len() < 20 || b[0] & 0xC0 != 0 || b[4..8] != MAGIC_COOKIE {
+const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+const STUN_BINDING_REQUEST: u16 = 0x0001;
+const STUN_BINDING_SUCCESS: u16 = 0x0101;
+const STUN_ATTR_USERNAME: u16 = 0x0006;
+const STUN_ATTR_USE_CANDIDATE: u16 = 0x0025;
+
+/// The message type of a STUN message, `None` for anything else.
+fn stun_type(b: &[u8]) -> Option<u16> {
+    if b.len() < 20 || b[0] & 0xC0 != 0 || b[4..8] != STUN_MAGIC_COOKIE {
         return None;
     }
-    let end = (20 + u16::from_be_bytes([b[2], b[3]]) as usize).min(b.len());
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
+/// The attributes of a STUN message as `(type, value)`, stopping at the first truncated one.
+fn stun_attributes(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let end = if stun_type(b).is_some() {
+        (20 + u16::from_be_bytes([b[2], b[3]]) as usize).min(b.len())
+    } else {
+        0
+    };
     let mut i = 20;
-    while i + 4 <= end {
+    std::iter::from_fn(move || {
+        if i + 4 > end {
+            return None;
+        }
         let kind = u16::from_be_bytes([b[i], b[i + 1]]);
         let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
         let value = b.get(i + 4..i + 4 + len)?;
-        if kind == USERNAME {
-            return std::str::from_utf8(value).ok()?.split(':').next();
-        }
         i += 4 + ((len + 3) & !3);
-    }
-    None
+        Some((kind, value))
+    })
+}
+
+/// The local part of a STUN Binding request's USERNAME (`<our ufrag>:<their ufrag>`), without
+/// allocating. `None` for anything that is not a STUN message with a USERNAME.
+pub(crate) fn stun_local_ufrag(b: &[u8]) -> Option<&str> {
+    let (_, value) = stun_attributes(b).find(|(kind, _)| *kind == STUN_ATTR_USERNAME)?;
+    std::str::from_utf8(value).ok()?.split(':').next()
+}
+
+/// A Binding request carrying USE-CANDIDATE: the client nominating a pair.
+pub(crate) fn is_stun_nomination(b: &[u8]) -> bool {
+    stun_type(b) == Some(STUN_BINDING_REQUEST)
+        && stun_attributes(b).any(|(kind, _)| kind == STUN_ATTR_USE_CANDIDATE)
+}
+
+/// A Binding success response (to one of the agent's own checks).
+pub(crate) fn is_stun_binding_success(b: &[u8]) -> bool {
+    stun_type(b) == Some(STUN_BINDING_SUCCESS)
 }
 
 /// Routes datagrams to sessions: STUN by ufrag, everything else by the peer's address.
@@ -135,6 +165,10 @@ mod tests {
     use super::*;
 
     fn binding_request(username: &str) -> Vec<u8> {
+        stun_message(0x0001, username, false)
+    }
+
+    fn stun_message(kind: u16, username: &str, use_candidate: bool) -> Vec<u8> {
         let mut attr = Vec::new();
         attr.extend_from_slice(&0x0006u16.to_be_bytes());
         attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
@@ -142,7 +176,10 @@ mod tests {
         while attr.len() % 4 != 0 {
             attr.push(0);
         }
-        let mut msg = vec![0x00, 0x01];
+        if use_candidate {
+            attr.extend_from_slice(&[0x00, 0x25, 0x00, 0x00]);
+        }
+        let mut msg = kind.to_be_bytes().to_vec();
         msg.extend_from_slice(&(attr.len() as u16).to_be_bytes());
         msg.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
         msg.extend_from_slice(&[7; 12]);
@@ -178,6 +215,15 @@ mod tests {
         assert_eq!(demux.route(&[0x80, 0x60], peer), Some(7));
         demux.remove_session(7);
         assert_eq!(demux.route(&[0x80, 0x60], peer), None);
+    }
+
+    #[test]
+    fn nominating_request_and_success_response_are_recognised() {
+        assert!(is_stun_nomination(&stun_message(0x0001, "a:b", true)));
+        assert!(!is_stun_nomination(&stun_message(0x0001, "a:b", false)));
+        assert!(!is_stun_nomination(&stun_message(0x0101, "a:b", true)));
+        assert!(is_stun_binding_success(&stun_message(0x0101, "a:b", false)));
+        assert!(!is_stun_binding_success(&[0x80, 0x60, 0, 0]));
     }
 
     #[test]
