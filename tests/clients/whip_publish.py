@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""WHIP publisher (aiortc): synthetic 640x480 video + 440 Hz Opus audio.
+
+Prints ONE JSON line:
+  {"ok":true,"status":201,"location":...,"etag":...,"connected_ms":...,
+   "video_frames_sent":...,"audio_frames_sent":...,"video_codec":...,"delete_status":...}
+Exit code 0 on success, 1 on a failed step (JSON has "error"), 3 on the hard timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import common as c
+
+
+async def run(args: argparse.Namespace, res: dict) -> int:
+    pc = c.new_pc()
+    video = c.MovingStripesTrack()
+    audio = None if args.no_audio else c.SineAudioTrack()
+    location = None
+    session = c.http_session()
+    try:
+        vt = pc.addTransceiver(video, direction="sendonly")
+        c.prefer_codec(vt, "video", args.video_codec)
+        if audio is not None:
+            at = pc.addTransceiver(audio, direction="sendonly")
+            c.prefer_codec(at, "audio", "opus")
+
+        res["phase"] = "offer"
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = pc.localDescription.sdp
+        body = offer
+        cands: list[str] = []
+        if args.trickle:
+            body, cands = c.strip_candidates(offer)
+
+        res["phase"] = "post"
+        t0 = c.now_ms()
+        async with session.post(args.url, data=body.encode(),
+                                headers={"Content-Type": "application/sdp"}) as r:
+            res["status"] = r.status
+            text = await r.text()
+            if r.status != 201:
+                res["error"] = f"POST {args.url} -> {r.status}: {text[:300]}"
+                return 1
+            res["location"] = r.headers.get("Location")
+            res["etag"] = r.headers.get("ETag")
+            res["content_type"] = r.headers.get("Content-Type")
+        res["post_ms"] = round(c.now_ms() - t0, 1)
+        if not res["location"]:
+            res["error"] = "201 without Location"
+            return 1
+        location = c.absolute(args.url, res["location"])
+
+        res["phase"] = "answer"
+        await pc.setRemoteDescription(c.RTCSessionDescription(sdp=text, type="answer"))
+        res["video_codec"] = (c.codecs_in(text, "video") or [None])[0]
+
+        if args.trickle:
+            res["phase"] = "trickle"
+            info = c.first_section(offer)
+            frag = c.build_sdpfrag(offer, info["ice-ufrag"], info["ice-pwd"], cands)
+            headers = {"Content-Type": "application/trickle-ice-sdpfrag"}
+            if res.get("etag"):
+                headers["If-Match"] = res["etag"]
+            async with session.patch(location, data=frag.encode(), headers=headers) as r:
+                res["patch_status"] = r.status
+                res["patch_candidates"] = len(cands)
+                ptext = await r.text()
+                if r.status // 100 != 2:
+                    res["error"] = f"trickle PATCH -> {r.status}: {ptext[:300]}"
+                    return 1
+
+        res["phase"] = "connect"
+        ok = await c.wait_connected(pc, args.connect_timeout)
+        if not ok:
+            res["error"] = f"not connected after {args.connect_timeout}s (state {pc.connectionState})"
+            return 1
+        res["connected_ms"] = round(c.now_ms() - t0, 1)
+
+        res["phase"] = "publish"
+        await asyncio.sleep(args.seconds)
+        res["video_frames_sent"] = video.frames
+        res["audio_frames_sent"] = audio.frames if audio else 0
+        try:
+            stats = await asyncio.wait_for(pc.getStats(), 3)
+            for s in stats.values():
+                if s.type == "outbound-rtp":
+                    res[f"{s.kind}_packets_sent"] = s.packetsSent
+        except Exception as e:  # noqa: BLE001
+            c.log.warning("getStats: %r", e)
+        res["state_at_end"] = pc.connectionState
+        if pc.connectionState != "connected":
+            res["error"] = f"connection dropped during publishing (state {pc.connectionState})"
+            return 1
+        return 0
+    finally:
+        res["video_frames_sent"] = video.frames
+        res["audio_frames_sent"] = audio.frames if audio else 0
+        if location:
+            res["phase"] = "delete"
+            try:
+                async with session.delete(location) as r:
+                    res["delete_status"] = r.status
+            except Exception as e:  # noqa: BLE001
+                res["delete_error"] = repr(e)
+        await c.close_pc(pc)
+        await session.close()
+
+
+def main() -> None:
+    c.setup_logging()
+    p = argparse.ArgumentParser(description=__doc__)
+    c.common_args(p, default_seconds=5.0)
+    p.add_argument("--video-codec", choices=["vp8", "h264"], default="vp8")
+    p.add_argument("--no-audio", action="store_true")
+    args = p.parse_args()
+    res: dict = {"client": "whip_publish", "url": args.url, "phase": "start"}
+    c.install_hard_timeout(args.timeout or args.seconds + 30, res)
+    try:
+        code = asyncio.run(run(args, res))
+    except Exception as e:  # noqa: BLE001
+        res["error"] = f"{type(e).__name__}: {e}"
+        code = 1
+    if "error" in res:
+        code = code or 1
+    res["ok"] = code == 0
+    if code == 0:
+        res.pop("phase", None)
+    c.finish(res, code)
+
+
+if __name__ == "__main__":
+    main()
