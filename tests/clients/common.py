@@ -214,6 +214,18 @@ def codecs_in(sdp: str, kind: str) -> list[str]:
     return names
 
 
+def video_ssrcs(sdp: str) -> dict[str, int]:
+    """The video section's primary and RTX SSRCs from its `a=ssrc-group:FID <primary> <rtx>`."""
+    in_video = False
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            in_video = line.startswith("m=video")
+        elif in_video and line.startswith("a=ssrc-group:FID "):
+            primary, rtx = line.split()[1:3]
+            return {"primary": int(primary), "rtx": int(rtx)}
+    return {}
+
+
 def prefer_codec(transceiver: Any, kind: str, codec: str) -> None:
     """Keep only `codec` (plus rtx) on a transceiver."""
     caps = RTCRtpSender.getCapabilities(kind).codecs

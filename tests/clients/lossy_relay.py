@@ -2,8 +2,8 @@
 """A lossy UDP relay in front of the gateway's media port, to prove NACK repair on the wire.
 
 The gateway advertises the relay's address (`[webrtc] public_ips`), so every client's media goes
-client ⇄ relay ⇄ gateway. The relay drops every Nth RTP packet (not RTCP, STUN or DTLS) in each
-direction and watches for the same (SSRC, sequence number) to pass again later: a retransmission.
+client ⇄ relay ⇄ gateway. The relay drops every Nth RTP packet of each SSRC (after a warm-up of
+WARMUP packets; never RTCP, STUN or DTLS) in each direction and watches for the same (SSRC, sequence number) to pass again later: a retransmission.
 SRTP leaves the RTP header in clear, so this needs no keys.
 
   lossy_relay.py --listen 127.0.0.2:PORT --upstream 127.0.0.1:PORT --drop-every 25 --seconds 20
@@ -66,10 +66,12 @@ class Stream:
                 "retransmitted": len(self.retransmitted), "missing": missing}
 
 
+WARMUP = 30  # packets of a stream passed untouched: a receiver cannot NACK before its first packet
+
+
 class Direction:
     def __init__(self, drop_every: int) -> None:
         self.drop_every = drop_every
-        self.count = 0
         self.streams: dict[int, Stream] = {}
 
     def passes(self, data: bytes) -> bool:
@@ -84,8 +86,7 @@ class Direction:
             stream.seen.append(ext)
             return True
         stream.rtp += 1
-        self.count += 1
-        if self.drop_every and self.count % self.drop_every == 0:
+        if self.drop_every and stream.rtp > WARMUP and stream.rtp % self.drop_every == 0:
             stream.dropped.add(ext)
             return False
         stream.seen.append(ext)

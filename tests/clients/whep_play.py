@@ -177,6 +177,7 @@ async def run(args: argparse.Namespace, res: dict) -> int:
         await pc.setRemoteDescription(c.RTCSessionDescription(sdp=text, type="answer"))
         # the answer may list several codecs; the one used is the publisher's
         res["answer_video_codecs"] = sorted(set(c.codecs_in(text, "video")) - {"rtx"})
+        res["answer_video_ssrcs"] = c.video_ssrcs(text)
 
         if args.trickle:
             res["phase"] = "trickle"

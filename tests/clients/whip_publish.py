@@ -32,6 +32,7 @@ async def run(args: argparse.Namespace, res: dict) -> int:
         res["phase"] = "offer"
         await pc.setLocalDescription(await pc.createOffer())
         offer = pc.localDescription.sdp
+        res["offer_video_ssrcs"] = c.video_ssrcs(offer)
         body = offer
         cands: list[str] = []
         if args.trickle:

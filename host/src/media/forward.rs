@@ -6,7 +6,7 @@ use std::time::Instant;
 use rtc::rtp;
 
 use super::keyframe::{VideoCodec, is_keyframe_start};
-use super::rewrite::StreamRewriter;
+use super::rewrite::{StreamRewriter, seq_newer};
 
 /// One codec negotiated on a subscriber's sender: `(lowercase MIME type, payload type)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,8 @@ pub(crate) struct OutputForwarder {
     pt_cache: Option<(u8, u8)>,
     awaiting_keyframe: bool,
     last_source_ssrc: Option<u32>,
+    /// Newest `(ssrc, seq)` offered while awaiting a keyframe, forwarded or not.
+    newest_offered: Option<(u32, u16)>,
     video: bool,
 }
 
@@ -78,6 +80,7 @@ impl OutputForwarder {
             pt_cache: None,
             awaiting_keyframe: video,
             last_source_ssrc: None,
+            newest_offered: None,
             video,
         }
     }
@@ -146,10 +149,19 @@ impl OutputForwarder {
                 self.awaiting_keyframe = true;
             }
             if self.awaiting_keyframe {
-                if !source.is_keyframe_start {
+                // A keyframe start that arrives after later packets (repaired late by RTX)
+                // cannot open the gate: the rest of its frame was already skipped.
+                let late = self.newest_offered.is_some_and(|(ssrc, newest)| {
+                    ssrc == header.ssrc && seq_newer(newest, header.sequence_number)
+                });
+                if !late {
+                    self.newest_offered = Some((header.ssrc, header.sequence_number));
+                }
+                if !source.is_keyframe_start || late {
                     return Err(Skip::AwaitingKeyframe);
                 }
                 self.awaiting_keyframe = false;
+                self.newest_offered = None;
                 // The skipped packets were never sent: no gap for the receiver to NACK.
                 self.rewriter.resume_contiguously();
             }
@@ -283,6 +295,28 @@ mod tests {
         let mut h = header(1, 15, 5000);
         fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), now).unwrap();
         assert_eq!(h.sequence_number, last.wrapping_add(1));
+    }
+
+    #[test]
+    fn keyframe_start_repaired_after_later_packets_does_not_open_the_gate() {
+        let mut fwd = vp8_forwarder();
+        let now = Instant::now();
+        // 10 (the keyframe start) was lost upstream; 11 and 12 arrive first.
+        for seq in [11, 12] {
+            let mut h = header(1, seq, 1000);
+            assert_eq!(
+                fwd.prepare(&mut h, &vp8(&VP8_DELTA), now),
+                Err(Skip::AwaitingKeyframe)
+            );
+        }
+        let mut h = header(1, 10, 1000);
+        assert_eq!(
+            fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), now),
+            Err(Skip::AwaitingKeyframe)
+        );
+        // The next keyframe, in order, opens it.
+        let mut h = header(1, 20, 4000);
+        assert_eq!(fwd.prepare(&mut h, &vp8(&VP8_KEYFRAME), now), Ok(()));
     }
 
     #[test]

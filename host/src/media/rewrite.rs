@@ -25,7 +25,7 @@ const FLOOR_RETIRE_DISTANCE: u16 = 0x4000;
 const MAX_TS_JUMP: u32 = 0x7FFF_FFFF;
 
 /// RFC 1982 serial comparison: true when `a` is strictly after `b`.
-fn seq_newer(a: u16, b: u16) -> bool {
+pub(crate) fn seq_newer(a: u16, b: u16) -> bool {
     a != b && a.wrapping_sub(b) < 0x8000
 }
 
