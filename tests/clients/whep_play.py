@@ -129,6 +129,15 @@ async def ice_restart(args, res, session, pc, location, offer_sdp, counter, dead
     r_out["media_checked"] = True
 
 
+async def send_plis(receiver, media_ssrc: int, interval: float, res: dict) -> None:
+    """Keyframe requests (PLI) on a fixed interval, as an impatient viewer would send them."""
+    res["plis_sent"] = 0
+    while True:
+        await receiver._send_rtcp_pli(media_ssrc)
+        res["plis_sent"] += 1
+        await asyncio.sleep(interval)
+
+
 async def run(args: argparse.Namespace, res: dict) -> int:
     loop = asyncio.get_running_loop()
     pc = c.new_pc()
@@ -143,7 +152,7 @@ async def run(args: argparse.Namespace, res: dict) -> int:
         tasks.append(asyncio.ensure_future(counter.consume(track)))
 
     try:
-        pc.addTransceiver("video", direction="recvonly")
+        video_transceiver = pc.addTransceiver("video", direction="recvonly")
         if not args.no_audio:
             pc.addTransceiver("audio", direction="recvonly")
         res["phase"] = "offer"
@@ -199,6 +208,11 @@ async def run(args: argparse.Namespace, res: dict) -> int:
             res["error"] = f"not connected after {args.connect_timeout}s (state {pc.connectionState})"
             return 1
         res["connected_ms"] = round(c.now_ms() - t0, 1)
+
+        if args.pli_interval_ms > 0:
+            media_ssrc = res["answer_video_ssrcs"].get("primary", 0)
+            tasks.append(asyncio.ensure_future(send_plis(
+                video_transceiver.receiver, media_ssrc, args.pli_interval_ms / 1000, res)))
 
         if args.ice_restart:
             res["phase"] = "ice-restart"
@@ -260,6 +274,8 @@ def main() -> None:
                    help='If-Match value of the ICE restart PATCH (default "*", quoted as in the WHIP/WHEP examples)')
     p.add_argument("--delete", action="store_true", help="DELETE the session at the end")
     p.add_argument("--no-audio", action="store_true")
+    p.add_argument("--pli-interval-ms", type=int, default=0,
+                   help="send a PLI for the video stream every N ms once connected")
     args = p.parse_args()
     res: dict = {"client": "whep_play", "url": args.url, "phase": "start"}
     c.install_hard_timeout(args.timeout or args.seconds + 30, res)

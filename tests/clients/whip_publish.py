@@ -25,6 +25,14 @@ async def run(args: argparse.Namespace, res: dict) -> int:
     try:
         vt = pc.addTransceiver(video, direction="sendonly")
         c.prefer_codec(vt, "video", args.video_codec)
+        # Count the keyframe requests (PLI/FIR) the gateway relays to this publisher.
+        force_keyframe = vt.sender._send_keyframe
+
+        def counted_keyframe_request() -> None:
+            res["keyframe_requests"] = res.get("keyframe_requests", 0) + 1
+            force_keyframe()
+
+        vt.sender._send_keyframe = counted_keyframe_request
         if audio is not None:
             at = pc.addTransceiver(audio, direction="sendonly")
             c.prefer_codec(at, "audio", "opus")

@@ -315,6 +315,8 @@ pub struct Play {
     pub ice_restart: bool,
     pub trickle: bool,
     pub delete: bool,
+    /// Send a PLI every this many milliseconds once connected (0 = never).
+    pub pli_interval_ms: u64,
 }
 
 impl Play {
@@ -338,6 +340,9 @@ impl Play {
         }
         if self.delete {
             a.push(s("--delete"));
+        }
+        if self.pli_interval_ms > 0 {
+            a.extend([s("--pli-interval-ms"), s(self.pli_interval_ms)]);
         }
         let limit = Duration::from_secs_f64(self.seconds + 40.0);
         a.extend([s("--timeout"), s(self.seconds + 30.0)]);
