@@ -306,3 +306,88 @@ async fn body_over_one_mib_is_413() {
     })
     .await;
 }
+
+/// A deterministic generator (64-bit LCG) so every run posts the same mutations.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % bound.max(1)
+    }
+}
+
+/// One mutation of an SDP text: a line dropped, duplicated or garbled, a truncation, a number
+/// changed, or a junk attribute inserted.
+fn mutate(sdp: &str, rng: &mut Lcg) -> String {
+    let mut lines: Vec<String> = sdp.lines().map(str::to_owned).collect();
+    let i = rng.next(lines.len());
+    match rng.next(6) {
+        0 => {
+            lines.remove(i);
+        }
+        1 => lines.insert(i, lines[i].clone()),
+        2 => {
+            let cut = rng.next(lines[i].len());
+            lines[i].truncate(cut);
+        }
+        3 => {
+            let digits: String = lines[i]
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_digit() {
+                        char::from(b'0' + rng.next(10) as u8)
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            lines[i] = digits;
+        }
+        4 => lines.insert(i, format!("a=x-junk:{}", "\u{1F600}".repeat(rng.next(4)))),
+        _ => {
+            let cut = rng.next(sdp.len());
+            return sdp.chars().take(cut).collect();
+        }
+    }
+    lines.join("\r\n") + "\r\n"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_offers_never_get_a_server_error() {
+    run("mutated_offers", async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let offers = offers().await?;
+        let mut rng = Lcg(0x5EED);
+        let mut statuses = std::collections::BTreeMap::new();
+        for i in 0..300 {
+            let (endpoint, offer) = match i % 2 {
+                0 => ("whip", &offers.whip[0]),
+                _ => ("whep", &offers.whep[0]),
+            };
+            let body = mutate(offer, &mut rng);
+            let r = post_sdp(&format!("{base}/v1/{endpoint}/fuzz{i}"), &body).await?;
+            let status = r.status().as_u16();
+            *statuses.entry(status).or_insert(0) += 1;
+            ensure!(
+                status == 201 || (400..500).contains(&status),
+                "mutation {i} got {status}: {}\n--- offer ---\n{body}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+        println!("mutated offers: statuses {statuses:?}");
+        let r = post_sdp(&format!("{base}/v1/whep/after-fuzz"), &offers.whep[1]).await?;
+        ensure!(
+            r.status() == 201,
+            "valid offer after the mutations: {}",
+            r.status()
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+}

@@ -68,6 +68,7 @@ pub(super) fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread),
         demux: Demux::default(),
         next_key: 1,
         dirty: Vec::new(),
+        doomed: Vec::new(),
         send_drops: 0,
     };
     for (i, socket) in engine.sockets.iter_mut().enumerate() {
@@ -92,6 +93,18 @@ pub(super) fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread),
     Ok((handle, MediaThread { join }))
 }
 
+/// Runs `f`, turning a panic (rtc has internal `unwrap`s on packet and SDP paths) into an
+/// error, so one session's fault ends that session instead of the media thread.
+pub(super) fn contained<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_owned())
+    })
+}
+
 pub(super) struct Engine {
     poll: Poll,
     sockets: Vec<MediaSocket>,
@@ -105,6 +118,8 @@ pub(super) struct Engine {
     pub(super) next_key: u64,
     /// Sessions touched since they were last drained.
     pub(super) dirty: Vec<u64>,
+    /// Sessions to end after the current step (their PeerConnection panicked).
+    doomed: Vec<(u64, String)>,
     send_drops: u64,
 }
 
@@ -149,7 +164,12 @@ impl Engine {
         while let Ok(command) = self.commands.try_recv() {
             match command {
                 Command::Open(request, reply) => {
-                    let result = self.open(request);
+                    let result = contained(|| self.open(request)).unwrap_or_else(|panic| {
+                        tracing::error!(%panic, "offer processing panicked");
+                        Err(MediaError::UnusableOffer(
+                            "the offer could not be processed".into(),
+                        ))
+                    });
                     let _ = reply.send(result);
                 }
                 Command::Trickle {
@@ -158,7 +178,14 @@ impl Engine {
                     candidates,
                     reply,
                 } => {
-                    let _ = reply.send(self.trickle(&room, &session, candidates));
+                    let result = contained(|| self.trickle(&room, &session, candidates))
+                        .unwrap_or_else(|panic| {
+                            if let Ok(key) = self.find(&room, &session) {
+                                self.doom(key, format!("trickle panicked: {panic}"));
+                            }
+                            Ok(())
+                        });
+                    let _ = reply.send(result);
                 }
                 Command::IceRestart {
                     room,
@@ -168,7 +195,16 @@ impl Engine {
                     candidates,
                     reply,
                 } => {
-                    let result = self.ice_restart(&room, &session, &ufrag, &pwd, candidates);
+                    let result =
+                        contained(|| self.ice_restart(&room, &session, &ufrag, &pwd, candidates))
+                            .unwrap_or_else(|panic| {
+                                if let Ok(key) = self.find(&room, &session) {
+                                    self.doom(key, format!("ICE restart panicked: {panic}"));
+                                }
+                                Err(MediaError::IceRestart(
+                                    "the restart could not be processed".into(),
+                                ))
+                            });
                     let _ = reply.send(result);
                 }
                 Command::Close {
@@ -259,16 +295,21 @@ impl Engine {
                     message: BytesMut::from(datagram),
                 });
             }
-            if let Err(e) = peer.pc.handle_read(message) {
-                tracing::debug!(session = %peer.id, error = %e, "datagram rejected");
-            }
-            if let Some(mut stored) = replay {
-                stored.now = now;
-                if let Err(e) = peer.pc.handle_read(stored) {
-                    tracing::debug!(session = %peer.id, error = %e, "nomination replay rejected");
+            let handled = contained(|| {
+                if let Err(e) = peer.pc.handle_read(message) {
+                    tracing::debug!(session = %peer.id, error = %e, "datagram rejected");
                 }
+                if let Some(mut stored) = replay {
+                    stored.now = now;
+                    if let Err(e) = peer.pc.handle_read(stored) {
+                        tracing::debug!(session = %peer.id, error = %e, "nomination replay rejected");
+                    }
+                }
+            });
+            match handled {
+                Ok(()) => self.mark_dirty(key),
+                Err(panic) => self.doom(key, format!("datagram handling panicked: {panic}")),
             }
-            self.mark_dirty(key);
         }
     }
 
@@ -287,8 +328,26 @@ impl Engine {
             if let Some(peer) = self.peers.get_mut(&key) {
                 peer.queued = false;
             }
-            self.drain(key);
+            if let Err(panic) = contained(|| self.drain(key)) {
+                self.doom(key, format!("session processing panicked: {panic}"));
+            }
         }
+        for (key, why) in std::mem::take(&mut self.doomed) {
+            tracing::error!(%why, "ending session after an internal fault");
+            self.close(
+                key,
+                "internal fault",
+                super::PublisherLeave::IdleSubscribers,
+            );
+        }
+    }
+
+    /// Marks a session to be ended once the current step is over.
+    fn doom(&mut self, key: u64, why: String) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.queued = true; // never drained again
+        }
+        self.doomed.push((key, why));
     }
 
     fn drain(&mut self, key: u64) {
@@ -440,6 +499,7 @@ impl Engine {
         let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
         let now = Instant::now();
         let mut wants_keyframe = false;
+        let mut faulty = Vec::new();
         // Disjoint field borrows: the room's subscriber list is read while peers are written.
         let (peers, dirty) = (&mut self.peers, &mut self.dirty);
         for key in &room.subscribers {
@@ -469,15 +529,24 @@ impl Engine {
                 header,
                 payload: packet.payload.clone(),
             };
-            if let Some(mut sender) = sub.pc.rtp_sender(sender_id)
-                && let Err(e) = sender.write_rtp(now, out)
-            {
-                tracing::trace!(session = %sub.id, error = %e, "forward rejected");
+            let written = contained(|| {
+                if let Some(mut sender) = sub.pc.rtp_sender(sender_id)
+                    && let Err(e) = sender.write_rtp(now, out)
+                {
+                    tracing::trace!(session = %sub.id, error = %e, "forward rejected");
+                }
+            });
+            if let Err(panic) = written {
+                faulty.push((*key, format!("forwarding panicked: {panic}")));
+                continue;
             }
             if !sub.queued {
                 sub.queued = true;
                 dirty.push(*key);
             }
+        }
+        for (key, why) in faulty {
+            self.doom(key, why);
         }
         if wants_keyframe {
             self.request_keyframe(publisher, kind, now);
@@ -555,11 +624,16 @@ impl Engine {
             .collect();
         for key in due {
             if let Some(peer) = self.peers.get_mut(&key) {
-                if let Err(e) = peer.pc.handle_timeout(now) {
-                    tracing::debug!(session = %peer.id, error = %e, "timeout handling failed");
-                }
                 peer.next_timeout = None;
-                self.mark_dirty(key);
+                let handled = contained(|| {
+                    if let Err(e) = peer.pc.handle_timeout(now) {
+                        tracing::debug!(session = %peer.id, error = %e, "timeout handling failed");
+                    }
+                });
+                match handled {
+                    Ok(()) => self.mark_dirty(key),
+                    Err(panic) => self.doom(key, format!("timeout handling panicked: {panic}")),
+                }
             }
         }
     }

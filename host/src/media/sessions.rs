@@ -398,22 +398,30 @@ impl Engine {
         on_publisher_leave: PublisherLeave,
     ) -> Result<Role, MediaError> {
         let key = self.find(room, id)?;
-        let role = self.peers[&key].role();
+        let role = self
+            .peers
+            .get(&key)
+            .map(Peer::role)
+            .ok_or_else(|| MediaError::SessionNotFound(id.to_owned()))?;
         self.close(key, "closed by request", on_publisher_leave);
         Ok(role)
     }
 
-    /// Ends a session, frees its state and updates its room.
+    /// Ends a session gracefully (DTLS close_notify on the wire), frees its state and updates
+    /// its room.
     pub(super) fn close(&mut self, key: u64, why: &str, on_publisher_leave: PublisherLeave) {
-        let Some(mut peer) = self.peers.remove(&key) else {
-            return;
-        };
-        if let Err(e) = peer.pc.close() {
+        if let Some(peer) = self.peers.get_mut(&key)
+            && let Err(e) = peer.pc.close()
+        {
             tracing::debug!(session = %peer.id, error = %e, "close");
         }
-        // Let the close reach the wire (DTLS close_notify) while the peer is still known.
-        self.peers.insert(key, peer);
         self.flush(key);
+        self.forget(key, why, on_publisher_leave);
+    }
+
+    /// Frees a session's state and updates its room, without touching its PeerConnection
+    /// (which may be broken after an internal fault).
+    pub(super) fn forget(&mut self, key: u64, why: &str, on_publisher_leave: PublisherLeave) {
         let Some(peer) = self.peers.remove(&key) else {
             return;
         };
