@@ -81,6 +81,7 @@ export class WhipSession {
     this.endSent = false;
     this.trickle = true;    // becomes false if the server rejects PATCH (405/501)
     this.inFlight = false;
+    this.restarting = false; // an ICE restart PATCH is in progress: trickle waits
     this.timer = null;
     this.closed = false;
     this.onCandidate = (ev) => {
@@ -136,7 +137,7 @@ export class WhipSession {
   }
 
   schedule(delay = 20) {
-    if (!this.url || !this.trickle || this.closed || this.timer || this.inFlight) return;
+    if (!this.url || !this.trickle || this.closed || this.timer || this.inFlight || this.restarting) return;
     this.timer = setTimeout(() => { this.timer = null; this.flush(); }, delay);
   }
 
@@ -160,7 +161,7 @@ export class WhipSession {
   }
 
   async flush() {
-    if (this.inFlight || this.closed || !this.trickle || !this.url) return;
+    if (this.inFlight || this.closed || !this.trickle || !this.url || this.restarting) return;
     const candidates = this.pending.splice(0);
     const end = this.gatheringDone && !this.endSent;
     if (!candidates.length && !end) return;
@@ -197,18 +198,37 @@ export class WhipSession {
   async restartIce() {
     const pc = this.pc;
     if (!this.url) throw new Error('no session to restart');
-    await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
-    this.pending = [];
-    this.gatheringDone = false;
-    this.endSent = false;
-    const res = await fetch(this.url, {
-      method: 'PATCH',
-      headers: this.headers({ 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '*' }),
-      body: this.sdpFragment([], false),
-    });
-    const text = await res.text();
-    if (res.status !== 200) throw new HttpError('PATCH', this.url, res.status, res.statusText, text);
-    this.etag = res.headers.get('ETag');
+    // Candidates of the new ICE session wait for its ETag (a trickle PATCH carrying the old
+    // one would be refused with 412 and the candidates lost).
+    this.restarting = true;
+    const ufragOf = (sdp) => /^a=ice-ufrag:(.*)$/m.exec(sdp || '')?.[1]?.trim();
+    const oldUfrag = ufragOf(pc.localDescription?.sdp);
+    try {
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      // Unsent candidates of the old ICE session are meaningless in the new one.
+      this.pending = this.pending.filter((c) => !oldUfrag || c.usernameFragment !== oldUfrag);
+      this.gatheringDone = false;
+      this.endSent = false;
+      const res = await fetch(this.url, {
+        method: 'PATCH',
+        headers: this.headers({ 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '*' }),
+        body: this.sdpFragment([], false),
+      });
+      const text = await res.text();
+      if (res.status !== 200) throw new HttpError('PATCH', this.url, res.status, res.statusText, text);
+      this.etag = res.headers.get('ETag');
+      await this.applyRestartAnswer(text);
+    } finally {
+      this.restarting = false;
+    }
+    this.log(`ICE restart: 200, new ETag ${this.etag}`);
+    this.schedule(0);
+    return this.etag;
+  }
+
+  /** Applies the server's ICE-restart fragment as a modified remote answer. */
+  async applyRestartAnswer(text) {
+    const pc = this.pc;
     const attr = (name) => (new RegExp(`^a=${name}:(.*)$`, 'm').exec(text)?.[1] || '').trim();
     const candidates = text.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
     const lines = [];
@@ -222,9 +242,6 @@ export class WhipSession {
       lines.push(line);
     }
     await pc.setRemoteDescription({ type: 'answer', sdp: lines.join('\r\n') });
-    this.log(`ICE restart: 200, new ETag ${this.etag}`);
-    this.schedule(0);
-    return this.etag;
   }
 
   /** Ends the session: DELETE the resource (if any). Does not close the pc. */

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use anyhow::ensure;
-use gatehouse_e2e::{bounded, media_lock, spawn_browser_pages, start_gateway};
+use gatehouse_e2e::{
+    Client, bounded, browser_dir, browser_tools, media_lock, spawn_browser_pages, start_gateway,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_publish_page_is_played_by_chromium_play_page() {
@@ -44,6 +46,169 @@ async fn chromium_publish_page_is_played_by_chromium_play_page() {
         Ok::<_, anyhow::Error>(())
     };
     if let Err(e) = bounded(name, Duration::from_secs(120), body).await {
+        panic!("{name}: {e:#}");
+    }
+}
+
+/// ICE restart (RFC 9725 §4.3.2) from the pages themselves (`window.gatehouse.restartIce()`):
+/// first the player's, then the publisher's. After each, the browser's selected candidate pair
+/// must be on the server's NEW ICE credentials (remote candidate ufrag == new ETag unquoted) and
+/// the player must keep decoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_ice_restart_keeps_media_flowing_on_the_new_ice_session() {
+    let name = "chromium_ice_restart_keeps_media_flowing_on_the_new_ice_session";
+    let _guard = media_lock().await;
+    let body = async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let (node, script) = browser_tools()?;
+        // --seconds bounds the wait for the first 20 decoded frames; each restartIce() call is
+        // bounded by the driver (10 s) and followed by 3 s of watching.
+        let args: Vec<String> = vec![
+            script.display().to_string(),
+            "--base".into(),
+            base.clone(),
+            "--stream".into(),
+            "browser-ice-restart".into(),
+            "--seconds".into(),
+            "15".into(),
+            "--ice-restart".into(),
+            "--timeout".into(),
+            "75".into(),
+        ];
+        let run = Client::spawn(
+            "run_pages.mjs --ice-restart",
+            &node,
+            &args,
+            &browser_dir(),
+            Duration::from_secs(85),
+        )?
+        .finish()
+        .await?;
+        let j = &run.json;
+        let r = &j["restart"];
+        println!(
+            "chromium ICE restart: frames at restart={} +3s after player restart={} \
+             +3s after publisher restart={}; player etag {} -> {} (selected remote ufrag {} -> {}, \
+             switched after {} ms); publisher etag {} -> {} (selected remote ufrag {} -> {}, \
+             switched after {} ms); state after={} publisher state after={}; \
+             restart errors={} page errors={}",
+            r["frames_at_restart"],
+            r["frames_3s_after_player_restart"],
+            r["frames_3s_after_publisher_restart"],
+            r["player_etag_before"],
+            r["player_etag_after"],
+            r["player_selected_remote_ufrag_before"],
+            r["player_selected_remote_ufrag"],
+            r["player_switch_ms"],
+            r["publisher_etag_before"],
+            r["publisher_etag_after"],
+            r["publisher_selected_remote_ufrag_before"],
+            r["publisher_selected_remote_ufrag"],
+            r["publisher_switch_ms"],
+            r["state_after"],
+            r["publisher_state_after"],
+            r["errors"],
+            j["errors"],
+        );
+        println!(
+            "  player frames after player restart [ms, frames]: {}\n  \
+             player frames after publisher restart [ms, frames]: {}",
+            r["player_timeline"], r["publisher_timeline"]
+        );
+        ensure!(!run.timed_out, "driver timed out: {}", run.describe());
+        ensure!(r.is_object(), "no restart report: {}", run.describe());
+        ensure!(
+            r["errors"].as_array().is_some_and(Vec::is_empty),
+            "restart errors: {}",
+            run.describe()
+        );
+
+        let s = |k: &str| r[k].as_str().unwrap_or("");
+        let quoted = |t: &str| t.len() > 2 && t.starts_with('"') && t.ends_with('"');
+        let unquote = |t: &str| t.trim_matches('"').to_string();
+        for who in ["player", "publisher"] {
+            let (before, after) = (
+                s(&format!("{who}_etag_before")),
+                s(&format!("{who}_etag_after")),
+            );
+            ensure!(
+                quoted(after),
+                "{who} restartIce() resolved to {after:?}, expected a non-empty quoted ETag: {}",
+                run.describe()
+            );
+            ensure!(
+                quoted(before) && before != after,
+                "{who} ETag did not change on ICE restart ({before} -> {after}): {}",
+                run.describe()
+            );
+            let selected = s(&format!("{who}_selected_remote_ufrag"));
+            ensure!(
+                selected == unquote(after),
+                "{who}: the selected candidate pair's remote ufrag is {selected:?} 3 s after the \
+                 restart, expected the server's new ufrag {:?} (ETag {after}): {}",
+                unquote(after),
+                run.describe()
+            );
+        }
+        ensure!(
+            s("player_etag_after") != s("publisher_etag_after"),
+            "player and publisher got the same ETag: {}",
+            run.describe()
+        );
+
+        let n = |k: &str| r[k].as_u64().unwrap_or(0);
+        let (at, after_player, after_publisher) = (
+            n("frames_at_restart"),
+            n("frames_3s_after_player_restart"),
+            n("frames_3s_after_publisher_restart"),
+        );
+        ensure!(
+            at > 20,
+            "player decoded {at} frames before the restart: {}",
+            run.describe()
+        );
+        ensure!(
+            after_player >= at + 30,
+            "player decoded {} frames in the 3 s after its ICE restart, expected >= 30: {}",
+            after_player.saturating_sub(at),
+            run.describe()
+        );
+        ensure!(
+            after_publisher >= after_player + 30,
+            "player decoded {} frames in the 3 s after the publisher's ICE restart, \
+             expected >= 30: {}",
+            after_publisher.saturating_sub(after_player),
+            run.describe()
+        );
+        for k in [
+            "state_after_player_restart",
+            "state_after",
+            "publisher_state_after",
+        ] {
+            ensure!(
+                s(k) == "connected",
+                "{k} is {:?}, expected \"connected\": {}",
+                s(k),
+                run.describe()
+            );
+        }
+        // Any console error (a 412 from a trickle PATCH racing the restart included), page
+        // exception or window.gatehouse.error fails the test.
+        let errors: Vec<&str> = j["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e.as_str()).collect())
+            .unwrap_or_default();
+        ensure!(
+            errors.is_empty(),
+            "page errors {errors:?}: {}",
+            run.describe()
+        );
+        ensure!(run.ok(), "driver reported failure: {}", run.describe());
+        gw.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    };
+    if let Err(e) = bounded(name, Duration::from_secs(150), body).await {
         panic!("{name}: {e:#}");
     }
 }

@@ -425,14 +425,28 @@ impl Engine {
             return;
         }
         tracing::info!(session = %peer.id, "ICE reconnected after restart");
-        // Packets written while no pair was selected were dropped: restart video on a keyframe.
-        if let PeerMedia::Subscriber { outputs } = &mut peer.media {
-            outputs
-                .iter_mut()
-                .for_each(|o| o.forwarder.restart_on_keyframe());
-            let room = peer.room.clone();
-            self.request_room_keyframe(&room, Instant::now());
+        // Media sent while no pair was selected is lost for good (rtc drops traffic from the
+        // old pair once restarted, and its NACK state restarts too): the affected subscribers
+        // restart video on a fresh keyframe rather than NACK in vain for the gap.
+        let room = peer.room.clone();
+        let affected: Vec<u64> = match &peer.media {
+            PeerMedia::Subscriber { .. } => vec![key],
+            PeerMedia::Publisher { .. } => self
+                .rooms
+                .get(&room)
+                .map(|r| r.subscribers.clone())
+                .unwrap_or_default(),
+        };
+        for subscriber in affected {
+            if let Some(PeerMedia::Subscriber { outputs }) =
+                self.peers.get_mut(&subscriber).map(|p| &mut p.media)
+            {
+                outputs
+                    .iter_mut()
+                    .for_each(|o| o.forwarder.restart_on_keyframe());
+            }
         }
+        self.request_room_keyframe(&room, Instant::now());
     }
 
     fn on_track_open(&mut self, key: u64, init: rtc::peer_connection::event::RTCTrackEventInit) {
