@@ -2,6 +2,7 @@
 // Headless Chromium driver for Gatehouse's own pages.
 //
 //   node run_pages.mjs --base http://127.0.0.1:PORT --stream S [--seconds N] [--timeout T]
+//                      [--video vp8|vp9|h264|av1] [--ice-restart]
 //                      [--ice-restart]
 //
 // Opens /publish.html?stream=S&autostart=1 and, once the publisher is live (or after a short
@@ -38,7 +39,7 @@ const REC_FLAGS = [
 function parseArgs(argv) {
   const a = {
     base: null, stream: "demo", seconds: 5, timeout: null, chromium: "/usr/bin/chromium",
-    iceRestart: false,
+    iceRestart: false, video: null,
   };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
@@ -49,6 +50,7 @@ function parseArgs(argv) {
     else if (k === "--timeout") { a.timeout = Number(v); i++; }
     else if (k === "--chromium") { a.chromium = v; i++; }
     else if (k === "--ice-restart") { a.iceRestart = true; }
+    else if (k === "--video") { a.video = v; i++; }
     else throw new Error(`unknown argument ${k}`);
   }
   if (!a.base) throw new Error("--base URL is required");
@@ -76,6 +78,7 @@ async function snapshot(page) {
       return {
         state: g.state ?? null,
         framesDecoded: g.framesDecoded ?? null,
+        videoCodec: g.videoCodec ?? null,
         framesEncoded: g.framesEncoded ?? null,
         packetsSent: g.packetsSent ?? null,
         firstFrameMs: g.firstFrameMs ?? null,
@@ -340,7 +343,8 @@ async function main() {
     pub.on("pageerror", (e) => record("publish pageerror")(String(e)));
     pub.on("console", consoleError("publish console"));
     const q = `stream=${encodeURIComponent(args.stream)}&autostart=1`;
-    const r1 = await pub.goto(`${args.base}/publish.html?${q}`, { timeout: 15000 });
+    const pq = args.video ? `${q}&video=${encodeURIComponent(args.video)}` : q;
+    const r1 = await pub.goto(`${args.base}/publish.html?${pq}`, { timeout: 15000 });
     if (!r1 || !r1.ok()) throw new Error(`publish.html -> HTTP ${r1 ? r1.status() : "no response"}`);
 
     // Wait (bounded) until the publisher is live before starting the player.
@@ -383,6 +387,7 @@ async function main() {
     result.play_state = pl?.state ?? null;
     result.frames_decoded = pl?.framesDecoded ?? 0;
     result.first_frame_ms = pl?.firstFrameMs ?? null;
+    result.video_codec = pl?.videoCodec ?? null;
     result.play_session = pl?.sessionUrl ?? null;
     if (pl?.error) result.errors.push(`play: ${pl.error}`);
     if (pl?.evalError) result.errors.push(`play eval: ${pl.evalError}`);

@@ -352,8 +352,18 @@ impl Play {
 
 /// Run the Chromium driver: publish.html + play.html of `base` on `stream` for `seconds`.
 pub fn spawn_browser_pages(base: &str, stream: &str, seconds: f64) -> Result<Client> {
+    spawn_browser_pages_with(base, stream, seconds, &[])
+}
+
+/// [`spawn_browser_pages`] with extra driver arguments (e.g. `["--video", "vp9"]`).
+pub fn spawn_browser_pages_with(
+    base: &str,
+    stream: &str,
+    seconds: f64,
+    extra: &[&str],
+) -> Result<Client> {
     let (node, script) = browser_tools()?;
-    let a = vec![
+    let mut a = vec![
         script.display().to_string(),
         s("--base"),
         s(base),
@@ -364,6 +374,7 @@ pub fn spawn_browser_pages(base: &str, stream: &str, seconds: f64) -> Result<Cli
         s("--timeout"),
         s(seconds + 45.0),
     ];
+    a.extend(extra.iter().map(s));
     Client::spawn(
         "run_pages.mjs",
         &node,

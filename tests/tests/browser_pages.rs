@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use gatehouse_e2e::{
-    Client, bounded, browser_dir, browser_tools, media_lock, spawn_browser_pages, start_gateway,
+    Client, bounded, browser_dir, browser_tools, media_lock, spawn_browser_pages,
+    spawn_browser_pages_with, start_gateway,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,6 +47,46 @@ async fn chromium_publish_page_is_played_by_chromium_play_page() {
         Ok::<_, anyhow::Error>(())
     };
     if let Err(e) = bounded(name, Duration::from_secs(120), body).await {
+        panic!("{name}: {e:#}");
+    }
+}
+
+/// Each video codec Chromium can send (publish.html?video=…) is forwarded and decoded: the
+/// player negotiates the publisher's codec (VP8 is covered by the test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_h264_vp9_and_av1_publishers_are_decoded_by_chromium_players() {
+    let name = "chromium_h264_vp9_and_av1_publishers_are_decoded_by_chromium_players";
+    let _guard = media_lock().await;
+    let body = async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        for codec in ["h264", "vp9", "av1"] {
+            let stream = format!("codec-{codec}");
+            let run = spawn_browser_pages_with(&base, &stream, 3.0, &["--video", codec])?
+                .finish()
+                .await?;
+            let decoded = run.str("video_codec").unwrap_or("").to_ascii_lowercase();
+            println!(
+                "chromium {codec}: decoded codec={decoded} frames={} first_frame_ms={}",
+                run.u64("frames_decoded"),
+                run.json["first_frame_ms"]
+            );
+            ensure!(
+                decoded == codec,
+                "player decoded {decoded:?}: {}",
+                run.describe()
+            );
+            ensure!(
+                run.u64("frames_decoded") >= 20,
+                "{codec}: play.html decoded {} frames: {}",
+                run.u64("frames_decoded"),
+                run.describe()
+            );
+        }
+        gw.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    };
+    if let Err(e) = bounded(name, Duration::from_secs(150), body).await {
         panic!("{name}: {e:#}");
     }
 }
