@@ -12,17 +12,11 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mio::{Events, Interest, Poll, Token, Waker};
-use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
-use rtc::peer_connection::state::RTCIceConnectionState;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use super::forward::SourcePacketInfo;
-use super::keyframe::VideoCodec;
-use super::offer::MediaKind;
-use super::peer::{Peer, PeerFactory, PeerMedia, PublishedTrack};
+use super::peer::{Peer, PeerFactory};
 use super::room::Room;
 use super::udp::{self, Demux, MediaSocket, bind_media_sockets};
 use super::{Command, MediaError, MediaHandle, MediaThread};
@@ -343,7 +337,7 @@ impl Engine {
     }
 
     /// Marks a session to be ended once the current step is over.
-    fn doom(&mut self, key: u64, why: String) {
+    pub(super) fn doom(&mut self, key: u64, why: String) {
         if let Some(peer) = self.peers.get_mut(&key) {
             peer.queued = true; // never drained again
         }
@@ -383,241 +377,6 @@ impl Engine {
             }
         }
         peer.next_timeout = peer.pc.poll_timeout();
-    }
-
-    fn on_event(&mut self, key: u64, event: RTCPeerConnectionEvent) {
-        match event {
-            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
-                let Some(peer) = self.peers.get_mut(&key) else {
-                    return;
-                };
-                tracing::info!(session = %peer.id, room = %peer.room, %state, "session state");
-                peer.state = state;
-                if peer.is_connected() && matches!(peer.media, PeerMedia::Subscriber { .. }) {
-                    // A late joiner needs a keyframe now, not at the next periodic one.
-                    let room = peer.room.clone();
-                    self.request_room_keyframe(&room, Instant::now());
-                }
-            }
-            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
-                self.on_ice_state(key, state);
-            }
-            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                self.on_track_open(key, init);
-            }
-            _ => {}
-        }
-    }
-
-    fn on_ice_state(&mut self, key: u64, state: RTCIceConnectionState) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        peer.ice_connected = matches!(
-            state,
-            RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
-        );
-        if !peer.ice_connected {
-            return;
-        }
-        peer.pending_nomination = None;
-        if !std::mem::take(&mut peer.ice_restarting) {
-            return;
-        }
-        tracing::info!(session = %peer.id, "ICE reconnected after restart");
-        // Media sent while no pair was selected is lost for good (rtc drops traffic from the
-        // old pair once restarted, and its NACK state restarts too): the affected subscribers
-        // restart video on a fresh keyframe rather than NACK in vain for the gap.
-        let room = peer.room.clone();
-        let affected: Vec<u64> = match &peer.media {
-            PeerMedia::Subscriber { .. } => vec![key],
-            PeerMedia::Publisher { .. } => self
-                .rooms
-                .get(&room)
-                .map(|r| r.subscribers.clone())
-                .unwrap_or_default(),
-        };
-        for subscriber in affected {
-            if let Some(PeerMedia::Subscriber { outputs }) =
-                self.peers.get_mut(&subscriber).map(|p| &mut p.media)
-            {
-                outputs
-                    .iter_mut()
-                    .for_each(|o| o.forwarder.restart_on_keyframe());
-            }
-        }
-        self.request_room_keyframe(&room, Instant::now());
-    }
-
-    fn on_track_open(&mut self, key: u64, init: rtc::peer_connection::event::RTCTrackEventInit) {
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
-        };
-        let Some(receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
-            return;
-        };
-        let track = receiver.track();
-        let kind = match track.kind() {
-            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio => MediaKind::Audio,
-            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video => MediaKind::Video,
-            _ => return,
-        };
-        let mime_lower = track
-            .codec(init.ssrc)
-            .map(|c| c.mime_type.to_ascii_lowercase())
-            .unwrap_or_default();
-        let PeerMedia::Publisher { tracks } = &mut peer.media else {
-            return;
-        };
-        if tracks.iter().any(|t| t.track_id == init.track_id) {
-            return; // another simulcast layer of a track already forwarded
-        }
-        tracing::info!(session = %peer.id, room = %peer.room, kind = kind.as_str(),
-            codec = %mime_lower, ssrc = init.ssrc, "publisher track open");
-        tracks.push(PublishedTrack {
-            track_id: init.track_id,
-            receiver_id: init.receiver_id,
-            kind,
-            ssrc: init.ssrc,
-            video_codec: VideoCodec::from_mime(&mime_lower),
-            mime_lower,
-            pacer: super::feedback::KeyframeRequestPacer::new(Duration::from_millis(
-                self.config.keyframe_request_interval_ms,
-            )),
-        });
-    }
-
-    /// Forwards one publisher packet to every connected subscriber of its room.
-    fn fan_out(&mut self, publisher: u64, track_id: &str, mut packet: rtc::rtp::Packet) {
-        let Some(peer) = self.peers.get(&publisher) else {
-            return;
-        };
-        let PeerMedia::Publisher { tracks } = &peer.media else {
-            return;
-        };
-        let Some(track) = tracks.iter().find(|t| t.track_id == track_id) else {
-            return;
-        };
-        if packet.header.ssrc != track.ssrc {
-            return; // only the first simulcast layer is forwarded for now
-        }
-        let kind = track.kind;
-        let mime_lower = track.mime_lower.clone();
-        let video_codec = track.video_codec;
-        let Some(room) = self.rooms.get(&peer.room) else {
-            return;
-        };
-        // Extensions are per leg: drop them once here so the per-subscriber header copies
-        // below allocate nothing.
-        packet.header.extensions.clear();
-        let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
-        let now = Instant::now();
-        let mut wants_keyframe = false;
-        let mut faulty = Vec::new();
-        // Disjoint field borrows: the room's subscriber list is read while peers are written.
-        let (peers, dirty) = (&mut self.peers, &mut self.dirty);
-        for key in &room.subscribers {
-            let Some(sub) = peers.get_mut(key) else {
-                continue;
-            };
-            if !sub.is_connected() {
-                continue;
-            }
-            let PeerMedia::Subscriber { outputs } = &mut sub.media else {
-                continue;
-            };
-            let Some(output) = outputs.iter_mut().find(|o| o.kind == kind) else {
-                continue;
-            };
-            let mut header = packet.header.clone();
-            match output.forwarder.prepare(&mut header, &info, now) {
-                Ok(()) => {}
-                Err(super::forward::Skip::AwaitingKeyframe) => {
-                    wants_keyframe = true;
-                    continue;
-                }
-                Err(_) => continue,
-            }
-            let sender_id = output.sender_id;
-            let out = rtc::rtp::Packet {
-                header,
-                payload: packet.payload.clone(),
-            };
-            let written = contained(|| {
-                if let Some(mut sender) = sub.pc.rtp_sender(sender_id)
-                    && let Err(e) = sender.write_rtp(now, out)
-                {
-                    tracing::trace!(session = %sub.id, error = %e, "forward rejected");
-                }
-            });
-            if let Err(panic) = written {
-                faulty.push((*key, format!("forwarding panicked: {panic}")));
-                continue;
-            }
-            if !sub.queued {
-                sub.queued = true;
-                dirty.push(*key);
-            }
-        }
-        for (key, why) in faulty {
-            self.doom(key, why);
-        }
-        if wants_keyframe {
-            self.request_keyframe(publisher, kind, now);
-        }
-    }
-
-    /// A subscriber's PLI/FIR: ask the room's publisher for a keyframe (paced).
-    fn on_keyframe_request(&mut self, key: u64, packets: &[Box<dyn rtc::rtcp::Packet>]) {
-        if packets.is_empty() {
-            return;
-        }
-        let Some(peer) = self.peers.get(&key) else {
-            return;
-        };
-        if matches!(peer.media, PeerMedia::Subscriber { .. }) {
-            let room = peer.room.clone();
-            self.request_room_keyframe(&room, Instant::now());
-        }
-    }
-
-    pub(super) fn request_room_keyframe(&mut self, room: &str, now: Instant) {
-        if let Some(publisher) = self.rooms.get(room).and_then(|r| r.publisher) {
-            self.request_keyframe(publisher, MediaKind::Video, now);
-        }
-    }
-
-    /// Sends a PLI for each of the publisher's `kind` tracks, at most once per pacing interval.
-    fn request_keyframe(&mut self, publisher: u64, kind: MediaKind, now: Instant) {
-        if kind != MediaKind::Video {
-            return;
-        }
-        let Some(peer) = self.peers.get_mut(&publisher) else {
-            return;
-        };
-        if !peer.is_connected() {
-            return;
-        }
-        let PeerMedia::Publisher { tracks } = &mut peer.media else {
-            return;
-        };
-        let due: Vec<_> = tracks
-            .iter_mut()
-            .filter(|t| t.kind == MediaKind::Video)
-            .filter_map(|t| t.pacer.allow(now).then_some((t.receiver_id, t.ssrc)))
-            .collect();
-        for (receiver_id, media_ssrc) in due {
-            if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) {
-                let pli = PictureLossIndication {
-                    sender_ssrc: 0,
-                    media_ssrc,
-                };
-                if let Err(e) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
-                    tracing::debug!(error = %e, "PLI not sent");
-                }
-            }
-        }
-        self.mark_dirty(publisher);
     }
 
     fn next_deadline(&self) -> Instant {

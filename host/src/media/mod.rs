@@ -6,6 +6,8 @@
 //! `rtc`, sans-IO) and the shared UDP socket(s), so forwarding needs no locks.
 
 mod engine;
+mod events;
+mod fanout;
 mod feedback;
 mod forward;
 pub mod keyframe;

@@ -1,0 +1,117 @@
+//! What the engine does with a PeerConnection's events: connection and ICE state changes
+//! (keyframes for late joiners and after ICE restarts) and publisher tracks opening.
+
+use std::time::{Duration, Instant};
+
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::state::RTCIceConnectionState;
+
+use super::engine::Engine;
+use super::feedback::KeyframeRequestPacer;
+use super::keyframe::VideoCodec;
+use super::offer::MediaKind;
+use super::peer::{PeerMedia, PublishedTrack};
+
+impl Engine {
+    pub(super) fn on_event(&mut self, key: u64, event: RTCPeerConnectionEvent) {
+        match event {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    return;
+                };
+                tracing::info!(session = %peer.id, room = %peer.room, %state, "session state");
+                peer.state = state;
+                if peer.is_connected() && matches!(peer.media, PeerMedia::Subscriber { .. }) {
+                    // A late joiner needs a keyframe now, not at the next periodic one.
+                    let room = peer.room.clone();
+                    self.request_room_keyframe(&room, Instant::now());
+                }
+            }
+            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
+                self.on_ice_state(key, state);
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.on_track_open(key, init);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_ice_state(&mut self, key: u64, state: RTCIceConnectionState) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        peer.ice_connected = matches!(
+            state,
+            RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+        );
+        if !peer.ice_connected {
+            return;
+        }
+        peer.pending_nomination = None;
+        if !std::mem::take(&mut peer.ice_restarting) {
+            return;
+        }
+        tracing::info!(session = %peer.id, "ICE reconnected after restart");
+        // Media sent while no pair was selected is lost for good (rtc drops traffic from the
+        // old pair once restarted, and its NACK state restarts too): the affected subscribers
+        // restart video on a fresh keyframe rather than NACK in vain for the gap.
+        let room = peer.room.clone();
+        let affected: Vec<u64> = match &peer.media {
+            PeerMedia::Subscriber { .. } => vec![key],
+            PeerMedia::Publisher { .. } => self
+                .rooms
+                .get(&room)
+                .map(|r| r.subscribers.clone())
+                .unwrap_or_default(),
+        };
+        for subscriber in affected {
+            if let Some(PeerMedia::Subscriber { outputs }) =
+                self.peers.get_mut(&subscriber).map(|p| &mut p.media)
+            {
+                outputs
+                    .iter_mut()
+                    .for_each(|o| o.forwarder.restart_on_keyframe());
+            }
+        }
+        self.request_room_keyframe(&room, Instant::now());
+    }
+
+    fn on_track_open(&mut self, key: u64, init: rtc::peer_connection::event::RTCTrackEventInit) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
+            return;
+        };
+        let track = receiver.track();
+        let kind = match track.kind() {
+            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio => MediaKind::Audio,
+            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video => MediaKind::Video,
+            _ => return,
+        };
+        let mime_lower = track
+            .codec(init.ssrc)
+            .map(|c| c.mime_type.to_ascii_lowercase())
+            .unwrap_or_default();
+        let PeerMedia::Publisher { tracks } = &mut peer.media else {
+            return;
+        };
+        if tracks.iter().any(|t| t.track_id == init.track_id) {
+            return; // another simulcast layer of a track already forwarded
+        }
+        tracing::info!(session = %peer.id, room = %peer.room, kind = kind.as_str(),
+            codec = %mime_lower, ssrc = init.ssrc, "publisher track open");
+        tracks.push(PublishedTrack {
+            track_id: init.track_id,
+            receiver_id: init.receiver_id,
+            kind,
+            ssrc: init.ssrc,
+            video_codec: VideoCodec::from_mime(&mime_lower),
+            mime_lower,
+            pacer: KeyframeRequestPacer::new(Duration::from_millis(
+                self.config.keyframe_request_interval_ms,
+            )),
+        });
+    }
+}

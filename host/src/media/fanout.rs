@@ -1,0 +1,146 @@
+//! RTP fan-out: one publisher packet to every connected subscriber of its room (rewritten per
+//! subscriber by its `OutputForwarder`), and keyframe requests back to the publisher, paced.
+
+use std::time::Instant;
+
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+
+use super::engine::{Engine, contained};
+use super::forward::{Skip, SourcePacketInfo};
+use super::offer::MediaKind;
+use super::peer::PeerMedia;
+
+impl Engine {
+    /// Forwards one publisher packet to every connected subscriber of its room.
+    pub(super) fn fan_out(&mut self, publisher: u64, track_id: &str, mut packet: rtc::rtp::Packet) {
+        let Some(peer) = self.peers.get(&publisher) else {
+            return;
+        };
+        let PeerMedia::Publisher { tracks } = &peer.media else {
+            return;
+        };
+        let Some(track) = tracks.iter().find(|t| t.track_id == track_id) else {
+            return;
+        };
+        if packet.header.ssrc != track.ssrc {
+            return; // only the first simulcast layer is forwarded for now
+        }
+        let kind = track.kind;
+        let mime_lower = track.mime_lower.clone();
+        let video_codec = track.video_codec;
+        let Some(room) = self.rooms.get(&peer.room) else {
+            return;
+        };
+        // Extensions are per leg: drop them once here so the per-subscriber header copies
+        // below allocate nothing.
+        packet.header.extensions.clear();
+        let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
+        let now = Instant::now();
+        let mut wants_keyframe = false;
+        let mut faulty = Vec::new();
+        // Disjoint field borrows: the room's subscriber list is read while peers are written.
+        let (peers, dirty) = (&mut self.peers, &mut self.dirty);
+        for key in &room.subscribers {
+            let Some(sub) = peers.get_mut(key) else {
+                continue;
+            };
+            if !sub.is_connected() {
+                continue;
+            }
+            let PeerMedia::Subscriber { outputs } = &mut sub.media else {
+                continue;
+            };
+            let Some(output) = outputs.iter_mut().find(|o| o.kind == kind) else {
+                continue;
+            };
+            let mut header = packet.header.clone();
+            match output.forwarder.prepare(&mut header, &info, now) {
+                Ok(()) => {}
+                Err(Skip::AwaitingKeyframe) => {
+                    wants_keyframe = true;
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            let sender_id = output.sender_id;
+            let out = rtc::rtp::Packet {
+                header,
+                payload: packet.payload.clone(),
+            };
+            let written = contained(|| {
+                if let Some(mut sender) = sub.pc.rtp_sender(sender_id)
+                    && let Err(e) = sender.write_rtp(now, out)
+                {
+                    tracing::trace!(session = %sub.id, error = %e, "forward rejected");
+                }
+            });
+            if let Err(panic) = written {
+                faulty.push((*key, format!("forwarding panicked: {panic}")));
+                continue;
+            }
+            if !sub.queued {
+                sub.queued = true;
+                dirty.push(*key);
+            }
+        }
+        for (key, why) in faulty {
+            self.doom(key, why);
+        }
+        if wants_keyframe {
+            self.request_keyframe(publisher, kind, now);
+        }
+    }
+
+    /// A subscriber's PLI/FIR: ask the room's publisher for a keyframe (paced).
+    pub(super) fn on_keyframe_request(&mut self, key: u64, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        if packets.is_empty() {
+            return;
+        }
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        if matches!(peer.media, PeerMedia::Subscriber { .. }) {
+            let room = peer.room.clone();
+            self.request_room_keyframe(&room, Instant::now());
+        }
+    }
+
+    pub(super) fn request_room_keyframe(&mut self, room: &str, now: Instant) {
+        if let Some(publisher) = self.rooms.get(room).and_then(|r| r.publisher) {
+            self.request_keyframe(publisher, MediaKind::Video, now);
+        }
+    }
+
+    /// Sends a PLI for each of the publisher's `kind` tracks, at most once per pacing interval.
+    pub(super) fn request_keyframe(&mut self, publisher: u64, kind: MediaKind, now: Instant) {
+        if kind != MediaKind::Video {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        if !peer.is_connected() {
+            return;
+        }
+        let PeerMedia::Publisher { tracks } = &mut peer.media else {
+            return;
+        };
+        let due: Vec<_> = tracks
+            .iter_mut()
+            .filter(|t| t.kind == MediaKind::Video)
+            .filter_map(|t| t.pacer.allow(now).then_some((t.receiver_id, t.ssrc)))
+            .collect();
+        for (receiver_id, media_ssrc) in due {
+            if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) {
+                let pli = PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                };
+                if let Err(e) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
+                    tracing::debug!(error = %e, "PLI not sent");
+                }
+            }
+        }
+        self.mark_dirty(publisher);
+    }
+}
