@@ -68,36 +68,38 @@ fn ice_link(url: &str, server: &IceServerConfig) -> String {
 
 /// The WHIP/WHEP routes of both families.
 pub fn routes(state: WhipState) -> Router {
+    let create_route = |role, flavor| {
+        post(move |state, path, headers, body| create(state, path, headers, body, role, flavor))
+            .options(endpoint_options)
+    };
+    let patch_route = |flavor| {
+        patch(move |state, path, headers, body| patch_session(state, path, headers, body, flavor))
+            .options(session_options)
+    };
     Router::new()
         .route(
             "/v1/whip/{stream}",
-            post(standard_whip).options(endpoint_options),
+            create_route(Role::Publisher, Flavor::Standard),
         )
         .route(
             "/v1/whep/{stream}",
-            post(standard_whep)
-                .options(endpoint_options)
-                .head(whep_head),
+            create_route(Role::Subscriber, Flavor::Standard).head(whep_head),
         )
         .route(
             "/v1/session/{stream}/{session}",
-            patch(standard_patch)
-                .delete(standard_delete)
-                .options(session_options),
+            patch_route(Flavor::Standard).delete(standard_delete),
         )
         .route(
             "/whip/{stream}",
-            post(live777_whip).options(endpoint_options),
+            create_route(Role::Publisher, Flavor::Live777),
         )
         .route(
             "/whep/{stream}",
-            post(live777_whep).options(endpoint_options).head(whep_head),
+            create_route(Role::Subscriber, Flavor::Live777).head(whep_head),
         )
         .route(
             "/session/{stream}/{session}",
-            patch(live777_patch)
-                .delete(live777_delete)
-                .options(session_options),
+            patch_route(Flavor::Live777).delete(live777_delete),
         )
         .with_state(state)
 }
@@ -190,66 +192,6 @@ fn utf8_body(body: Bytes) -> Result<String, WhipError> {
         .map_err(|_| WhipError::BadRequest("body is not UTF-8 text".into()))
 }
 
-async fn standard_whip(
-    state: State<WhipState>,
-    path: Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WhipError> {
-    create(
-        state,
-        path,
-        headers,
-        body,
-        Role::Publisher,
-        Flavor::Standard,
-    )
-    .await
-}
-
-async fn standard_whep(
-    state: State<WhipState>,
-    path: Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WhipError> {
-    create(
-        state,
-        path,
-        headers,
-        body,
-        Role::Subscriber,
-        Flavor::Standard,
-    )
-    .await
-}
-
-async fn live777_whip(
-    state: State<WhipState>,
-    path: Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WhipError> {
-    create(state, path, headers, body, Role::Publisher, Flavor::Live777).await
-}
-
-async fn live777_whep(
-    state: State<WhipState>,
-    path: Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WhipError> {
-    create(
-        state,
-        path,
-        headers,
-        body,
-        Role::Subscriber,
-        Flavor::Live777,
-    )
-    .await
-}
-
 async fn create(
     State(state): State<WhipState>,
     Path(stream): Path<String>,
@@ -290,24 +232,6 @@ async fn create(
         h.append(header::LINK, link.clone());
     }
     Ok(response)
-}
-
-async fn standard_patch(
-    state: State<WhipState>,
-    path: Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WhipError> {
-    patch_session(state, path, headers, body, Flavor::Standard).await
-}
-
-async fn live777_patch(
-    state: State<WhipState>,
-    path: Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WhipError> {
-    patch_session(state, path, headers, body, Flavor::Live777).await
 }
 
 async fn patch_session(
