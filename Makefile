@@ -1,12 +1,17 @@
 # The two set-up commands of the README. Both install what they need.
-.PHONY: run test
+.PHONY: run test wasm-target
+
+# The shipped policies (and test fixtures) are WebAssembly components built by host/build.rs.
+wasm-target:
+	rustup target add wasm32-wasip2
 
 # Run the gateway on the embedded default config (HTTP + media UDP on port 7777).
-run:
+run: wasm-target
 	cargo run --release -p gatehouse -- serve
 
 # Run every test: installs the real test clients (Chromium, aiortc, playwright-core) first.
 # --show-output prints the measured figures (first-frame times, frame counts) of passing tests.
-test:
+test: wasm-target
 	bash tests/setup.sh
 	cargo test --workspace -j2 --no-fail-fast -- --show-output
+	cargo test -j2 --manifest-path policies/Cargo.toml

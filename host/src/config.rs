@@ -33,6 +33,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub webrtc: WebrtcConfig,
     pub strategy: StrategyConfig,
+    pub policies: PolicyConfig,
     pub log: LogConfig,
 }
 
@@ -119,6 +120,85 @@ impl Default for StrategyConfig {
             auto_create_whip: true,
             auto_create_whep: true,
         }
+    }
+}
+
+/// `[policies]`: which Wasm module serves which hook, limits, and each module's config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Directory watched for `<module>.wasm` files; a file there replaces the shipped module of
+    /// the same name and is hot-reloaded when it changes. Unset: shipped modules only.
+    pub dir: Option<std::path::PathBuf>,
+    /// Module serving the `authorize` hook; "" = none (every request is anonymous and allowed).
+    pub authorize: String,
+    /// Module serving the `admit` hook; "" = none (everything admitted).
+    pub admit: String,
+    /// Module serving the LEB `svrsig` hook.
+    pub svrsig: String,
+    /// Module serving the LEB `quality` hook.
+    pub quality: String,
+    /// Wall-clock budget of one call, in milliseconds (epoch deadline).
+    pub deadline_ms: u64,
+    /// Linear memory limit of one instance, in MiB.
+    pub memory_mib: u64,
+    /// Consecutive faults (traps, timeouts) of a new module version before the previous one is
+    /// restored.
+    pub breaker_faults: u32,
+    /// Each module's own configuration table, by module name (`[policies.config.token-auth]`).
+    pub config: std::collections::BTreeMap<String, toml::Table>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            authorize: "token-auth".into(),
+            admit: "room-admission".into(),
+            svrsig: "leb-svrsig".into(),
+            quality: "quality-report".into(),
+            deadline_ms: 10,
+            memory_mib: 32,
+            breaker_faults: 5,
+            config: Default::default(),
+        }
+    }
+}
+
+/// go-live's environment variables and the shipped module key each one sets.
+const ENV_OVERRIDES: [(&str, &str, &str); 6] = [
+    ("AUTH_TOKEN", "token-auth", "auth_token"),
+    ("ROOM_TOKENS", "token-auth", "room_tokens"),
+    ("JWT_SECRET", "token-auth", "jwt_secret"),
+    ("JWT_AUDIENCE", "token-auth", "jwt_audience"),
+    ("ADMIN_TOKEN", "token-auth", "admin_token"),
+    ("MAX_SUBS_PER_ROOM", "room-admission", "max_subscribers"),
+];
+
+impl PolicyConfig {
+    /// Applies go-live's environment variables (`AUTH_TOKEN`, `ROOM_TOKENS`, `JWT_SECRET`,
+    /// `JWT_AUDIENCE`, `ADMIN_TOKEN`, `MAX_SUBS_PER_ROOM`) to the shipped modules' config, so
+    /// go-live deployments move over unchanged. Empty values count as unset, as in go-live.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for (name, module, key) in ENV_OVERRIDES {
+            let Some(value) = var(name).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let value = if key == "max_subscribers" {
+                let n: i64 = value.trim().parse().map_err(|_| ConfigError::Invalid {
+                    key: "MAX_SUBS_PER_ROOM",
+                    reason: format!("{value:?} is not a whole number"),
+                })?;
+                toml::Value::Integer(n.max(0))
+            } else {
+                toml::Value::String(value)
+            };
+            self.config
+                .entry(module.to_owned())
+                .or_default()
+                .insert(key.to_owned(), value);
+        }
+        Ok(())
     }
 }
 
@@ -209,6 +289,18 @@ impl Config {
                 reason: format!("{ip} is not an address a client can reach"),
             });
         }
+        if self.policies.deadline_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "policies.deadline_ms",
+                reason: "must be greater than 0".into(),
+            });
+        }
+        if self.policies.memory_mib == 0 {
+            return Err(ConfigError::Invalid {
+                key: "policies.memory_mib",
+                reason: "must be greater than 0".into(),
+            });
+        }
         for server in &self.webrtc.ice_servers {
             if server.urls.is_empty() {
                 return Err(ConfigError::Invalid {
@@ -245,6 +337,34 @@ mod tests {
     fn bad_value_is_an_error_naming_the_key() {
         let err = Config::from_toml("[strategy]\nauto_create_whip = \"yes\"\n", "t").unwrap_err();
         assert!(err.to_string().contains("auto_create_whip"), "{err}");
+    }
+
+    #[test]
+    fn go_live_environment_configures_the_shipped_policies() {
+        let mut config = Config::default();
+        let env = |name: &str| match name {
+            "AUTH_TOKEN" => Some("secret".to_owned()),
+            "MAX_SUBS_PER_ROOM" => Some("3".to_owned()),
+            "JWT_SECRET" => Some(String::new()),
+            _ => None,
+        };
+        config.policies.apply_env(env).unwrap();
+        let auth = &config.policies.config["token-auth"];
+        assert_eq!(auth["auth_token"].as_str(), Some("secret"));
+        assert!(!auth.contains_key("jwt_secret"), "empty means unset");
+        let admission = &config.policies.config["room-admission"];
+        assert_eq!(admission["max_subscribers"].as_integer(), Some(3));
+    }
+
+    #[test]
+    fn policy_module_config_tables_parse() {
+        let config = Config::from_toml(
+            "[policies]\nauthorize = \"my-auth\"\n[policies.config.my-auth]\nkey = \"v\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(config.policies.authorize, "my-auth");
+        assert_eq!(config.policies.config["my-auth"]["key"].as_str(), Some("v"));
     }
 
     #[test]

@@ -1,37 +1,91 @@
-//! The one door: every dialect turns a request into a call here, never into media calls of its
-//! own. The gate applies the stream strategy (and, with the policy plane, authorization and
-//! admission) and then acts on the media core.
+//! The one door: every dialect turns a request into a call here, never into media or policy
+//! calls of its own. The gate decides (stream strategy, then the `authorize` and `admit`
+//! policies) and then acts on the media core, so decide-then-act exists once for all dialects.
+
+use std::net::IpAddr;
 
 use crate::config::StrategyConfig;
 use crate::media::{
     IceRestartAnswer, MediaError, MediaHandle, OfferRequest, PublisherLeave, RemoteCandidate, Role,
     RoomSnapshot, SessionAnswer, SessionIce,
 };
+use crate::policy::{Action, Admission, Denial, PolicyPlane, Principal, Request, RoomState};
 
 /// Why the gate refused or failed a request; each dialect maps it to its own status and body.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GateError {
     /// The stream does not exist and the strategy does not create it.
     #[error("stream `{0}` does not exist")]
     StreamNotFound(String),
+    /// A policy said no; `status` and `reason` are what the client should see.
+    #[error("{}", .0.reason)]
+    Denied(Denial),
     #[error(transparent)]
     Media(#[from] MediaError),
 }
 
-/// The gate: strategy, then media.
+/// The facts of a signaling request the policies decide on (dialect-neutral).
+#[derive(Debug, Clone)]
+pub struct RequestFacts {
+    /// `whip`, `live777`, `rooms`, …
+    pub dialect: &'static str,
+    pub method: String,
+    pub path: String,
+    /// Header names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub client_ip: IpAddr,
+}
+
+impl RequestFacts {
+    /// The token a client presented: `X-Auth-Token`, else `Authorization: Bearer`.
+    fn token(&self) -> Option<String> {
+        let header = |name: &str| {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.trim())
+        };
+        if let Some(token) = header("x-auth-token").filter(|t| !t.is_empty()) {
+            return Some(token.to_owned());
+        }
+        let auth = header("authorization")?;
+        let (scheme, token) = auth.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned())
+    }
+}
+
+/// The gate: strategy and policy, then media.
 #[derive(Clone)]
 pub struct Gate {
     media: MediaHandle,
     strategy: StrategyConfig,
+    policy: PolicyPlane,
 }
 
 impl Gate {
-    pub fn new(media: MediaHandle, strategy: StrategyConfig) -> Self {
-        Self { media, strategy }
+    pub fn new(media: MediaHandle, strategy: StrategyConfig, policy: PolicyPlane) -> Self {
+        Self {
+            media,
+            strategy,
+            policy,
+        }
+    }
+
+    /// The policy plane (for operational reporting).
+    pub fn policy(&self) -> &PolicyPlane {
+        &self.policy
     }
 
     /// Opens a publisher session in `room` from a client's offer.
-    pub async fn publish(&self, room: &str, offer_sdp: String) -> Result<SessionAnswer, GateError> {
+    pub async fn publish(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+        offer_sdp: String,
+    ) -> Result<SessionAnswer, GateError> {
+        self.decide(facts, Action::Publish, room).await?;
         self.open(
             room,
             Role::Publisher,
@@ -44,9 +98,11 @@ impl Gate {
     /// Opens a subscriber session in `room`; it receives media whenever a publisher sends.
     pub async fn subscribe(
         &self,
+        facts: &RequestFacts,
         room: &str,
         offer_sdp: String,
     ) -> Result<SessionAnswer, GateError> {
+        self.decide(facts, Action::Subscribe, room).await?;
         self.open(
             room,
             Role::Subscriber,
@@ -54,6 +110,51 @@ impl Gate {
             self.strategy.auto_create_whep,
         )
         .await
+    }
+
+    /// Authorizes and admits `action` in `room`: the principal, or the denial to show.
+    pub async fn decide(
+        &self,
+        facts: &RequestFacts,
+        action: Action,
+        room: &str,
+    ) -> Result<Principal, GateError> {
+        let request = Request {
+            dialect: facts.dialect.to_owned(),
+            action,
+            room: Some(room.to_owned()),
+            method: facts.method.clone(),
+            path: facts.path.clone(),
+            headers: facts.headers.clone(),
+            client_ip: facts.client_ip.to_string(),
+        };
+        let snapshot = self.media.room(room).await?;
+        let admission_room = RoomState {
+            name: room.to_owned(),
+            publishers: snapshot.as_ref().map_or(0, |r| r.publishers as u32),
+            subscribers: snapshot.as_ref().map_or(0, |r| r.subscribers as u32),
+        };
+        let token = facts.token();
+        let policy = self.policy.clone();
+        // Policy calls are synchronous Wasm bounded by their deadline: off the async workers.
+        let decision = tokio::task::spawn_blocking(move || {
+            let principal = policy.authorize(&request)?;
+            policy.admit(&Admission {
+                principal: principal.clone(),
+                room: admission_room,
+                action,
+                pin: None,
+                token,
+            })?;
+            Ok::<_, Denial>(principal)
+        })
+        .await
+        .map_err(|e| GateError::Media(MediaError::Internal(format!("policy task: {e}"))))?;
+        decision.map_err(|denial| {
+            tracing::info!(dialect = facts.dialect, room, ?action, status = denial.status,
+                reason = %denial.reason, "request denied by policy");
+            GateError::Denied(denial)
+        })
     }
 
     async fn open(

@@ -9,6 +9,7 @@ pub mod dialect;
 pub mod gate;
 pub mod media;
 pub mod ops;
+pub mod policy;
 pub mod server;
 
 pub use config::Config;

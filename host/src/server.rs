@@ -16,6 +16,7 @@ use crate::dialect;
 use crate::gate::Gate;
 use crate::media::{MediaHandle, MediaThread, RoomSnapshot};
 use crate::ops;
+use crate::policy::PolicyPlane;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Media(#[from] crate::media::MediaStartError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     #[error("invalid [http] cors_origin: {0}")]
     CorsOrigin(String),
 }
@@ -44,8 +47,9 @@ pub struct Gateway {
 impl Gateway {
     /// Binds the HTTP and media sockets and starts serving.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        let policy = PolicyPlane::start(&config.policies)?;
         let (media, media_thread) = MediaHandle::start(&config.webrtc)?;
-        let gate = Gate::new(media.clone(), config.strategy.clone());
+        let gate = Gate::new(media.clone(), config.strategy.clone(), policy);
         let app = router(&config, gate.clone())?;
         let listener = TcpListener::bind(config.http.listen)
             .await
@@ -60,9 +64,6 @@ impl Gateway {
                 source,
             })?;
         tracing::info!(%http_addr, "HTTP signaling listening");
-        tracing::warn!(
-            "access is OPEN: no authorization policy is configured, anyone can publish and play"
-        );
         let (stop_http, mut stopped) = watch::channel(false);
         let http_task = tokio::spawn(async move {
             let shutdown = async move {
@@ -130,7 +131,11 @@ impl Gateway {
 }
 
 fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
-    let whip_state = dialect::whip::WhipState::new(gate.clone(), &config.webrtc.ice_servers);
+    let whip_state = dialect::whip::WhipState::new(
+        gate.clone(),
+        &config.webrtc.ice_servers,
+        config.http.max_body_bytes,
+    );
     let mut whip = dialect::whip::routes(whip_state);
     if !config.http.cors_origin.is_empty() {
         whip = whip.layer(cors(&config.http.cors_origin)?);

@@ -11,14 +11,16 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
 
 use super::sdpfrag::{self, SdpFrag};
 use crate::config::IceServerConfig;
-use crate::gate::{Gate, GateError};
+use crate::gate::{Gate, GateError, RequestFacts};
 use crate::media::{MediaError, PublisherLeave, RemoteCandidate, Role};
 
 /// Which path family a request came through.
@@ -41,18 +43,24 @@ impl Flavor {
 #[derive(Clone)]
 pub struct WhipState {
     pub gate: Gate,
+    /// Largest accepted body (413 beyond).
+    pub max_body_bytes: usize,
     /// Pre-rendered `Link: <…>; rel="ice-server"` values.
     pub ice_links: Vec<HeaderValue>,
 }
 
 impl WhipState {
-    pub fn new(gate: Gate, ice_servers: &[IceServerConfig]) -> Self {
+    pub fn new(gate: Gate, ice_servers: &[IceServerConfig], max_body_bytes: usize) -> Self {
         let ice_links = ice_servers
             .iter()
             .flat_map(|server| server.urls.iter().map(move |url| ice_link(url, server)))
             .filter_map(|link| HeaderValue::from_str(&link).ok())
             .collect();
-        Self { gate, ice_links }
+        Self {
+            gate,
+            max_body_bytes,
+            ice_links,
+        }
     }
 }
 
@@ -69,7 +77,7 @@ fn ice_link(url: &str, server: &IceServerConfig) -> String {
 /// The WHIP/WHEP routes of both families.
 pub fn routes(state: WhipState) -> Router {
     let create_route = |role, flavor| {
-        post(move |state, path, headers, body| create(state, path, headers, body, role, flavor))
+        post(move |state, path, request| create(state, path, request, role, flavor))
             .options(endpoint_options)
     };
     let patch_route = |flavor| {
@@ -119,6 +127,11 @@ pub enum WhipError {
     PreconditionFailed,
     #[error("If-Match is required")]
     PreconditionRequired,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// A policy decision; the status is the policy's.
+    #[error("{reason}")]
+    Denied { status: StatusCode, reason: String },
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -129,6 +142,10 @@ impl From<GateError> for WhipError {
     fn from(e: GateError) -> Self {
         match e {
             GateError::StreamNotFound(_) => WhipError::NotFound(e.to_string()),
+            GateError::Denied(denial) => WhipError::Denied {
+                status: StatusCode::from_u16(denial.status).unwrap_or(StatusCode::FORBIDDEN),
+                reason: denial.reason,
+            },
             GateError::Media(m) => match m {
                 MediaError::RoomNotFound(_) | MediaError::SessionNotFound(_) => {
                     WhipError::NotFound(m.to_string())
@@ -153,6 +170,8 @@ impl IntoResponse for WhipError {
             WhipError::Conflict(_) => StatusCode::CONFLICT,
             WhipError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             WhipError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            WhipError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WhipError::Denied { status, .. } => status,
             WhipError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WhipError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -192,22 +211,54 @@ fn utf8_body(body: Bytes) -> Result<String, WhipError> {
         .map_err(|_| WhipError::BadRequest("body is not UTF-8 text".into()))
 }
 
+/// The dialect-neutral facts of a request, for the policies.
+fn request_facts(
+    flavor: Flavor,
+    client: SocketAddr,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> RequestFacts {
+    RequestFacts {
+        dialect: match flavor {
+            Flavor::Standard => "whip",
+            Flavor::Live777 => "live777",
+        },
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        headers: headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        client_ip: client.ip(),
+    }
+}
+
 async fn create(
     State(state): State<WhipState>,
     Path(stream): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
     role: Role,
     flavor: Flavor,
 ) -> Result<Response, WhipError> {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     check_stream_name(&stream)?;
     if !content_type_is(&headers, "application/sdp") {
         return Err(WhipError::UnsupportedMediaType("application/sdp"));
     }
+    let body = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|_| WhipError::PayloadTooLarge)?;
     let offer = utf8_body(body)?;
+    let facts = request_facts(flavor, client, &parts.method, &parts.uri, &headers);
     let answer = match role {
-        Role::Publisher => state.gate.publish(&stream, offer).await?,
-        Role::Subscriber => state.gate.subscribe(&stream, offer).await?,
+        Role::Publisher => state.gate.publish(&facts, &stream, offer).await?,
+        Role::Subscriber => state.gate.subscribe(&facts, &stream, offer).await?,
     };
     let location = format!("{}/{stream}/{}", flavor.session_prefix(), answer.session_id);
     let mut response = (StatusCode::CREATED, answer.answer_sdp).into_response();

@@ -1,0 +1,347 @@
+//! The Wasm policy plane: who may do what is decided by policy modules (WebAssembly
+//! components implementing the worlds of `guest-sdk/wit/policy.wit`), hot-reloaded from a
+//! directory and contained when they misbehave (DESIGN.md §4).
+//!
+//! Each call gets a fresh instance in a fresh store with an epoch deadline and a memory limit.
+//! `authorize`, `admit` and `svrsig` fail closed (503 "policy unavailable"); `quality` fails
+//! open (the report is dropped and counted).
+
+mod bindings;
+pub mod check;
+mod metrics;
+mod module;
+mod registry;
+mod runtime;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use bindings::types::{
+    Action, Admission, Denial, Measurement, Principal, QualityOutcome, QualityReport, ReportBody,
+    Request, RoomState, SessionFacts, StreamUrl,
+};
+pub use metrics::PolicyMetrics;
+pub use module::ModuleSource;
+
+use crate::config::PolicyConfig;
+use module::{CallFault, LoadedModule};
+use registry::{Installed, Registry};
+use runtime::{EPOCH_TICK, Runtime, flatten_config};
+
+/// The modules shipped in the binary (built by `host/build.rs` from `policies/`).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_policies.rs"));
+}
+
+/// Why the policy plane or a module could not be set up.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("policy runtime: {0}")]
+    Runtime(String),
+    #[error("policy module `{module}` failed at {step}: {reason}")]
+    InvalidModule {
+        module: String,
+        step: String,
+        reason: String,
+    },
+    #[error("cannot read policy file {path}: {reason}")]
+    Read { path: String, reason: String },
+}
+
+/// Longest denial reason or principal subject passed on; guests can return anything.
+const MAX_REPLY_TEXT: usize = 256;
+/// Most rooms a principal may list.
+const MAX_PRINCIPAL_ROOMS: usize = 64;
+
+/// The hook kinds, with the module serving each.
+#[derive(Debug, Clone)]
+struct Hooks {
+    authorize: String,
+    admit: String,
+    svrsig: String,
+    quality: String,
+}
+
+struct Inner {
+    runtime: Runtime,
+    registry: Registry,
+    hooks: Hooks,
+    deadline_ticks: u64,
+    breaker_faults: u32,
+    configs: BTreeMap<String, BTreeMap<String, String>>,
+    watcher: Mutex<Option<watch::DirWatcher>>,
+}
+
+/// A handle to the policy plane (cheap to clone).
+#[derive(Clone)]
+pub struct PolicyPlane {
+    inner: Arc<Inner>,
+}
+
+/// The denial every fail-closed hook returns when its module cannot decide.
+fn unavailable() -> Denial {
+    Denial {
+        status: 503,
+        reason: "policy unavailable".into(),
+    }
+}
+
+fn cap(text: &mut String) {
+    if let Some((at, _)) = text.char_indices().nth(MAX_REPLY_TEXT) {
+        text.truncate(at);
+    }
+}
+
+/// A guest's denial made safe to show: bounded text, an error status.
+fn sanitize_denial(mut denial: Denial) -> Denial {
+    cap(&mut denial.reason);
+    if !(400..=599).contains(&denial.status) {
+        denial.status = 403;
+    }
+    denial
+}
+
+fn sanitize_principal(mut principal: Principal) -> Principal {
+    cap(&mut principal.subject);
+    principal.rooms.truncate(MAX_PRINCIPAL_ROOMS);
+    principal.rooms.iter_mut().for_each(cap);
+    principal
+}
+
+/// The principal of an unauthenticated request when no `authorize` module is configured.
+pub fn anonymous() -> Principal {
+    Principal {
+        subject: "anonymous".into(),
+        rooms: Vec::new(),
+        can_publish: true,
+        can_subscribe: true,
+        admin: false,
+    }
+}
+
+impl PolicyPlane {
+    /// Loads the shipped modules, then the policies directory (whose files replace shipped
+    /// modules of the same name), and starts watching that directory.
+    pub fn start(config: &PolicyConfig) -> Result<PolicyPlane, PolicyError> {
+        let metrics = Arc::new(PolicyMetrics::default());
+        let runtime = Runtime::new(config.memory_mib, metrics)?;
+        let configs = config
+            .config
+            .iter()
+            .map(|(name, table)| (name.clone(), flatten_config(table)))
+            .collect();
+        let tick_ms = EPOCH_TICK.as_millis().max(1) as u64;
+        let inner = Arc::new(Inner {
+            runtime,
+            registry: Registry::default(),
+            hooks: Hooks {
+                authorize: config.authorize.clone(),
+                admit: config.admit.clone(),
+                svrsig: config.svrsig.clone(),
+                quality: config.quality.clone(),
+            },
+            deadline_ticks: config.deadline_ms.div_ceil(tick_ms).max(1),
+            breaker_faults: config.breaker_faults.max(1),
+            configs,
+            watcher: Mutex::new(None),
+        });
+        let plane = PolicyPlane { inner };
+        for (name, bytes) in embedded::EMBEDDED {
+            plane.install(name, bytes, ModuleSource::Embedded)?;
+        }
+        if let Some(dir) = &config.dir {
+            plane.load_dir(dir);
+            let watcher = watch::DirWatcher::start(dir, Arc::downgrade(&plane.inner))?;
+            if let Ok(mut slot) = plane.inner.watcher.lock() {
+                *slot = Some(watcher);
+            }
+        }
+        plane.report_hooks();
+        Ok(plane)
+    }
+
+    fn report_hooks(&self) {
+        let hooks = &self.inner.hooks;
+        for (hook, module) in [
+            ("authorize", &hooks.authorize),
+            ("admit", &hooks.admit),
+            ("svrsig", &hooks.svrsig),
+            ("quality", &hooks.quality),
+        ] {
+            match (module.is_empty(), self.inner.registry.slot(module)) {
+                (true, _) => tracing::warn!(hook, "no policy module: hook is open"),
+                (false, None) => {
+                    tracing::error!(hook, module = %module, "policy module not found: hook fails closed")
+                }
+                (false, Some(slot)) => {
+                    let live = slot.current();
+                    if !live.worlds().contains(&hook) {
+                        tracing::error!(hook, module = %module, worlds = ?live.worlds(),
+                            "policy module does not implement this hook: it fails closed");
+                    } else {
+                        tracing::info!(hook, module = %module, sha256 = %&live.sha256[..12],
+                            "policy hook ready");
+                    }
+                }
+            }
+        }
+    }
+
+    fn install(&self, name: &str, bytes: &[u8], source: ModuleSource) -> Result<(), PolicyError> {
+        self.inner.install(name, bytes, source).map(|_| ())
+    }
+
+    /// Installs every `*.wasm` of `dir`; a bad file is reported and skipped.
+    fn load_dir(&self, dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            tracing::warn!(dir = %dir.display(), "policies directory not readable");
+            return;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            if watch::module_name(&path).is_some() {
+                self.inner.reload_file(&path);
+            }
+        }
+    }
+
+    /// Names and SHA-256 digests of the live modules.
+    pub fn versions(&self) -> BTreeMap<String, String> {
+        self.inner.registry.versions()
+    }
+
+    /// The policy counters.
+    pub fn metrics(&self) -> &PolicyMetrics {
+        &self.inner.runtime.metrics
+    }
+
+    /// Who is this request? Fails closed.
+    pub fn authorize(&self, request: &Request) -> Result<Principal, Denial> {
+        let module = &self.inner.hooks.authorize;
+        if module.is_empty() {
+            return Ok(anonymous());
+        }
+        let result = self.inner.decide("authorize", module, |m, rt, ticks| {
+            m.call(
+                rt,
+                ticks,
+                "authorize",
+                |m| m.authorize.as_ref(),
+                |pre, store| pre.instantiate(&mut *store)?.call_authorize(store, request),
+            )
+        });
+        result.map(sanitize_principal).map_err(sanitize_denial)
+    }
+
+    /// May this principal do this in this room now? Fails closed.
+    pub fn admit(&self, admission: &Admission) -> Result<(), Denial> {
+        let module = &self.inner.hooks.admit;
+        if module.is_empty() {
+            return Ok(());
+        }
+        self.inner
+            .decide("admit", module, |m, rt, ticks| {
+                m.call(
+                    rt,
+                    ticks,
+                    "admit",
+                    |m| m.admit.as_ref(),
+                    |pre, store| pre.instantiate(&mut *store)?.call_admit(store, admission),
+                )
+            })
+            .map_err(sanitize_denial)
+    }
+}
+
+impl Inner {
+    fn install(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        source: ModuleSource,
+    ) -> Result<Installed, PolicyError> {
+        let config = self.configs.get(name).cloned().unwrap_or_default();
+        let result = self.registry.install(&self.runtime, name, bytes, config);
+        let metrics = &self.runtime.metrics;
+        match &result {
+            Ok(Installed::Swapped { sha256 }) => {
+                metrics.add(
+                    "gatehouse_policy_loads_total",
+                    &[("module", name), ("result", "ok")],
+                    1.0,
+                );
+                tracing::info!(module = name, ?source, sha256 = %&sha256[..12], "policy module loaded");
+            }
+            Ok(Installed::Unchanged) => {}
+            Err(e) => {
+                metrics.add(
+                    "gatehouse_policy_loads_total",
+                    &[("module", name), ("result", "error")],
+                    1.0,
+                );
+                tracing::error!(module = name, ?source, error = %e,
+                    "policy module rejected; the previous version (if any) stays live");
+            }
+        }
+        result
+    }
+
+    /// Reads and installs one module file (named after its stem).
+    fn reload_file(&self, path: &Path) {
+        let Some(name) = watch::module_name(path) else {
+            return;
+        };
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let _ = self.install(&name, &bytes, ModuleSource::File(PathBuf::from(path)));
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "policy file not readable")
+            }
+        }
+    }
+
+    /// Runs one decision on the live module of `name`, counting it and feeding the breaker.
+    /// A missing module or a fault fails closed.
+    fn decide<T>(
+        &self,
+        hook: &'static str,
+        name: &str,
+        call: impl FnOnce(&LoadedModule, &Runtime, u64) -> Result<Result<T, Denial>, CallFault>,
+    ) -> Result<T, Denial> {
+        let metrics = &self.runtime.metrics;
+        let Some(slot) = self.registry.slot(name) else {
+            metrics.add(
+                "gatehouse_policy_decisions_total",
+                &[("hook", hook), ("module", name), ("result", "missing")],
+                1.0,
+            );
+            return Err(unavailable());
+        };
+        let module = slot.current();
+        let outcome = call(&module, &self.runtime, self.deadline_ticks);
+        let faulted = outcome.is_err();
+        self.registry
+            .record(name, &module, faulted, self.breaker_faults);
+        let result = match &outcome {
+            Ok(Ok(_)) => "allow",
+            Ok(Err(_)) => "deny",
+            Err(CallFault::Timeout) => "timeout",
+            Err(CallFault::Trap(_)) => "trap",
+            Err(CallFault::NotImplemented(_)) => "wrong-world",
+        };
+        metrics.add(
+            "gatehouse_policy_decisions_total",
+            &[("hook", hook), ("module", name), ("result", result)],
+            1.0,
+        );
+        match outcome {
+            Ok(decision) => decision,
+            Err(fault) => {
+                tracing::warn!(hook, module = name, %fault, "policy call failed: denied (fail closed)");
+                Err(unavailable())
+            }
+        }
+    }
+}
