@@ -98,6 +98,8 @@ async fn an_8_mib_denial_reason_is_cut_before_reaching_the_client() {
             c.policies.dir = Some(dir.clone());
             c.policies.authorize = "guard".into();
             c.policies.admit = String::new();
+            // Producing 8 MiB takes ~10 ms here: the deadline must not be what stops it.
+            c.policies.deadline_ms = 1000;
         })
         .await?;
         let (status, body, _) = post_junk(&gw.base_url(), "/v1/whip/room").await?;
@@ -106,6 +108,44 @@ async fn an_8_mib_denial_reason_is_cut_before_reaching_the_client() {
             body.len() <= 300,
             "{} bytes of denial reached the client",
             body.len()
+        );
+        gw.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    })
+    .await;
+}
+
+/// With a deadline long enough not to interfere, a memory bomb is stopped by the 32 MiB
+/// limit (a trap), not by time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_is_stopped_by_the_memory_limit() {
+    run("memory_limit", async {
+        let dir = policies_dir("memory-limit", "guard", "hostile-memory")?;
+        let gw = start_gateway(|c| {
+            c.policies.dir = Some(dir.clone());
+            c.policies.authorize = "guard".into();
+            c.policies.admit = String::new();
+            c.policies.deadline_ms = 2000;
+            c.policies.memory_mib = 32;
+        })
+        .await?;
+        let (status, body, took) = post_junk(&gw.base_url(), "/v1/whip/room").await?;
+        println!("memory bomb: {status} in {took:?}");
+        ensure!(status == 503, "expected 503, got {status} {body}");
+        let metrics = gw.gate().policy().metrics();
+        let labels = |result| {
+            [
+                ("hook", "authorize"),
+                ("module", "guard"),
+                ("result", result),
+            ]
+        };
+        ensure!(
+            metrics.get("gatehouse_policy_decisions_total", &labels("trap")) == 1.0
+                && metrics.get("gatehouse_policy_decisions_total", &labels("timeout")) == 0.0,
+            "expected a trap, not a timeout: {:?}",
+            metrics.snapshot()
         );
         gw.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);

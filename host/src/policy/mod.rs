@@ -6,6 +6,7 @@
 //! `authorize`, `admit` and `svrsig` fail closed (503 "policy unavailable"); `quality` fails
 //! open (the report is dropped and counted).
 
+pub mod bench;
 mod bindings;
 pub mod check;
 mod metrics;
@@ -26,13 +27,21 @@ pub use metrics::PolicyMetrics;
 pub use module::ModuleSource;
 
 use crate::config::PolicyConfig;
-use module::{CallFault, LoadedModule};
+use module::{CallFault, LoadedModule, WarmInstance};
 use registry::{Installed, Registry};
 use runtime::{EPOCH_TICK, Runtime, flatten_config};
 
 /// The modules shipped in the binary (built by `host/build.rs` from `policies/`).
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_policies.rs"));
+}
+
+/// The bytes of the shipped module `name` (as embedded in the binary), if there is one.
+pub fn shipped_module(name: &str) -> Option<&'static [u8]> {
+    embedded::EMBEDDED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
 }
 
 /// Why the policy plane or a module could not be set up.
@@ -64,8 +73,12 @@ struct Hooks {
     quality: String,
 }
 
+/// Most warm quality instances kept (one per concurrent caller is enough).
+const MAX_WARM_QUALITY: usize = 8;
+
 struct Inner {
     runtime: Runtime,
+    warm_quality: Mutex<Vec<WarmInstance<bindings::quality::Quality>>>,
     registry: Registry,
     hooks: Hooks,
     deadline_ticks: u64,
@@ -89,9 +102,7 @@ fn unavailable() -> Denial {
 }
 
 fn cap(text: &mut String) {
-    if let Some((at, _)) = text.char_indices().nth(MAX_REPLY_TEXT) {
-        text.truncate(at);
-    }
+    cap_to(text, MAX_REPLY_TEXT);
 }
 
 /// A guest's denial made safe to show: bounded text, an error status.
@@ -136,6 +147,7 @@ impl PolicyPlane {
         let inner = Arc::new(Inner {
             runtime,
             registry: Registry::default(),
+            warm_quality: Mutex::new(Vec::new()),
             hooks: Hooks {
                 authorize: config.authorize.clone(),
                 admit: config.admit.clone(),
@@ -254,6 +266,161 @@ impl PolicyPlane {
     }
 }
 
+impl PolicyPlane {
+    /// Signs a LEB session (`svrsig`). Fails closed.
+    pub fn sign(&self, facts: &SessionFacts) -> Result<String, Denial> {
+        let module = &self.inner.hooks.svrsig;
+        self.inner
+            .decide("svrsig", module, |m, rt, ticks| {
+                m.call(
+                    rt,
+                    ticks,
+                    "svrsig",
+                    |m| m.svrsig.as_ref(),
+                    |pre, store| pre.instantiate(&mut *store)?.call_sign(store, facts),
+                )
+            })
+            .map(|mut sig| {
+                cap_to(&mut sig, MAX_SVRSIG);
+                sig
+            })
+            .map_err(sanitize_denial)
+    }
+
+    /// The facts a presented `svrsig` binds, if genuine and current. Fails closed.
+    pub fn verify(&self, svrsig: &str) -> Result<SessionFacts, Denial> {
+        let module = &self.inner.hooks.svrsig;
+        self.inner
+            .decide("svrsig", module, |m, rt, ticks| {
+                m.call(
+                    rt,
+                    ticks,
+                    "svrsig",
+                    |m| m.svrsig.as_ref(),
+                    |pre, store| pre.instantiate(&mut *store)?.call_verify(store, svrsig),
+                )
+            })
+            .map_err(sanitize_denial)
+    }
+
+    /// Checks a play URL's `txSecret`/`txTime`. Fails closed.
+    pub fn check_url(&self, url: &StreamUrl) -> Result<(), Denial> {
+        let module = &self.inner.hooks.svrsig;
+        self.inner
+            .decide("svrsig", module, |m, rt, ticks| {
+                m.call(
+                    rt,
+                    ticks,
+                    "svrsig",
+                    |m| m.svrsig.as_ref(),
+                    |pre, store| pre.instantiate(&mut *store)?.call_check_url(store, url),
+                )
+            })
+            .map_err(sanitize_denial)
+    }
+
+    /// Hands a LEB report to the quality module on a warm instance. Fails open: `None` when
+    /// no module could judge it (the report is dropped and counted).
+    pub fn report(&self, report: &QualityReport) -> Option<QualityOutcome> {
+        let inner = &self.inner;
+        let name = inner.hooks.quality.as_str();
+        let metrics = &inner.runtime.metrics;
+        let dropped = |why: &str| {
+            metrics.add(
+                "gatehouse_policy_reports_dropped_total",
+                &[("module", name), ("why", why)],
+                1.0,
+            );
+            None
+        };
+        if name.is_empty() {
+            return dropped("no-module");
+        }
+        let Some(slot) = inner.registry.slot(name) else {
+            return dropped("missing");
+        };
+        let live = slot.current();
+        let warm = inner.warm_quality.lock().ok().and_then(|mut pool| {
+            pool.retain(|w| w.reusable(&live));
+            pool.pop()
+        });
+        let mut warm = match warm {
+            Some(warm) => warm,
+            None => match WarmInstance::new(
+                live.clone(),
+                &inner.runtime,
+                "quality",
+                |m| m.quality.as_ref(),
+                |pre, store| pre.instantiate(store),
+            ) {
+                Ok(warm) => warm,
+                Err(fault) => {
+                    inner
+                        .registry
+                        .record(name, &live, true, inner.breaker_faults);
+                    return dropped(fault_label(&fault));
+                }
+            },
+        };
+        match warm.call(inner.deadline_ticks, |q, store| {
+            q.call_report(store, report)
+        }) {
+            Ok(outcome) => {
+                inner
+                    .registry
+                    .record(name, &warm.module, false, inner.breaker_faults);
+                metrics.add(
+                    "gatehouse_policy_decisions_total",
+                    &[
+                        ("hook", "quality"),
+                        ("module", name),
+                        (
+                            "result",
+                            if outcome.accepted {
+                                "accepted"
+                            } else {
+                                "rejected"
+                            },
+                        ),
+                    ],
+                    1.0,
+                );
+                if let Ok(mut pool) = inner.warm_quality.lock()
+                    && pool.len() < MAX_WARM_QUALITY
+                {
+                    pool.push(warm);
+                }
+                Some(outcome)
+            }
+            Err(fault) => {
+                // The instance may be poisoned: it is dropped here.
+                inner
+                    .registry
+                    .record(name, &warm.module, true, inner.breaker_faults);
+                tracing::warn!(module = name, %fault, "quality report dropped (fail open)");
+                dropped(fault_label(&fault))
+            }
+        }
+    }
+}
+
+/// Longest `svrsig` passed to a client.
+const MAX_SVRSIG: usize = 1024;
+
+fn cap_to(text: &mut String, max: usize) {
+    if let Some((at, _)) = text.char_indices().nth(max) {
+        text.truncate(at);
+    }
+}
+
+fn fault_label(fault: &CallFault) -> &'static str {
+    match fault {
+        CallFault::Timeout => "timeout",
+        CallFault::Trap(_) => "trap",
+        CallFault::NotImplemented(_) => "wrong-world",
+    }
+}
+
 impl Inner {
     fn install(
         &self,
@@ -327,9 +494,7 @@ impl Inner {
         let result = match &outcome {
             Ok(Ok(_)) => "allow",
             Ok(Err(_)) => "deny",
-            Err(CallFault::Timeout) => "timeout",
-            Err(CallFault::Trap(_)) => "trap",
-            Err(CallFault::NotImplemented(_)) => "wrong-world",
+            Err(fault) => fault_label(fault),
         };
         metrics.add(
             "gatehouse_policy_decisions_total",

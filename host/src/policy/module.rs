@@ -138,6 +138,60 @@ impl LoadedModule {
     }
 }
 
+/// An instance kept warm across calls (quality reports: ~3 µs a call instead of ~26 µs for a
+/// fresh one). It is discarded on any fault, after `MAX_WARM_CALLS`, or when its module is
+/// no longer the live version.
+pub(crate) struct WarmInstance<I> {
+    pub module: Arc<LoadedModule>,
+    store: Store<HostState>,
+    instance: I,
+    calls: u32,
+}
+
+/// Calls after which a warm instance is replaced (bounds any state a guest accumulates).
+pub(crate) const MAX_WARM_CALLS: u32 = 10_000;
+
+impl<I> WarmInstance<I> {
+    /// Instantiates `module` once for reuse.
+    pub fn new<P>(
+        module: Arc<LoadedModule>,
+        runtime: &Runtime,
+        world: &'static str,
+        pre: impl FnOnce(&LoadedModule) -> Option<&P>,
+        instantiate: impl FnOnce(&P, &mut Store<HostState>) -> wasmtime::Result<I>,
+    ) -> Result<Self, CallFault> {
+        let mut store = module.store(runtime, 1000);
+        let pre = pre(&module).ok_or(CallFault::NotImplemented(world))?;
+        let instance =
+            instantiate(pre, &mut store).map_err(|e| CallFault::Trap(format!("{e:#}")))?;
+        Ok(Self {
+            module,
+            store,
+            instance,
+            calls: 0,
+        })
+    }
+
+    /// One call with a fresh deadline; `Err` means the instance must be dropped.
+    pub fn call<R>(
+        &mut self,
+        deadline_ticks: u64,
+        call: impl FnOnce(&I, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallFault> {
+        self.store.set_epoch_deadline(deadline_ticks);
+        self.calls += 1;
+        call(&self.instance, &mut self.store).map_err(|e| match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallFault::Timeout,
+            _ => CallFault::Trap(format!("{e:#}").chars().take(300).collect()),
+        })
+    }
+
+    /// Whether it may serve another call of the live version `live`.
+    pub fn reusable(&self, live: &Arc<LoadedModule>) -> bool {
+        self.calls < MAX_WARM_CALLS && Arc::ptr_eq(&self.module, live)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
