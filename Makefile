@@ -15,3 +15,4 @@ test: wasm-target
 	bash tests/setup.sh
 	cargo test --workspace -j2 --no-fail-fast -- --show-output
 	cargo test -j2 --manifest-path policies/Cargo.toml
+	cargo test -j2 --manifest-path examples/policies/Cargo.toml

@@ -1,5 +1,6 @@
 //! Builds the test fixtures (`tests/fixtures/`: hostile and trivial policy modules, their own
-//! cargo workspace) for wasm32-wasip2; tests find them under `env!("FIXTURES_DIR")`.
+//! cargo workspace) and the example policies (`examples/policies/`) for wasm32-wasip2; tests
+//! find them under `env!("FIXTURES_DIR")`.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,9 @@ fn main() {
     let wit = [here.join("../guest-sdk/wit")];
     let target = out.join("fixtures-target");
     build_wasm_workspace(&here.join("fixtures"), &target, &wit);
+    // The example policies of examples/custom-policy.md, so the walkthrough stays true.
+    let sdk = [here.join("../guest-sdk/src"), here.join("../guest-sdk/wit")];
+    build_wasm_workspace(&here.join("../examples/policies"), &target, &sdk);
     println!(
         "cargo:rustc-env=FIXTURES_DIR={}",
         target.join("wasm32-wasip2/release").display()

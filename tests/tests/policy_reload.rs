@@ -187,3 +187,36 @@ async fn repeated_faults_of_a_new_version_restore_the_last_good_one() {
     })
     .await;
 }
+
+/// The walkthrough of examples/custom-policy.md: a gateway configured for a module that is not
+/// deployed yet fails closed; renaming the built example into the directory makes it live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_ip_allowlist_policy_goes_live_without_a_restart() {
+    run("example_policy", async {
+        let dir = std::env::temp_dir().join(format!("gatehouse-example-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let policies = dir.clone();
+        let gw = start_gateway(move |c| {
+            c.policies.dir = Some(policies);
+            c.policies.authorize = "ip-allowlist".into();
+            c.policies.admit = String::new();
+            c.policies.config.insert(
+                "ip-allowlist".into(),
+                toml::from_str("allow = [\"127.0.0.1/32\", \"::1/128\"]").unwrap_or_default(),
+            );
+        })
+        .await?;
+        let base = gw.base_url();
+        ensure!(decision(&base).await? == 503, "no module yet: fail closed");
+        let tmp = dir.join("ip-allowlist.wasm.tmp");
+        std::fs::copy(fixture("ip-allowlist"), &tmp)?;
+        std::fs::rename(&tmp, dir.join("ip-allowlist.wasm"))?;
+        let took = wait_for(&base, 400, Duration::from_secs(5)).await?;
+        println!("example policy live {took:?} after the rename; 127.0.0.1 allowed");
+        gw.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    })
+    .await;
+}
