@@ -501,6 +501,7 @@ impl Inner {
             &[("hook", hook), ("module", name), ("result", result)],
             1.0,
         );
+        tracing::debug!(hook, module = name, result, "policy decision");
         match outcome {
             Ok(decision) => decision,
             Err(fault) => {
