@@ -267,8 +267,14 @@ impl PolicyPlane {
 }
 
 impl PolicyPlane {
-    /// Signs a LEB session (`svrsig`). Fails closed.
-    pub fn sign(&self, facts: &SessionFacts) -> Result<String, Denial> {
+    /// One call of the `svrsig` module on a fresh instance. Fails closed.
+    fn svrsig<R>(
+        &self,
+        call: impl FnOnce(
+            &bindings::svrsig::Svrsig,
+            &mut wasmtime::Store<runtime::HostState>,
+        ) -> wasmtime::Result<Result<R, Denial>>,
+    ) -> Result<R, Denial> {
         let module = &self.inner.hooks.svrsig;
         self.inner
             .decide("svrsig", module, |m, rt, ticks| {
@@ -277,46 +283,32 @@ impl PolicyPlane {
                     ticks,
                     "svrsig",
                     |m| m.svrsig.as_ref(),
-                    |pre, store| pre.instantiate(&mut *store)?.call_sign(store, facts),
+                    |pre, store| {
+                        let instance = pre.instantiate(&mut *store)?;
+                        call(&instance, store)
+                    },
                 )
             })
+            .map_err(sanitize_denial)
+    }
+
+    /// Signs a LEB session (`svrsig`). Fails closed.
+    pub fn sign(&self, facts: &SessionFacts) -> Result<String, Denial> {
+        self.svrsig(|s, store| s.call_sign(store, facts))
             .map(|mut sig| {
                 cap_to(&mut sig, MAX_SVRSIG);
                 sig
             })
-            .map_err(sanitize_denial)
     }
 
     /// The facts a presented `svrsig` binds, if genuine and current. Fails closed.
     pub fn verify(&self, svrsig: &str) -> Result<SessionFacts, Denial> {
-        let module = &self.inner.hooks.svrsig;
-        self.inner
-            .decide("svrsig", module, |m, rt, ticks| {
-                m.call(
-                    rt,
-                    ticks,
-                    "svrsig",
-                    |m| m.svrsig.as_ref(),
-                    |pre, store| pre.instantiate(&mut *store)?.call_verify(store, svrsig),
-                )
-            })
-            .map_err(sanitize_denial)
+        self.svrsig(|s, store| s.call_verify(store, svrsig))
     }
 
     /// Checks a play URL's `txSecret`/`txTime`. Fails closed.
     pub fn check_url(&self, url: &StreamUrl) -> Result<(), Denial> {
-        let module = &self.inner.hooks.svrsig;
-        self.inner
-            .decide("svrsig", module, |m, rt, ticks| {
-                m.call(
-                    rt,
-                    ticks,
-                    "svrsig",
-                    |m| m.svrsig.as_ref(),
-                    |pre, store| pre.instantiate(&mut *store)?.call_check_url(store, url),
-                )
-            })
-            .map_err(sanitize_denial)
+        self.svrsig(|s, store| s.call_check_url(store, url))
     }
 
     /// Hands a LEB report to the quality module on a warm instance. Fails open: `None` when
