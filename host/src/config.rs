@@ -249,11 +249,13 @@ impl Config {
         Self::from_toml(&text, &path.display().to_string())
     }
 
-    /// A configuration for tests: everything on 127.0.0.1 with ephemeral ports.
+    /// A configuration for tests: everything on 127.0.0.1 with ephemeral ports, and a 1 s
+    /// policy deadline (debug builds on a loaded CI machine; tests of the deadline set theirs).
     pub fn for_tests() -> Self {
         let mut config = Config::default();
         config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.webrtc.udp_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.policies.deadline_ms = 1000;
         config
     }
 

@@ -61,6 +61,7 @@ async fn hostile_modules_are_denied_within_the_deadline_and_the_gateway_keeps_se
                 c.policies.dir = Some(dir.clone());
                 c.policies.authorize = "guard".into();
                 c.policies.admit = String::new();
+                c.policies.deadline_ms = 10; // the production default
             })
             .await?;
             let base = gw.base_url();

@@ -120,7 +120,11 @@ pub fn authorize_costs(
             deadline_ticks,
             "authorize",
             |m| m.authorize.as_ref(),
-            |pre, store| pre.instantiate(&mut *store)?.call_authorize(store, request),
+            |pre, store, ticks| {
+                let instance = pre.instantiate(&mut *store)?;
+                super::module::arm_deadline(store, ticks);
+                instance.call_authorize(store, request)
+            },
         )
     };
     let fresh_decision = fresh_call().map_err(|f| call_error("fresh", f))?;

@@ -27,7 +27,7 @@ pub use metrics::PolicyMetrics;
 pub use module::ModuleSource;
 
 use crate::config::PolicyConfig;
-use module::{CallFault, LoadedModule, WarmInstance};
+use module::{CallFault, LoadedModule, WarmInstance, arm_deadline};
 use registry::{Installed, Registry};
 use runtime::{EPOCH_TICK, Runtime, flatten_config};
 
@@ -240,7 +240,11 @@ impl PolicyPlane {
                 ticks,
                 "authorize",
                 |m| m.authorize.as_ref(),
-                |pre, store| pre.instantiate(&mut *store)?.call_authorize(store, request),
+                |pre, store, ticks| {
+                    let instance = pre.instantiate(&mut *store)?;
+                    arm_deadline(store, ticks);
+                    instance.call_authorize(store, request)
+                },
             )
         });
         result.map(sanitize_principal).map_err(sanitize_denial)
@@ -259,7 +263,11 @@ impl PolicyPlane {
                     ticks,
                     "admit",
                     |m| m.admit.as_ref(),
-                    |pre, store| pre.instantiate(&mut *store)?.call_admit(store, admission),
+                    |pre, store, ticks| {
+                        let instance = pre.instantiate(&mut *store)?;
+                        arm_deadline(store, ticks);
+                        instance.call_admit(store, admission)
+                    },
                 )
             })
             .map_err(sanitize_denial)
@@ -283,8 +291,9 @@ impl PolicyPlane {
                     ticks,
                     "svrsig",
                     |m| m.svrsig.as_ref(),
-                    |pre, store| {
+                    |pre, store, ticks| {
                         let instance = pre.instantiate(&mut *store)?;
+                        arm_deadline(store, ticks);
                         call(&instance, store)
                     },
                 )

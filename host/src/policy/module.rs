@@ -42,6 +42,15 @@ pub enum CallFault {
     NotImplemented(&'static str),
 }
 
+/// Epoch ticks allowed for instantiation (guest start code included) before the per-call
+/// deadline is armed.
+const INSTANTIATION_TICKS: u64 = 1000;
+
+/// Arms the per-call deadline of `store`, counted from now.
+pub(crate) fn arm_deadline(store: &mut Store<HostState>, ticks: u64) {
+    store.set_epoch_deadline(ticks);
+}
+
 /// The hex SHA-256 of a module's bytes.
 pub(crate) fn digest(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -120,18 +129,20 @@ impl LoadedModule {
     }
 
     /// Runs `call` on a fresh instance of `world` in a fresh store; a trap or a missed deadline
-    /// discards both.
+    /// discards both. `call` instantiates, then arms the deadline it is given with
+    /// [`arm_deadline`] and calls: the deadline bounds the guest's decision, not the host's
+    /// instantiation work (which a loaded machine can stretch past a 10 ms budget).
     pub fn call<P, R>(
         &self,
         runtime: &Runtime,
         deadline_ticks: u64,
         world: &'static str,
         pre: impl FnOnce(&Self) -> Option<&P>,
-        call: impl FnOnce(&P, &mut Store<HostState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&P, &mut Store<HostState>, u64) -> wasmtime::Result<R>,
     ) -> Result<R, CallFault> {
         let pre = pre(self).ok_or(CallFault::NotImplemented(world))?;
-        let mut store = self.store(runtime, deadline_ticks);
-        call(pre, &mut store).map_err(|e| match e.downcast_ref::<Trap>() {
+        let mut store = self.store(runtime, INSTANTIATION_TICKS);
+        call(pre, &mut store, deadline_ticks).map_err(|e| match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => CallFault::Timeout,
             _ => CallFault::Trap(format!("{e:#}").chars().take(300).collect()),
         })
