@@ -80,6 +80,9 @@ fn serves_with_json_logs_and_exits_cleanly_on_sigterm() {
         .args(["serve", "--log-json", "--config"])
         .arg(&path)
         .env_remove("RUST_LOG")
+        .env_remove("AUTH_TOKEN")
+        .env_remove("ROOM_TOKENS")
+        .env_remove("JWT_SECRET")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -95,16 +98,19 @@ fn serves_with_json_logs_and_exits_cleanly_on_sigterm() {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut open_warning = false;
     let http_addr: SocketAddr = loop {
         let line = lines
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("no 'HTTP signaling listening' log line within 10 s");
+        open_warning |= line.contains("\"level\":\"WARN\"") && line.contains("access is OPEN");
         let json: serde_json::Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
         if let Some(addr) = json["fields"]["http_addr"].as_str() {
             break addr.parse().unwrap();
         }
     };
+    assert!(open_warning, "no loud warning that access is open");
     assert!(http_get(http_addr, "/healthz").ends_with("ok\n"));
     assert!(http_get(http_addr, "/play.html").contains("<video"));
 
