@@ -191,6 +191,27 @@ def build_sdpfrag(offer_sdp: str, ufrag: str, pwd: str, candidates: list[str], e
     return "\r\n".join(lines) + "\r\n"
 
 
+async def trickle_patch(session, location: str, offer: str, cands: list[str], res: dict) -> bool:
+    """Sends the offer's held-back candidates in one RFC 8840 PATCH (If-Match: the 201's ETag).
+
+    Records `patch_status` / `patch_candidates` in `res`; on a non-2xx sets `res["error"]` and
+    returns False.
+    """
+    info = first_section(offer)
+    frag = build_sdpfrag(offer, info["ice-ufrag"], info["ice-pwd"], cands)
+    headers = {"Content-Type": "application/trickle-ice-sdpfrag"}
+    if res.get("etag"):
+        headers["If-Match"] = res["etag"]
+    async with session.patch(location, data=frag.encode(), headers=headers) as r:
+        res["patch_status"] = r.status
+        res["patch_candidates"] = len(cands)
+        text = await r.text()
+        if r.status // 100 != 2:
+            res["error"] = f"trickle PATCH -> {r.status}: {text[:300]}"
+            return False
+    return True
+
+
 def random_ice_ufrag() -> str:
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(8))
 

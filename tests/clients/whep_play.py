@@ -190,18 +190,8 @@ async def run(args: argparse.Namespace, res: dict) -> int:
 
         if args.trickle:
             res["phase"] = "trickle"
-            info = c.first_section(offer)
-            frag = c.build_sdpfrag(offer, info["ice-ufrag"], info["ice-pwd"], cands)
-            headers = {"Content-Type": "application/trickle-ice-sdpfrag"}
-            if res.get("etag"):
-                headers["If-Match"] = res["etag"]
-            async with session.patch(location, data=frag.encode(), headers=headers) as r:
-                res["patch_status"] = r.status
-                res["patch_candidates"] = len(cands)
-                ptext = await r.text()
-                if r.status // 100 != 2:
-                    res["error"] = f"trickle PATCH -> {r.status}: {ptext[:300]}"
-                    return 1
+            if not await c.trickle_patch(session, location, offer, cands, res):
+                return 1
 
         res["phase"] = "connect"
         if not await c.wait_connected(pc, args.connect_timeout):
