@@ -4,7 +4,8 @@
 //! touched sessions (events, received media fanned out, datagrams sent) → due timeouts →
 //! housekeeping (consent and connect timeouts).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, mpsc};
@@ -16,6 +17,7 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory};
 use super::room::Room;
 use super::udp::{self, Demux, MediaSocket, bind_media_sockets};
@@ -64,6 +66,8 @@ pub(super) fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread),
         dirty: Vec::new(),
         doomed: Vec::new(),
         send_drops: 0,
+        outbox: Outbox::default(),
+        timers: BinaryHeap::new(),
     };
     for (i, socket) in engine.sockets.iter_mut().enumerate() {
         engine
@@ -115,6 +119,10 @@ pub(super) struct Engine {
     /// Sessions to end after the current step (their PeerConnection panicked).
     doomed: Vec<(u64, String)>,
     send_drops: u64,
+    outbox: Outbox,
+    /// Session timeouts, earliest first; an entry is live while it equals the session's
+    /// `next_timeout` (lazy deletion keeps each update O(log n)).
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
 impl Engine {
@@ -150,6 +158,7 @@ impl Engine {
             self.drain_dirty();
         }
         self.close_all();
+        self.send_outbox();
         tracing::info!(dropped_sends = self.send_drops, "media thread stopped");
     }
 
@@ -334,6 +343,7 @@ impl Engine {
                 super::PublisherLeave::IdleSubscribers,
             );
         }
+        self.send_outbox();
     }
 
     /// Marks a session to be ended once the current step is over.
@@ -364,49 +374,75 @@ impl Engine {
             return;
         };
         while let Some(out) = peer.pc.poll_write() {
-            let socket = self
-                .sockets
-                .iter()
-                .find(|s| s.advertised == out.transport.local_addr)
-                .or_else(|| self.sockets.first());
-            let Some(socket) = socket else { break };
-            match socket.socket.send_to(&out.message, out.transport.peer_addr) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.send_drops += 1,
-                Err(e) => tracing::trace!(error = %e, "media send failed"),
+            let socket = match self.sockets.len() {
+                1 => 0,
+                _ => self
+                    .sockets
+                    .iter()
+                    .position(|s| s.advertised == out.transport.local_addr)
+                    .unwrap_or(0),
+            };
+            self.outbox
+                .push(socket, out.message, out.transport.peer_addr);
+            if self.outbox.is_full() {
+                let sockets = &self.sockets;
+                let tally = self.outbox.flush(|i| sockets.get(i).map(|s| &s.socket));
+                self.send_drops += tally.dropped;
             }
         }
-        peer.next_timeout = peer.pc.poll_timeout();
+        let next = peer.pc.poll_timeout();
+        if next != peer.next_timeout {
+            peer.next_timeout = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, key)));
+            }
+        }
     }
 
-    fn next_deadline(&self) -> Instant {
+    /// Sends every queued datagram (batched `sendmmsg`).
+    pub(super) fn send_outbox(&mut self) {
+        let sockets = &self.sockets;
+        let tally = self.outbox.flush(|i| sockets.get(i).map(|s| &s.socket));
+        self.send_drops += tally.dropped;
+    }
+
+    /// The earliest session timeout (entries that no longer match their session are stale).
+    fn next_deadline(&mut self) -> Instant {
         let far = Instant::now() + Duration::from_secs(1);
-        self.peers
-            .values()
-            .filter_map(|p| p.next_timeout)
-            .min()
-            .map_or(far, |t| t.min(far))
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if self
+                .peers
+                .get(&key)
+                .is_some_and(|p| p.next_timeout == Some(at))
+            {
+                return at.min(far);
+            }
+            self.timers.pop();
+        }
+        far
     }
 
     fn run_timeouts(&mut self, now: Instant) {
-        let due: Vec<u64> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.next_timeout.is_some_and(|t| t <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in due {
-            if let Some(peer) = self.peers.get_mut(&key) {
-                peer.next_timeout = None;
-                let handled = contained(|| {
-                    if let Err(e) = peer.pc.handle_timeout(now) {
-                        tracing::debug!(session = %peer.id, error = %e, "timeout handling failed");
-                    }
-                });
-                match handled {
-                    Ok(()) => self.mark_dirty(key),
-                    Err(panic) => self.doom(key, format!("timeout handling panicked: {panic}")),
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if peer.next_timeout != Some(at) {
+                continue; // stale: the session's timeout moved since
+            }
+            peer.next_timeout = None;
+            let handled = contained(|| {
+                if let Err(e) = peer.pc.handle_timeout(now) {
+                    tracing::debug!(session = %peer.id, error = %e, "timeout handling failed");
                 }
+            });
+            match handled {
+                Ok(()) => self.mark_dirty(key),
+                Err(panic) => self.doom(key, format!("timeout handling panicked: {panic}")),
             }
         }
     }

@@ -13,12 +13,12 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::sansio::Protocol;
 
 /// Chain position: after every built-in interceptor (the last is JitterBuffer at 13000).
-pub(crate) const KEYFRAME_REQUESTS_SLOT: usize = 14_000;
+pub const KEYFRAME_REQUESTS_SLOT: usize = 14_000;
 
 /// Passes every packet through; inbound RTCP compounds that contain PLI or FIR are reduced to
 /// those packets and marked for delivery to the application.
 #[derive(Default)]
-pub(crate) struct KeyframeRequestsToApp {
+pub struct KeyframeRequestsToApp {
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }

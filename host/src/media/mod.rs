@@ -12,6 +12,7 @@ mod feedback;
 mod forward;
 pub mod keyframe;
 mod offer;
+mod outbox;
 mod peer;
 pub mod rewrite;
 mod room;
@@ -28,6 +29,8 @@ use tokio::sync::oneshot;
 use crate::config::WebrtcConfig;
 
 pub use engine::MediaStartError;
+/// Reused by the load generator so its synthetic publisher answers PLI like an encoder.
+pub use feedback::{KEYFRAME_REQUESTS_SLOT, KeyframeRequestsToApp};
 
 /// Whether a session sends media into a room or receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use rtc::interceptor::{Registry, Slot};
+use rtc::interceptor::{NackResponderBuilder, Registry, SenderReportBuilder, Slot};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::certificate::RTCCertificate;
@@ -55,20 +55,32 @@ impl PeerFactory {
         })
     }
 
-    /// A fresh PeerConnection with the default codecs, NACK/RTCP-report/TWCC interceptors and
-    /// keyframe requests delivered to the application.
-    pub fn build(&self, now: Instant) -> Result<RTCPeerConnection, MediaError> {
+    /// A fresh PeerConnection with the default codecs and the interceptors its role needs;
+    /// keyframe requests are delivered to the application.
+    pub fn build(&self, now: Instant, role: Role) -> Result<RTCPeerConnection, MediaError> {
         let mut media_engine = MediaEngine::default();
         media_engine
             .register_default_codecs()
             .map_err(internal("codecs"))?;
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
-            .map_err(internal("interceptors"))?
-            .with(
-                Slot::from(KEYFRAME_REQUESTS_SLOT),
-                KeyframeRequestsToApp::default(),
-            )
-            .with(Slot::from(RTX_TO_PRIMARY_SLOT), RtxToPrimary::default());
+        // Both roles advertise the default capabilities (NACK, PLI, TWCC, simulcast
+        // extensions), so answers do not depend on the role.
+        let default_chain = register_default_interceptors(Registry::new(), &mut media_engine)
+            .map_err(internal("interceptors"))?;
+        let registry = match role {
+            Role::Publisher => {
+                default_chain.with(Slot::from(RTX_TO_PRIMARY_SLOT), RtxToPrimary::default())
+            }
+            // A subscriber leg only sends: it needs the NACK buffer and sender reports, not
+            // the receive-side interceptors, each of which every forwarded packet walks through
+            // (measured: the chain was ~13% of the gateway's CPU at 200 subscribers).
+            Role::Subscriber => Registry::new()
+                .with(Slot::NackResponder, NackResponderBuilder::new().build())
+                .with(Slot::SenderReport, SenderReportBuilder::new().build()),
+        }
+        .with(
+            Slot::from(KEYFRAME_REQUESTS_SLOT),
+            KeyframeRequestsToApp::default(),
+        );
         // Answer `a=setup:passive` (we are the DTLS server): the client starts DTLS as soon as
         // its ICE is up, instead of our ClientHello racing its readiness (measured: +180 ms
         // with Chromium), and RSA-certificate clients (GStreamer) can choose their suite.

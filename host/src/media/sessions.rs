@@ -92,7 +92,7 @@ impl Engine {
             None => return Err(MediaError::RoomNotFound(request.room)),
         }
         let now = Instant::now();
-        let mut pc = self.factory.build(now)?;
+        let mut pc = self.factory.build(now, request.role)?;
         let offer = RTCSessionDescription::offer(request.offer_sdp)
             .map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
         pc.set_remote_description(now, offer)
