@@ -73,11 +73,24 @@ impl Interceptor for KeyframeRequestsToApp {
 }
 
 /// Lets at most one keyframe request through per interval, so many viewers asking at once cost
-/// the publisher one keyframe, not one each.
+/// the publisher one keyframe, not one each; a request inside the interval is deferred to its
+/// end rather than dropped, so no joiner waits for the publisher's periodic keyframe.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyframeRequestPacer {
     interval: Duration,
     last_sent: Option<Instant>,
+    deferred: bool,
+}
+
+/// What to do with one keyframe request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PacerDecision {
+    /// Send it now.
+    Send,
+    /// Send one at this instant (the first request inside the interval).
+    DeferUntil(Instant),
+    /// A deferred request is already pending; this one is covered by it.
+    Coalesced,
 }
 
 impl KeyframeRequestPacer {
@@ -85,16 +98,42 @@ impl KeyframeRequestPacer {
         Self {
             interval,
             last_sent: None,
+            deferred: false,
         }
     }
 
-    /// Whether a request at `now` should be sent upstream (and records it if so).
-    pub fn allow(&mut self, now: Instant) -> bool {
+    /// The publisher sent a keyframe: a deferred request is no longer needed.
+    pub fn keyframe_arrived(&mut self) {
+        self.deferred = false;
+    }
+
+    /// Whether the deferred request is still wanted at `now` (recording the send if so).
+    pub fn take_deferred(&mut self, now: Instant) -> bool {
+        let due = self
+            .last_sent
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
+        if self.deferred && due {
+            self.deferred = false;
+            self.last_sent = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// Decides a request at `now` (recording a send).
+    pub fn allow(&mut self, now: Instant) -> PacerDecision {
         match self.last_sent {
-            Some(last) if now.saturating_duration_since(last) < self.interval => false,
+            Some(last) if now.saturating_duration_since(last) < self.interval => {
+                if std::mem::replace(&mut self.deferred, true) {
+                    PacerDecision::Coalesced
+                } else {
+                    PacerDecision::DeferUntil(last + self.interval)
+                }
+            }
             _ => {
                 self.last_sent = Some(now);
-                true
+                self.deferred = false;
+                PacerDecision::Send
             }
         }
     }
@@ -105,19 +144,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keyframe_requests_within_the_interval_are_coalesced() {
+    fn keyframe_requests_within_the_interval_are_deferred_once_then_coalesced() {
         let start = Instant::now();
-        let mut pacer = KeyframeRequestPacer::new(Duration::from_millis(500));
-        assert!(pacer.allow(start));
-        assert!(!pacer.allow(start + Duration::from_millis(10)));
-        assert!(!pacer.allow(start + Duration::from_millis(499)));
-        assert!(pacer.allow(start + Duration::from_millis(500)));
-        assert!(!pacer.allow(start + Duration::from_millis(600)));
+        let ms = Duration::from_millis;
+        let mut pacer = KeyframeRequestPacer::new(ms(500));
+        assert_eq!(pacer.allow(start), PacerDecision::Send);
+        assert_eq!(
+            pacer.allow(start + ms(10)),
+            PacerDecision::DeferUntil(start + ms(500))
+        );
+        assert_eq!(pacer.allow(start + ms(499)), PacerDecision::Coalesced);
+        assert_eq!(pacer.allow(start + ms(500)), PacerDecision::Send);
+        assert_eq!(
+            pacer.allow(start + ms(600)),
+            PacerDecision::DeferUntil(start + ms(1000))
+        );
+    }
+
+    #[test]
+    fn a_keyframe_arriving_cancels_the_deferred_request() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut pacer = KeyframeRequestPacer::new(ms(500));
+        assert_eq!(pacer.allow(start), PacerDecision::Send);
+        assert!(matches!(
+            pacer.allow(start + ms(10)),
+            PacerDecision::DeferUntil(_)
+        ));
+        pacer.keyframe_arrived();
+        assert!(!pacer.take_deferred(start + ms(500)));
+        assert!(matches!(pacer.allow(start + ms(520)), PacerDecision::Send));
+    }
+
+    #[test]
+    fn a_deferred_request_is_sent_once_the_interval_has_passed() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut pacer = KeyframeRequestPacer::new(ms(500));
+        pacer.allow(start);
+        pacer.allow(start + ms(100));
+        assert!(!pacer.take_deferred(start + ms(499)));
+        assert!(pacer.take_deferred(start + ms(500)));
+        assert!(!pacer.take_deferred(start + ms(501)), "sent twice");
     }
 
     #[test]
     fn first_keyframe_request_passes_immediately() {
         let mut pacer = KeyframeRequestPacer::new(Duration::from_secs(10));
-        assert!(pacer.allow(Instant::now()));
+        assert_eq!(pacer.allow(Instant::now()), PacerDecision::Send);
     }
 }
