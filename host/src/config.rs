@@ -76,8 +76,12 @@ pub struct WebrtcConfig {
     pub consent_timeout_secs: u64,
     /// Seconds a session may take from its answer to Connected before it is ended.
     pub connect_timeout_secs: u64,
-    /// Minimum milliseconds between keyframe requests relayed to one publisher track.
+    /// Minimum milliseconds between keyframe requests relayed to one publisher track; a
+    /// request inside the interval is sent when it ends, not dropped.
     pub keyframe_request_interval_ms: u64,
+    /// Replay each room's last keyframe to a joining subscriber at once, instead of waiting
+    /// for the publisher to answer the join's keyframe request.
+    pub keyframe_cache: bool,
 }
 
 impl Default for WebrtcConfig {
@@ -89,6 +93,7 @@ impl Default for WebrtcConfig {
             consent_timeout_secs: 30,
             connect_timeout_secs: 30,
             keyframe_request_interval_ms: 500,
+            keyframe_cache: false,
         }
     }
 }

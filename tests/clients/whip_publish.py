@@ -30,7 +30,8 @@ async def run(args: argparse.Namespace, res: dict) -> int:
 
         def counted_keyframe_request() -> None:
             res["keyframe_requests"] = res.get("keyframe_requests", 0) + 1
-            force_keyframe()
+            if not args.ignore_keyframe_requests:
+                force_keyframe()
 
         vt.sender._send_keyframe = counted_keyframe_request
         if audio is not None:
@@ -116,6 +117,8 @@ def main() -> None:
     c.common_args(p, default_seconds=5.0)
     p.add_argument("--video-codec", choices=["vp8", "h264"], default="vp8")
     p.add_argument("--no-audio", action="store_true")
+    p.add_argument("--ignore-keyframe-requests", action="store_true",
+                   help="count PLI/FIR but never answer them (aiortc then sends one keyframe per 3000 frames)")
     args = p.parse_args()
     res: dict = {"client": "whip_publish", "url": args.url, "phase": "start"}
     c.install_hard_timeout(args.timeout or args.seconds + 30, res)

@@ -278,6 +278,8 @@ pub struct Publish {
     pub video_codec: &'static str,
     pub audio: bool,
     pub trickle: bool,
+    /// Count keyframe requests but never answer them (only the first frame is a keyframe).
+    pub ignore_keyframe_requests: bool,
 }
 
 impl Default for Publish {
@@ -287,6 +289,7 @@ impl Default for Publish {
             video_codec: "vp8",
             audio: true,
             trickle: false,
+            ignore_keyframe_requests: false,
         }
     }
 }
@@ -300,6 +303,9 @@ impl Publish {
         }
         if self.trickle {
             a.push(s("--trickle"));
+        }
+        if self.ignore_keyframe_requests {
+            a.push(s("--ignore-keyframe-requests"));
         }
         let limit = Duration::from_secs_f64(self.seconds + 40.0);
         a.extend([s("--timeout"), s(self.seconds + 30.0)]);

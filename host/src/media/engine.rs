@@ -68,6 +68,7 @@ pub(super) fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread),
         send_drops: 0,
         outbox: Outbox::default(),
         timers: BinaryHeap::new(),
+        deferred_keyframes: Vec::new(),
     };
     for (i, socket) in engine.sockets.iter_mut().enumerate() {
         engine
@@ -123,6 +124,8 @@ pub(super) struct Engine {
     /// Session timeouts, earliest first; an entry is live while it equals the session's
     /// `next_timeout` (lazy deletion keeps each update O(log n)).
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Keyframe requests held back by pacing: (when to send, publisher).
+    pub(super) deferred_keyframes: Vec<(Instant, u64)>,
 }
 
 impl Engine {
@@ -132,7 +135,10 @@ impl Engine {
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING_INTERVAL;
         loop {
             let now = Instant::now();
-            let deadline = self.next_deadline().min(next_housekeeping);
+            let mut deadline = self.next_deadline().min(next_housekeeping);
+            if let Some(at) = self.deferred_keyframes.iter().map(|(at, _)| *at).min() {
+                deadline = deadline.min(at);
+            }
             let timeout = deadline.saturating_duration_since(now);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != io::ErrorKind::Interrupted
@@ -151,6 +157,7 @@ impl Engine {
             }
             let now = Instant::now();
             self.run_timeouts(now);
+            self.send_deferred_keyframe_requests(now);
             if now >= next_housekeeping {
                 self.housekeeping(now);
                 next_housekeeping = now + HOUSEKEEPING_INTERVAL;

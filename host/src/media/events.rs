@@ -24,6 +24,9 @@ impl Engine {
                 if peer.is_connected() && matches!(peer.media, PeerMedia::Subscriber { .. }) {
                     // A late joiner needs a keyframe now, not at the next periodic one.
                     let room = peer.room.clone();
+                    if self.config.keyframe_cache {
+                        self.replay_cached_keyframe(key);
+                    }
                     self.request_room_keyframe(&room, Instant::now());
                 }
             }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 
 use super::engine::{Engine, contained};
+use super::feedback::PacerDecision;
 use super::forward::{Skip, SourcePacketInfo};
 use super::offer::MediaKind;
 use super::peer::PeerMedia;
@@ -28,13 +29,30 @@ impl Engine {
         let kind = track.kind;
         let mime_lower = track.mime_lower.clone();
         let video_codec = track.video_codec;
-        let Some(room) = self.rooms.get(&peer.room) else {
+        let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
+        if info.is_keyframe_start
+            && let Some(PeerMedia::Publisher { tracks }) =
+                self.peers.get_mut(&publisher).map(|p| &mut p.media)
+            && let Some(track) = tracks.iter_mut().find(|t| t.track_id == track_id)
+        {
+            track.pacer.keyframe_arrived();
+        }
+        let Some(peer) = self.peers.get(&publisher) else {
             return;
         };
         // Extensions are per leg: drop them once here so the per-subscriber header copies
         // below allocate nothing.
         packet.header.extensions.clear();
-        let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
+        packet.header.extension = false;
+        if self.config.keyframe_cache
+            && kind == MediaKind::Video
+            && let Some(room) = self.rooms.get_mut(&peer.room)
+        {
+            room.keyframe_cache.observe(&packet, info.is_keyframe_start);
+        }
+        let Some(room) = self.rooms.get(&peer.room) else {
+            return;
+        };
         let now = Instant::now();
         let mut wants_keyframe = false;
         let mut faulty = Vec::new();
@@ -91,6 +109,64 @@ impl Engine {
         }
     }
 
+    /// Sends the room's cached keyframe to a subscriber that just connected, then holds its
+    /// video until the next live keyframe (the deltas in between reference frames it lacks).
+    pub(super) fn replay_cached_keyframe(&mut self, subscriber: u64) {
+        let Some(sub) = self.peers.get(&subscriber) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&sub.room) else {
+            return;
+        };
+        let Some(track) = room
+            .publisher
+            .and_then(|p| self.peers.get(&p))
+            .and_then(|p| match &p.media {
+                PeerMedia::Publisher { tracks } => {
+                    tracks.iter().find(|t| t.kind == MediaKind::Video)
+                }
+                PeerMedia::Subscriber { .. } => None,
+            })
+        else {
+            return;
+        };
+        let (mime_lower, video_codec) = (track.mime_lower.clone(), track.video_codec);
+        let cached = room.keyframe_cache.keyframe();
+        if cached.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let Some(sub) = self.peers.get_mut(&subscriber) else {
+            return;
+        };
+        let PeerMedia::Subscriber { outputs } = &mut sub.media else {
+            return;
+        };
+        let Some(output) = outputs.iter_mut().find(|o| o.kind == MediaKind::Video) else {
+            return;
+        };
+        let mut replayed = 0;
+        for packet in cached {
+            let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
+            let mut header = packet.header.clone();
+            if output.forwarder.prepare(&mut header, &info, now).is_err() {
+                continue;
+            }
+            let out = rtc::rtp::Packet {
+                header,
+                payload: packet.payload.clone(),
+            };
+            if let Some(mut sender) = sub.pc.rtp_sender(output.sender_id)
+                && sender.write_rtp(now, out).is_ok()
+            {
+                replayed += 1;
+            }
+        }
+        output.forwarder.restart_on_keyframe();
+        tracing::debug!(session = %sub.id, packets = replayed, "cached keyframe replayed");
+        self.mark_dirty(subscriber);
+    }
+
     /// A subscriber's PLI/FIR: ask the room's publisher for a keyframe (paced).
     pub(super) fn on_keyframe_request(&mut self, key: u64, packets: &[Box<dyn rtc::rtcp::Packet>]) {
         if packets.is_empty() {
@@ -111,7 +187,37 @@ impl Engine {
         }
     }
 
-    /// Sends a PLI for each of the publisher's `kind` tracks, at most once per pacing interval.
+    /// Sends the keyframe requests deferred by pacing whose time has come, unless the
+    /// publisher sent a keyframe meanwhile.
+    pub(super) fn send_deferred_keyframe_requests(&mut self, now: Instant) {
+        if self.deferred_keyframes.iter().all(|(at, _)| *at > now) {
+            return;
+        }
+        let (due, later) = std::mem::take(&mut self.deferred_keyframes)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(at, _)| *at <= now);
+        self.deferred_keyframes = later;
+        for (_, publisher) in due {
+            let Some(peer) = self.peers.get_mut(&publisher) else {
+                continue;
+            };
+            let PeerMedia::Publisher { tracks } = &mut peer.media else {
+                continue;
+            };
+            let wanted: Vec<_> = tracks
+                .iter_mut()
+                .filter_map(|t| {
+                    (t.kind == MediaKind::Video && t.pacer.take_deferred(now))
+                        .then_some((t.receiver_id, t.ssrc))
+                })
+                .collect();
+            send_plis(peer, &wanted, now);
+            self.mark_dirty(publisher);
+        }
+    }
+
+    /// Sends a PLI for each of the publisher's `kind` tracks, at most once per pacing interval
+    /// (a request inside the interval is deferred to its end).
     pub(super) fn request_keyframe(&mut self, publisher: u64, kind: MediaKind, now: Instant) {
         if kind != MediaKind::Video {
             return;
@@ -125,22 +231,34 @@ impl Engine {
         let PeerMedia::Publisher { tracks } = &mut peer.media else {
             return;
         };
-        let due: Vec<_> = tracks
-            .iter_mut()
-            .filter(|t| t.kind == MediaKind::Video)
-            .filter_map(|t| t.pacer.allow(now).then_some((t.receiver_id, t.ssrc)))
-            .collect();
-        for (receiver_id, media_ssrc) in due {
-            if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) {
-                let pli = PictureLossIndication {
-                    sender_ssrc: 0,
-                    media_ssrc,
-                };
-                if let Err(e) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
-                    tracing::debug!(error = %e, "PLI not sent");
-                }
+        let mut due = Vec::new();
+        for track in tracks.iter_mut().filter(|t| t.kind == MediaKind::Video) {
+            match track.pacer.allow(now) {
+                PacerDecision::Send => due.push((track.receiver_id, track.ssrc)),
+                PacerDecision::DeferUntil(at) => self.deferred_keyframes.push((at, publisher)),
+                PacerDecision::Coalesced => {}
             }
         }
+        send_plis(peer, &due, now);
         self.mark_dirty(publisher);
+    }
+}
+
+/// Writes a PLI upstream for each `(receiver, media SSRC)` of a publisher.
+fn send_plis(
+    peer: &mut super::peer::Peer,
+    targets: &[(rtc::rtp_transceiver::RTCRtpReceiverId, u32)],
+    now: Instant,
+) {
+    for &(receiver_id, media_ssrc) in targets {
+        if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if let Err(e) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
+                tracing::debug!(error = %e, "PLI not sent");
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ mod fanout;
 mod feedback;
 mod forward;
 pub mod keyframe;
+mod keyframe_cache;
 mod offer;
 mod outbox;
 mod peer;

@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use super::keyframe_cache::KeyframeCache;
 use super::offer::MediaKind;
 
 /// A codec chosen for a room's kind before any publisher sent it: what early subscribers were
@@ -25,6 +26,8 @@ pub(crate) struct Room {
     pub publisher_left_at: Option<SystemTime>,
     pub subscriber_left_at: Option<SystemTime>,
     pub intents: Vec<CodecIntent>,
+    /// Filled only when `[webrtc] keyframe_cache` is on.
+    pub keyframe_cache: KeyframeCache,
 }
 
 impl Room {
@@ -37,6 +40,7 @@ impl Room {
             publisher_left_at: None,
             subscriber_left_at: None,
             intents: Vec::new(),
+            keyframe_cache: KeyframeCache::default(),
         }
     }
 
@@ -56,6 +60,7 @@ impl Room {
     pub fn remove(&mut self, session: u64) -> bool {
         if self.publisher == Some(session) {
             self.publisher = None;
+            self.keyframe_cache.clear();
             self.publisher_left_at = Some(SystemTime::now());
             return true;
         }
