@@ -480,6 +480,9 @@ impl Generator {
                 };
                 if feed {
                     let _ = leg.pc.handle_read(tagged(now, leg.local, from, data));
+                    // Events first: rtc installs the SRTP keys when its handshake-complete
+                    // event is polled, and media may follow the DTLS Finished in this batch.
+                    leg.poll_events(now);
                     while let Some(message) = leg.pc.poll_read() {
                         if let RTCMessage::RtpPacket(_, packet) = message.message {
                             leg.on_decrypted(&packet, now);
@@ -495,22 +498,7 @@ impl Generator {
         let Some(leg) = self.subscribers.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        while let Some(event) = leg.pc.poll_event() {
-            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
-                match state {
-                    RTCPeerConnectionState::Connected => {
-                        leg.state = LegState::Connected;
-                        leg.connected_at.get_or_insert(now);
-                    }
-                    RTCPeerConnectionState::Failed
-                    | RTCPeerConnectionState::Closed
-                    | RTCPeerConnectionState::Disconnected => {
-                        leg.state = LegState::Failed(format!("subscriber {state}"));
-                    }
-                    _ => {}
-                }
-            }
-        }
+        leg.poll_events(now);
         while let Some(message) = leg.pc.poll_read() {
             if let RTCMessage::RtpPacket(_, packet) = message.message {
                 leg.on_decrypted(&packet, now);

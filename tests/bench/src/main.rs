@@ -64,6 +64,10 @@ enum Command {
         /// Late joiners per step, for time to first frame.
         #[arg(long, default_value_t = 20)]
         late_joiners: usize,
+        /// Time between late joiners: above the gateway's 500 ms keyframe-request interval, so
+        /// each joiner's own PLI is measured (closer joiners share the publisher's keyframes).
+        #[arg(long, default_value_t = 600)]
+        joiner_spacing_ms: u64,
         #[arg(long, default_value_t = 3)]
         floor_secs: u64,
         #[arg(long, value_enum, default_value_t = Srtp::Cm)]
@@ -97,6 +101,7 @@ fn main() -> anyhow::Result<()> {
             steps,
             step_secs,
             late_joiners,
+            joiner_spacing_ms,
             floor_secs,
             srtp,
             keyframe_cache,
@@ -116,6 +121,7 @@ fn main() -> anyhow::Result<()> {
                 steps,
                 step_secs,
                 late_joiners,
+                joiner_spacing: Duration::from_millis(joiner_spacing_ms),
                 floor_secs,
                 srtp: srtp.into(),
                 gateway_cpu: 0,

@@ -116,6 +116,11 @@ pub fn markdown(result: &RunResult) -> String {
     }
     let _ = writeln!(
         md,
+        "\nTTFF: {} late joiners per step, {} ms apart, each timed from its WHEP POST; latency is the publisher's send → the kernel's receive stamp on the subscriber socket.",
+        result.late_joiners, result.joiner_spacing_ms
+    );
+    let _ = writeln!(
+        md,
         "\nCapacity (loss ≤ {:.1}%, p99 ≤ {MAX_P99_MS} ms, ≤ 1 core, all connected): **{} subscribers**. Gateway RSS with the publisher alone: {:.1} MB.",
         MAX_LOSS * 100.0,
         capacity(&result.steps),
@@ -124,7 +129,7 @@ pub fn markdown(result: &RunResult) -> String {
     if let Some(k) = &result.keyframe_cache {
         let _ = writeln!(
             md,
-            "\nKeyframe cache, {} late joiners at N = {}: without {} ms, with {} ms (first RTP / first complete keyframe, p50 (p95)).",
+            "\nKeyframe cache, {} late joiners at N = {}: without {} ms, with {} ms (POST → first RTP / first complete keyframe, p50 (p95)).",
             k.with_cache.joiners,
             k.subscribers,
             ttff_cell(&k.without_cache),

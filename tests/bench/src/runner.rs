@@ -27,6 +27,7 @@ pub struct RunOptions {
     pub steps: Vec<usize>,
     pub step_secs: u64,
     pub late_joiners: usize,
+    pub joiner_spacing: Duration,
     pub floor_secs: u64,
     pub srtp: SrtpChoice,
     pub gateway_cpu: usize,
@@ -89,6 +90,8 @@ pub struct RunResult {
     pub machine: crate::report::Machine,
     pub srtp_profile: String,
     pub step_secs: u64,
+    pub late_joiners: usize,
+    pub joiner_spacing_ms: u64,
     pub floor: FloorResult,
     pub baseline_rss_mb: f64,
     pub steps: Vec<StepResult>,
@@ -145,6 +148,8 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         machine,
         srtp_profile: options.srtp.name().into(),
         step_secs: options.step_secs,
+        late_joiners: options.late_joiners,
+        joiner_spacing_ms: options.joiner_spacing.as_millis() as u64,
         floor,
         baseline_rss_mb,
         steps,
@@ -275,7 +280,7 @@ fn measure_step(
         .legs()
         .filter(|l| !l.late_joiner && l.is_connected())
         .count();
-    let ttff = late_joiners(generator, options.late_joiners)?;
+    let ttff = late_joiners(generator, options.late_joiners, options.joiner_spacing)?;
     let generator_cores = (gen1 - gen0).as_secs_f64() / wall;
     let latency_p99_ms = hist.value_at_quantile(0.99) as f64 / 1e3;
     let mut step = StepResult {
@@ -309,12 +314,16 @@ fn measure_step(
     Ok(step)
 }
 
-/// Joins `count` subscribers 100 ms apart, waits for their first keyframe, removes them.
-fn late_joiners(generator: &mut Generator, count: usize) -> anyhow::Result<Ttff> {
+/// Joins `count` subscribers `spacing` apart, waits for their first keyframe, removes them.
+fn late_joiners(
+    generator: &mut Generator,
+    count: usize,
+    spacing: Duration,
+) -> anyhow::Result<Ttff> {
     if count == 0 {
         return Ok(Ttff::default());
     }
-    generator.schedule_joins(count, Duration::from_millis(100), true);
+    generator.schedule_joins(count, spacing, true);
     let done = |g: &Generator| {
         !g.joins_pending()
             && g.legs()
@@ -368,7 +377,7 @@ fn ttff_with_cache(options: &RunOptions, subscribers: usize) -> anyhow::Result<T
         !g.joins_pending() && g.legs().all(settled)
     })?;
     generator.run(Instant::now() + Duration::from_secs(2), |_| false)?;
-    let ttff = late_joiners(&mut generator, options.late_joiners)?;
+    let ttff = late_joiners(&mut generator, options.late_joiners, options.joiner_spacing)?;
     generator.shutdown();
     Ok(ttff)
 }

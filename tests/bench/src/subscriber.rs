@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::sansio::Protocol;
 
 use crate::client::{OPUS_PT, VP8_PT};
 use crate::stream::{is_vp8_keyframe_start, payload_tag};
@@ -233,6 +236,26 @@ impl SubscriberLeg {
             }
         } else {
             self.audio.learn(seq, tag);
+        }
+    }
+
+    /// Applies the PeerConnection's pending state changes.
+    pub fn poll_events(&mut self, now: Instant) {
+        while let Some(event) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+                match state {
+                    RTCPeerConnectionState::Connected => {
+                        self.state = LegState::Connected;
+                        self.connected_at.get_or_insert(now);
+                    }
+                    RTCPeerConnectionState::Failed
+                    | RTCPeerConnectionState::Closed
+                    | RTCPeerConnectionState::Disconnected => {
+                        self.state = LegState::Failed(format!("subscriber {state}"));
+                    }
+                    _ => {}
+                }
+            }
         }
     }
 
