@@ -49,7 +49,8 @@ pub(super) fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread),
     let poll = Poll::new().map_err(MediaStartError::Poll)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(MediaStartError::Poll)?);
     let advertised = sockets.iter().map(|s| s.advertised).collect();
-    let factory = PeerFactory::new(advertised).map_err(MediaStartError::Init)?;
+    let factory =
+        PeerFactory::new(advertised, config.nack_buffer_packets).map_err(MediaStartError::Init)?;
     let udp_addrs = Arc::new(sockets.iter().map(|s| s.bound).collect::<Vec<_>>());
     let (tx, rx) = mpsc::channel();
     let mut engine = Engine {

@@ -30,6 +30,7 @@ use super::{MediaError, Role};
 pub(crate) struct PeerFactory {
     certificate: RTCCertificate,
     advertised: Vec<SocketAddr>,
+    nack_buffer_packets: u16,
 }
 
 fn internal(context: &str) -> impl FnOnce(rtc::shared::error::Error) -> MediaError + '_ {
@@ -39,7 +40,7 @@ fn internal(context: &str) -> impl FnOnce(rtc::shared::error::Error) -> MediaErr
 impl PeerFactory {
     /// Generates the shared DTLS certificate (one ECDSA key for all sessions: 15 µs per
     /// PeerConnection instead of 108 µs, specs/webrtc-rs.md §1).
-    pub fn new(advertised: Vec<SocketAddr>) -> Result<Self, MediaError> {
+    pub fn new(advertised: Vec<SocketAddr>, nack_buffer_packets: u16) -> Result<Self, MediaError> {
         let provider =
             rtc::crypto::default_provider().map_err(|e| MediaError::Internal(e.to_string()))?;
         let params = rcgen_params()?;
@@ -52,6 +53,7 @@ impl PeerFactory {
         Ok(Self {
             certificate,
             advertised,
+            nack_buffer_packets,
         })
     }
 
@@ -74,7 +76,12 @@ impl PeerFactory {
             // the receive-side interceptors, each of which every forwarded packet walks through
             // (measured: the chain was ~13% of the gateway's CPU at 200 subscribers).
             Role::Subscriber => Registry::new()
-                .with(Slot::NackResponder, NackResponderBuilder::new().build())
+                .with(
+                    Slot::NackResponder,
+                    NackResponderBuilder::new()
+                        .with_size(self.nack_buffer_packets)
+                        .build(),
+                )
                 .with(Slot::SenderReport, SenderReportBuilder::new().build()),
         }
         .with(
