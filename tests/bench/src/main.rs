@@ -78,6 +78,23 @@ enum Command {
         #[arg(long, default_value = "target/bench")]
         out: PathBuf,
     },
+    /// Load an already running gateway (no pinning, no CPU figures): one publisher, N
+    /// subscribers, one window; prints the step as JSON.
+    Load {
+        /// The gateway's base URL, e.g. http://127.0.0.1:7777.
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 10)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 5)]
+        secs: u64,
+        #[arg(long, default_value_t = 0)]
+        late_joiners: usize,
+        #[arg(long, default_value_t = 600)]
+        joiner_spacing_ms: u64,
+        #[arg(long, value_enum, default_value_t = Srtp::Cm)]
+        srtp: Srtp,
+    },
     /// Only the floor baseline.
     Floor {
         #[arg(long, default_value_t = 3)]
@@ -119,9 +136,11 @@ fn main() -> anyhow::Result<()> {
             let options = runner::RunOptions {
                 gateway,
                 steps,
-                step_secs,
-                late_joiners,
-                joiner_spacing: Duration::from_millis(joiner_spacing_ms),
+                plan: runner::StepPlan {
+                    window: Duration::from_secs(step_secs),
+                    late_joiners,
+                    joiner_spacing: Duration::from_millis(joiner_spacing_ms),
+                },
                 floor_secs,
                 srtp: srtp.into(),
                 gateway_cpu: 0,
@@ -139,6 +158,24 @@ fn main() -> anyhow::Result<()> {
             .context("writing report.json")?;
             println!("{md}");
             eprintln!("report: {}", out.join("report.md").display());
+        }
+        Command::Load {
+            url,
+            subscribers,
+            secs,
+            late_joiners,
+            joiner_spacing_ms,
+            srtp,
+        } => {
+            let plan = runner::StepPlan {
+                window: Duration::from_secs(secs),
+                late_joiners,
+                joiner_spacing: Duration::from_millis(joiner_spacing_ms),
+            };
+            let mut generator = runner::start_generator(srtp.into(), url.trim_end_matches('/'))?;
+            let step = runner::measure_step(&plan, None, &mut generator, subscribers);
+            generator.shutdown();
+            println!("{}", serde_json::to_string(&step?)?);
         }
         Command::Floor { secs, srtp } => {
             let srtp: SrtpChoice = srtp.into();

@@ -111,7 +111,6 @@ impl CpuSample {
             process: (self.process - earlier.process) / wall,
             ticks: (self.ticks - earlier.ticks) / wall,
             softirq: (self.softirq - earlier.softirq) / wall,
-            wall,
         }
     }
 }
@@ -121,5 +120,4 @@ pub struct CpuRates {
     pub process: f64,
     pub ticks: f64,
     pub softirq: f64,
-    pub wall: f64,
 }

@@ -25,15 +25,30 @@ pub const MAX_GENERATOR_CORES: f64 = 0.8;
 pub struct RunOptions {
     pub gateway: PathBuf,
     pub steps: Vec<usize>,
-    pub step_secs: u64,
-    pub late_joiners: usize,
-    pub joiner_spacing: Duration,
+    pub plan: StepPlan,
     pub floor_secs: u64,
     pub srtp: SrtpChoice,
     pub gateway_cpu: usize,
     pub generator_cpu: usize,
     pub out_dir: PathBuf,
     pub compare_keyframe_cache: bool,
+}
+
+/// How each step is measured.
+#[derive(Debug, Clone)]
+pub struct StepPlan {
+    pub window: Duration,
+    pub late_joiners: usize,
+    pub joiner_spacing: Duration,
+}
+
+/// What is known about the gateway's process, when it is ours to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct MeasuredProcess {
+    pub pid: u32,
+    pub cpu: usize,
+    pub baseline_rss: f64,
+    pub floor_pps: f64,
 }
 
 /// Time to first RTP / first complete keyframe of late joiners.
@@ -76,6 +91,15 @@ pub struct StepResult {
     pub keyframe_requests_to_publisher: u64,
     pub within_limits: bool,
     pub generator_bound: bool,
+}
+
+impl StepResult {
+    /// The gateway no longer keeps up: a larger N would only measure the overload.
+    pub fn saturated(&self) -> bool {
+        self.loss > 10.0 * MAX_LOSS
+            || self.gateway_cores + self.softirq_cores >= 0.95 * MAX_GATEWAY_CORES
+            || self.connect_failures * 20 > self.subscribers
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -147,9 +171,9 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     Ok(RunResult {
         machine,
         srtp_profile: options.srtp.name().into(),
-        step_secs: options.step_secs,
-        late_joiners: options.late_joiners,
-        joiner_spacing_ms: options.joiner_spacing.as_millis() as u64,
+        step_secs: options.plan.window.as_secs(),
+        late_joiners: options.plan.late_joiners,
+        joiner_spacing_ms: options.plan.joiner_spacing.as_millis() as u64,
         floor,
         baseline_rss_mb,
         steps,
@@ -167,13 +191,19 @@ fn measure_steps(options: &RunOptions, floor: &FloorResult) -> anyhow::Result<St
         &options.out_dir,
         &options.out_dir.join("gateway.log"),
     )?;
-    let mut generator = start_generator(options, &gateway)?;
+    let mut generator = start_generator(options.srtp, &gateway.base_url)?;
     generator.run(Instant::now() + Duration::from_secs(1), |_| false)?;
     let baseline_rss = procstat::rss_bytes(gateway.pid())? as f64;
+    let process = MeasuredProcess {
+        pid: gateway.pid(),
+        cpu: options.gateway_cpu,
+        baseline_rss,
+        floor_pps: floor.packets_per_cpu_second,
+    };
     let mut steps = Vec::new();
     let mut first_ttff = None;
     for &n in &options.steps {
-        let step = measure_step(options, &gateway, &mut generator, n, floor, baseline_rss)?;
+        let step = measure_step(&options.plan, Some(process), &mut generator, n)?;
         eprintln!(
             "N={:>4}: {:>8.0} pps, loss {:.4}%, p99 {:.2} ms, gateway {:.2} cores (+{:.2} softirq), E {:.0} ({:.0}% of floor), generator {:.2} cores, TTFF {:.0}/{:.0}/{:.0} ms",
             step.subscribers,
@@ -189,13 +219,13 @@ fn measure_steps(options: &RunOptions, floor: &FloorResult) -> anyhow::Result<St
             step.ttff.first_rtp_p50_ms,
             step.ttff.keyframe_p50_ms
         );
-        let stop = !step.within_limits || step.generator_bound;
+        let stop = step.saturated() || step.generator_bound;
         if first_ttff.is_none() {
             first_ttff = Some((n, step.ttff.clone()));
         }
         steps.push(step);
         if stop {
-            eprintln!("saturated (or generator-bound): stopping");
+            eprintln!("saturated or generator-bound: stopping");
             break;
         }
     }
@@ -203,9 +233,10 @@ fn measure_steps(options: &RunOptions, floor: &FloorResult) -> anyhow::Result<St
     Ok((baseline_rss / 1e6, steps, first_ttff))
 }
 
-fn start_generator(options: &RunOptions, gateway: &GatewayProcess) -> anyhow::Result<Generator> {
-    let factory = ClientFactory::new(options.srtp)?;
-    let mut generator = Generator::new(&gateway.base_url, "bench", factory)?;
+/// A generator whose publisher is connected to the gateway at `base_url`.
+pub fn start_generator(srtp: SrtpChoice, base_url: &str) -> anyhow::Result<Generator> {
+    let factory = ClientFactory::new(srtp)?;
+    let mut generator = Generator::new(base_url, "bench", factory)?;
     generator.start_publisher()?;
     generator.run(Instant::now() + Duration::from_secs(10), |g| {
         !matches!(
@@ -223,13 +254,13 @@ fn settled(leg: &SubscriberLeg) -> bool {
     !matches!(leg.state, LegState::Signaling | LegState::Connecting)
 }
 
-fn measure_step(
-    options: &RunOptions,
-    gateway: &GatewayProcess,
+/// Brings the generator to `n` subscribers and measures one window; CPU, RSS and efficiency
+/// only when the gateway's `process` is known.
+pub fn measure_step(
+    plan: &StepPlan,
+    process: Option<MeasuredProcess>,
     generator: &mut Generator,
     n: usize,
-    floor: &FloorResult,
-    baseline_rss: f64,
 ) -> anyhow::Result<StepResult> {
     let current = generator.legs().filter(|l| !l.late_joiner).count();
     generator.schedule_joins(n.saturating_sub(current), Duration::from_millis(4), false);
@@ -250,22 +281,29 @@ fn measure_step(
             })
     };
     let requests0 = generator.keyframe_requests();
-    let gw0 = CpuSample::take(gateway.pid(), options.gateway_cpu)?;
+    let sample = |p: Option<MeasuredProcess>| p.map(|p| CpuSample::take(p.pid, p.cpu)).transpose();
+    let gw0 = sample(process)?;
+    let started = Instant::now();
     let gen0 = generator.busy;
     let (received0, expected0) = counts(generator);
     generator.begin_window()?;
-    generator.run(
-        Instant::now() + Duration::from_secs(options.step_secs),
-        |_| false,
-    )?;
+    generator.run(Instant::now() + plan.window, |_| false)?;
     let (received1, expected1) = counts(generator);
-    let gw1 = CpuSample::take(gateway.pid(), options.gateway_cpu)?;
+    let gw1 = sample(process)?;
+    let wall = started.elapsed().as_secs_f64();
     let gen1 = generator.busy;
-    let rss = procstat::rss_bytes(gateway.pid())? as f64;
+    let rss = match process {
+        Some(p) => procstat::rss_bytes(p.pid)? as f64,
+        None => f64::NAN,
+    };
     let window = generator.window.take().context("window")?;
-
-    let rates = gw1.rates_since(&gw0);
-    let (gateway_cores, softirq_cores, wall) = (rates.process, rates.softirq, rates.wall);
+    let (gateway_cores, ticks_cores, softirq_cores) = match (gw0, gw1) {
+        (Some(a), Some(b)) => {
+            let r = b.rates_since(&a);
+            (r.process, r.ticks, r.softirq)
+        }
+        _ => (f64::NAN, f64::NAN, f64::NAN),
+    };
     let delivered = received1.saturating_sub(received0);
     let expected = expected1.saturating_sub(expected0);
     let delivered_pps = delivered as f64 / wall;
@@ -275,12 +313,13 @@ fn measure_step(
         expected.saturating_sub(delivered) as f64 / expected as f64
     };
     let hist = &window.latency_us;
-    let efficiency = delivered_pps / (gateway_cores + softirq_cores).max(1e-9);
+    // NaN when the gateway is not ours to measure (`load`).
+    let efficiency = delivered_pps / (gateway_cores + softirq_cores);
     let connected = generator
         .legs()
         .filter(|l| !l.late_joiner && l.is_connected())
         .count();
-    let ttff = late_joiners(generator, options.late_joiners, options.joiner_spacing)?;
+    let ttff = late_joiners(generator, plan.late_joiners, plan.joiner_spacing)?;
     let generator_cores = (gen1 - gen0).as_secs_f64() / wall;
     let latency_p99_ms = hist.value_at_quantile(0.99) as f64 / 1e3;
     let mut step = StepResult {
@@ -295,13 +334,15 @@ fn measure_step(
         latency_max_ms: hist.max() as f64 / 1e3,
         unmatched_packets: window.unmatched,
         gateway_cores,
-        gateway_cores_utime_stime: rates.ticks,
+        gateway_cores_utime_stime: ticks_cores,
         softirq_cores,
         efficiency,
-        efficiency_vs_floor: efficiency / floor.packets_per_cpu_second,
+        efficiency_vs_floor: efficiency / process.map_or(f64::NAN, |p| p.floor_pps),
         generator_cores,
         rss_mb: rss / 1e6,
-        rss_per_subscriber_kb: (rss - baseline_rss) / n.max(1) as f64 / 1e3,
+        rss_per_subscriber_kb: (rss - process.map_or(f64::NAN, |p| p.baseline_rss))
+            / n.max(1) as f64
+            / 1e3,
         ttff,
         keyframe_requests_to_publisher: generator.keyframe_requests() - requests0,
         within_limits: false,
@@ -309,7 +350,7 @@ fn measure_step(
     };
     step.within_limits = step.loss <= MAX_LOSS
         && step.latency_p99_ms <= MAX_P99_MS
-        && step.gateway_cores + step.softirq_cores <= MAX_GATEWAY_CORES
+        && (process.is_none() || step.gateway_cores + step.softirq_cores <= MAX_GATEWAY_CORES)
         && step.connect_failures == 0;
     Ok(step)
 }
@@ -371,13 +412,17 @@ fn ttff_with_cache(options: &RunOptions, subscribers: usize) -> anyhow::Result<T
         &options.out_dir,
         &options.out_dir.join("gateway-keyframe-cache.log"),
     )?;
-    let mut generator = start_generator(options, &gateway)?;
+    let mut generator = start_generator(options.srtp, &gateway.base_url)?;
     generator.schedule_joins(subscribers, Duration::from_millis(4), false);
     generator.run(Instant::now() + Duration::from_secs(30), |g| {
         !g.joins_pending() && g.legs().all(settled)
     })?;
     generator.run(Instant::now() + Duration::from_secs(2), |_| false)?;
-    let ttff = late_joiners(&mut generator, options.late_joiners, options.joiner_spacing)?;
+    let ttff = late_joiners(
+        &mut generator,
+        options.plan.late_joiners,
+        options.plan.joiner_spacing,
+    )?;
     generator.shutdown();
     Ok(ttff)
 }
