@@ -6,6 +6,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, mpsc};
@@ -59,7 +61,7 @@ pub(super) fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread),
         commands: rx,
         factory,
         config: config.clone(),
-        peers: HashMap::new(),
+        peers: FxHashMap::default(),
         keys_by_id: HashMap::new(),
         rooms: HashMap::new(),
         demux: Demux::default(),
@@ -111,7 +113,9 @@ pub(super) struct Engine {
     commands: mpsc::Receiver<Command>,
     pub(super) factory: PeerFactory,
     pub(super) config: WebrtcConfig,
-    pub(super) peers: HashMap<u64, Peer>,
+    /// Looked up several times per subscriber per packet: keyed by our own counter, so a fast
+    /// non-DoS-resistant hash is safe.
+    pub(super) peers: FxHashMap<u64, Peer>,
     pub(super) keys_by_id: HashMap<String, u64>,
     pub(super) rooms: HashMap<String, Room>,
     pub(super) demux: Demux,
@@ -324,12 +328,14 @@ impl Engine {
         }
     }
 
+    /// Queues a session for a full drain: events, received media and datagrams to send.
     pub(super) fn mark_dirty(&mut self, key: u64) {
-        if let Some(peer) = self.peers.get_mut(&key)
-            && !peer.queued
-        {
-            peer.queued = true;
-            self.dirty.push(key);
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.input_pending = true;
+            if !peer.queued {
+                peer.queued = true;
+                self.dirty.push(key);
+            }
         }
     }
 
@@ -363,6 +369,14 @@ impl Engine {
     }
 
     fn drain(&mut self, key: u64) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if !std::mem::take(&mut peer.input_pending) {
+            // Only written to by the fan-out: nothing to read, just datagrams to send.
+            self.flush(key);
+            return;
+        }
         while let Some(event) = self.peers.get_mut(&key).and_then(|p| p.pc.poll_event()) {
             self.on_event(key, event);
         }

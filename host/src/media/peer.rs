@@ -190,6 +190,9 @@ pub(crate) struct Peer {
     pub next_timeout: Option<Instant>,
     /// Whether the session is in the engine's to-drain list.
     pub queued: bool,
+    /// Something besides the fan-out touched the session (a datagram, a timeout, a command),
+    /// so its events and received messages must be polled too.
+    pub input_pending: bool,
     /// ICE is connected (the PeerConnection state also waits for DTLS).
     pub ice_connected: bool,
     /// An ICE restart was applied and ICE has not reconnected since.

@@ -141,6 +141,7 @@ impl Engine {
             first_mid,
             next_timeout: None,
             queued: false,
+            input_pending: false,
             ice_connected: false,
             ice_restarting: false,
             pending_nomination: None,
