@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Both install what they need.
-.PHONY: run test wasm-target
+.PHONY: run test bench wasm-target
 
 # The shipped policies (and test fixtures) are WebAssembly components built by host/build.rs.
 wasm-target:
@@ -16,3 +16,10 @@ test: wasm-target
 	cargo test --workspace -j2 --no-fail-fast -- --show-output
 	cargo test -j2 --manifest-path policies/Cargo.toml
 	cargo test -j2 --manifest-path examples/policies/Cargo.toml
+
+# The fan-out benchmark (not a set-up command): floor baseline, then the gateway pinned to CPU 0
+# and the load generator to CPU 1, N = 10 … 800 until saturation; writes target/bench/report.md
+# and report.json. Needs 2 CPUs and an otherwise idle machine; about 4 minutes.
+bench: wasm-target
+	cargo build --release -j2 -p gatehouse -p gatehouse-bench
+	./target/release/gatehouse-bench run --keyframe-cache --out target/bench

@@ -75,8 +75,10 @@ pub fn markdown(result: &RunResult) -> String {
     );
     let _ = writeln!(
         md,
-        "SRTP {}; gateway pinned to CPU 0, generator to CPU 1; {} s per step; CPU = utime+stime \
-         from /proc plus CPU 0 softirq (loopback delivery).\n",
+        "SRTP {}; gateway pinned to CPU 0, generator to CPU 1; {} s per step. Gateway CPU = the \
+         scheduler's runtime of all its threads (/proc/PID/task/*/schedstat; utime+stime is in \
+         report.json) plus CPU 0's softirq time from /proc/stat (loopback delivery); the floor \
+         is costed the same way (thread CPU time + CPU 0 softirq).\n",
         result.srtp_profile, result.step_secs
     );
     let _ = writeln!(
