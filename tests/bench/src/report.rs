@@ -77,13 +77,15 @@ pub fn markdown(result: &RunResult) -> String {
         md,
         "SRTP {}; gateway pinned to CPU 0, generator to CPU 1; {} s per step. Gateway CPU = the \
          scheduler's runtime of all its threads (/proc/PID/task/*/schedstat; utime+stime is in \
-         report.json) plus CPU 0's softirq time from /proc/stat (loopback delivery); the floor \
-         is costed the same way (thread CPU time + CPU 0 softirq).\n",
+         report.json); the floor is costed the same way (its thread's runtime). Without IRQ \
+         time accounting in this kernel, the softirq work of loopback delivery runs in, and is \
+         counted with, the sending thread (the softirq column is CPU 0's share of it, \
+         tick-sampled).\n",
         result.srtp_profile, result.step_secs
     );
     let _ = writeln!(
         md,
-        "Floor (copy + rewrite + SRTP + sendmmsg(32), {} destinations): **{:.0} ns/packet = {:.0} packets per CPU-second** ({:.2} s thread + {:.2} s softirq for {} packets).\n",
+        "Floor (copy + rewrite + SRTP + sendmmsg(32), {} destinations): **{:.0} ns/packet = {:.0} packets per CPU-second** ({:.2} s thread CPU, of which {:.2} s softirq, for {} packets).\n",
         f.destinations,
         f.ns_per_packet,
         f.packets_per_cpu_second,
@@ -91,12 +93,12 @@ pub fn markdown(result: &RunResult) -> String {
         f.softirq_cpu_s,
         f.packets
     );
-    md.push_str("| N | connected | delivered pps | loss | latency p50 / p99 / max ms | gateway cores (+softirq) | E pkt/CPU-s | E / floor | RSS MB (KB/sub) | TTFF ms first RTP / keyframe p50 (p95) | generator busy |\n");
+    md.push_str("| N | connected | delivered pps | loss | latency p50 / p99 / max ms | gateway cores (softirq) | E pkt/CPU-s | E / floor | RSS MB (KB/sub) | TTFF ms first RTP / keyframe p50 (p95) | generator busy |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for s in &result.steps {
         let _ = writeln!(
             md,
-            "| {}{} | {} | {:.0} | {:.3}% | {:.2} / {:.2} / {:.1} | {:.2} (+{:.2}) | {:.0} | {:.0}% | {:.1} ({:.0}) | {} | {:.2}{} |",
+            "| {}{} | {} | {:.0} | {:.3}% | {:.2} / {:.2} / {:.1} | {:.2} ({:.2}) | {:.0} | {:.0}% | {:.1} ({:.0}) | {} | {:.2}{} |",
             s.subscribers,
             if s.within_limits { "" } else { " ✗" },
             s.connected,
