@@ -32,6 +32,7 @@ use crate::config::WebrtcConfig;
 pub use engine::MediaStartError;
 /// Reused by the load generator so its synthetic publisher answers PLI like an encoder.
 pub use feedback::{KEYFRAME_REQUESTS_SLOT, KeyframeRequestsToApp};
+pub use peer::add_host_candidate;
 
 /// Whether a session sends media into a room or receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -106,23 +106,7 @@ impl PeerFactory {
             .build(now)
             .map_err(internal("peer connection"))?;
         for addr in &self.advertised {
-            let candidate = CandidateHostConfig {
-                base_config: CandidateConfig {
-                    network: "udp".to_owned(),
-                    address: addr.ip().to_string(),
-                    port: addr.port(),
-                    component: 1,
-                    ..Default::default()
-                },
-                ..Default::default()
-            }
-            .new_candidate_host()
-            .map_err(internal("host candidate"))?;
-            let init = RTCIceCandidate::from(&candidate)
-                .to_json()
-                .map_err(internal("host candidate"))?;
-            pc.add_local_candidate(init)
-                .map_err(internal("host candidate"))?;
+            add_host_candidate(&mut pc, *addr).map_err(internal("host candidate"))?;
         }
         Ok(pc)
     }
@@ -137,6 +121,26 @@ impl PeerFactory {
             .into_iter()
             .collect()
     }
+}
+
+/// Adds a UDP `host` candidate at `addr` to `pc`'s local candidates (with rtc the application
+/// supplies them; the load generator uses this for its client endpoints too).
+pub fn add_host_candidate(
+    pc: &mut RTCPeerConnection,
+    addr: SocketAddr,
+) -> Result<(), rtc::shared::error::Error> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)
 }
 
 fn rcgen_params() -> Result<rtc::peer_connection::certificate::CertificateParams, MediaError> {

@@ -17,7 +17,6 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
@@ -138,23 +137,7 @@ impl ClientFactory {
             .with_interceptor_registry(registry)
             .build(Instant::now())
             .map_err(err("peer connection"))?;
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: local.ip().to_string(),
-                port: local.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .map_err(err("host candidate"))?;
-        let init = RTCIceCandidate::from(&candidate)
-            .to_json()
-            .map_err(err("host candidate"))?;
-        pc.add_local_candidate(init)
-            .map_err(err("host candidate"))?;
+        gatehouse::media::add_host_candidate(&mut pc, local).map_err(err("host candidate"))?;
         Ok(pc)
     }
 
