@@ -109,8 +109,9 @@ impl Engine {
         }
     }
 
-    /// Sends the room's cached keyframe to a subscriber that just connected, then holds its
-    /// video until the next live keyframe (the deltas in between reference frames it lacks).
+    /// Sends the room's cached keyframe to a subscriber that just connected for the first time,
+    /// then holds its video until the next live keyframe (the deltas in between reference
+    /// frames it lacks).
     pub(super) fn replay_cached_keyframe(&mut self, subscriber: u64) {
         let Some(sub) = self.peers.get(&subscriber) else {
             return;
@@ -145,6 +146,9 @@ impl Engine {
         let Some(output) = outputs.iter_mut().find(|o| o.kind == MediaKind::Video) else {
             return;
         };
+        if output.forwarder.counters.forwarded > 0 {
+            return; // connected again (ICE restart): it already has the live stream
+        }
         let mut replayed = 0;
         for packet in cached {
             let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
