@@ -225,4 +225,9 @@ impl Gate {
     pub async fn rooms(&self) -> Result<Vec<RoomSnapshot>, GateError> {
         Ok(self.media.rooms().await?)
     }
+
+    /// RTP traffic since start over every room (for `/metrics`).
+    pub async fn traffic_totals(&self) -> Result<crate::media::Traffic, GateError> {
+        Ok(self.media.totals().await?)
+    }
 }

@@ -142,7 +142,8 @@ fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
     }
     Ok(Router::new()
         .merge(whip)
-        .merge(dialect::streams::routes(gate))
+        .merge(dialect::streams::routes(gate.clone()))
+        .merge(ops::metrics::routes(gate))
         .merge(ops::pages::routes())
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes)))
 }

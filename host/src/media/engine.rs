@@ -23,7 +23,7 @@ use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory};
 use super::room::Room;
 use super::udp::{self, Demux, MediaSocket, bind_media_sockets};
-use super::{Command, MediaError, MediaHandle, MediaThread};
+use super::{Command, MediaError, MediaHandle, MediaThread, Traffic};
 use crate::config::WebrtcConfig;
 
 const WAKER: Token = Token(usize::MAX);
@@ -72,6 +72,7 @@ pub(super) fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread),
         outbox: Outbox::default(),
         timers: BinaryHeap::new(),
         deferred_keyframes: Vec::new(),
+        removed_rooms_traffic: Traffic::default(),
     };
     for (i, socket) in engine.sockets.iter_mut().enumerate() {
         engine
@@ -131,6 +132,8 @@ pub(super) struct Engine {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Keyframe requests held back by pacing: (when to send, publisher).
     pub(super) deferred_keyframes: Vec<(Instant, u64)>,
+    /// Traffic of rooms that no longer exist (totals stay monotonic).
+    pub(super) removed_rooms_traffic: Traffic,
 }
 
 impl Engine {
@@ -239,6 +242,13 @@ impl Engine {
                 }
                 Command::Room(name, reply) => {
                     let _ = reply.send(self.room_snapshot(&name));
+                }
+                Command::Totals(reply) => {
+                    let mut totals = self.removed_rooms_traffic;
+                    self.rooms
+                        .values()
+                        .for_each(|r| totals.add(&r.traffic.get()));
+                    let _ = reply.send(totals);
                 }
                 Command::Rooms(reply) => {
                     let _ = reply.send(self.room_snapshots());

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::shared::marshal::MarshalSize;
 
 use super::engine::{Engine, contained};
 use super::feedback::PacerDecision;
@@ -53,6 +54,10 @@ impl Engine {
         let Some(room) = self.rooms.get(&peer.room) else {
             return;
         };
+        let packet_bytes = (packet.header.marshal_size() + packet.payload.len()) as u64;
+        let mut traffic = room.traffic.get();
+        traffic.ingress_packets += 1;
+        traffic.ingress_bytes += packet_bytes;
         let now = Instant::now();
         let mut wants_keyframe = false;
         let mut faulty = Vec::new();
@@ -85,22 +90,33 @@ impl Engine {
                 header,
                 payload: packet.payload.clone(),
             };
-            let written = contained(|| {
-                if let Some(mut sender) = sub.pc.rtp_sender(sender_id)
-                    && let Err(e) = sender.write_rtp(now, out)
-                {
-                    tracing::trace!(session = %sub.id, error = %e, "forward rejected");
-                }
+            let written = contained(|| match sub.pc.rtp_sender(sender_id) {
+                Some(mut sender) => match sender.write_rtp(now, out) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::trace!(session = %sub.id, error = %e, "forward rejected");
+                        false
+                    }
+                },
+                None => false,
             });
-            if let Err(panic) = written {
-                faulty.push((*key, format!("forwarding panicked: {panic}")));
-                continue;
+            match written {
+                Ok(true) => {
+                    traffic.egress_packets += 1;
+                    traffic.egress_bytes += packet_bytes;
+                }
+                Ok(false) => {}
+                Err(panic) => {
+                    faulty.push((*key, format!("forwarding panicked: {panic}")));
+                    continue;
+                }
             }
             if !sub.queued {
                 sub.queued = true;
                 dirty.push(*key);
             }
         }
+        room.traffic.set(traffic);
         for (key, why) in faulty {
             self.doom(key, why);
         }
@@ -216,6 +232,7 @@ impl Engine {
                 })
                 .collect();
             send_plis(peer, &wanted, now);
+            count_keyframe_requests(self.rooms.get(&peer.room), wanted.len());
             self.mark_dirty(publisher);
         }
     }
@@ -244,6 +261,7 @@ impl Engine {
             }
         }
         send_plis(peer, &due, now);
+        count_keyframe_requests(self.rooms.get(&peer.room), due.len());
         self.mark_dirty(publisher);
     }
 }
@@ -264,5 +282,15 @@ fn send_plis(
                 tracing::debug!(error = %e, "PLI not sent");
             }
         }
+    }
+}
+
+fn count_keyframe_requests(room: Option<&super::room::Room>, sent: usize) {
+    if let Some(room) = room
+        && sent > 0
+    {
+        let mut traffic = room.traffic.get();
+        traffic.keyframe_requests += sent as u64;
+        room.traffic.set(traffic);
     }
 }

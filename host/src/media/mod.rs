@@ -41,6 +41,16 @@ pub enum Role {
     Subscriber,
 }
 
+impl Role {
+    /// `publisher` or `subscriber` (log fields, metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Publisher => "publisher",
+            Role::Subscriber => "subscriber",
+        }
+    }
+}
+
 /// What to do with a room's subscribers when its publisher leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublisherLeave {
@@ -147,6 +157,31 @@ pub struct RoomSnapshot {
     /// Unix milliseconds when the last subscriber left, 0 while one is present.
     pub subscriber_left_at_ms: u64,
     pub sessions: Vec<SessionSnapshot>,
+    /// What the room's publishers sent and its subscribers were sent, since it was created.
+    pub traffic: Traffic,
+}
+
+/// RTP counters (packets and bytes of RTP payload plus header, before SRTP).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Publisher packets that reached the fan-out.
+    pub ingress_packets: u64,
+    pub ingress_bytes: u64,
+    /// Packets handed to subscriber sessions.
+    pub egress_packets: u64,
+    pub egress_bytes: u64,
+    /// Keyframe requests (PLI) sent to publishers.
+    pub keyframe_requests: u64,
+}
+
+impl Traffic {
+    pub(crate) fn add(&mut self, other: &Traffic) {
+        self.ingress_packets += other.ingress_packets;
+        self.ingress_bytes += other.ingress_bytes;
+        self.egress_packets += other.egress_packets;
+        self.egress_bytes += other.egress_bytes;
+        self.keyframe_requests += other.keyframe_requests;
+    }
 }
 
 /// Work for the media thread, each with its reply channel.
@@ -177,6 +212,8 @@ pub(crate) enum Command {
     },
     Room(String, oneshot::Sender<Option<RoomSnapshot>>),
     Rooms(oneshot::Sender<Vec<RoomSnapshot>>),
+    /// Traffic of every room since start, including rooms already removed.
+    Totals(oneshot::Sender<Traffic>),
     SessionIce {
         room: String,
         session: String,
@@ -291,6 +328,11 @@ impl MediaHandle {
     /// Snapshots of every room, sorted by name.
     pub async fn rooms(&self) -> Result<Vec<RoomSnapshot>, MediaError> {
         self.ask(Command::Rooms).await
+    }
+
+    /// Traffic since start, over every room that ever existed.
+    pub async fn totals(&self) -> Result<Traffic, MediaError> {
+        self.ask(Command::Totals).await
     }
 
     /// Asks the media thread to close every session and stop.

@@ -26,6 +26,8 @@ pub(crate) struct Room {
     pub publisher_left_at: Option<SystemTime>,
     pub subscriber_left_at: Option<SystemTime>,
     pub intents: Vec<CodecIntent>,
+    /// A `Cell` so the fan-out can count while it holds the subscriber list borrowed.
+    pub traffic: std::cell::Cell<super::Traffic>,
     /// Filled only when `[webrtc] keyframe_cache` is on.
     pub keyframe_cache: KeyframeCache,
 }
@@ -40,6 +42,7 @@ impl Room {
             publisher_left_at: None,
             subscriber_left_at: None,
             intents: Vec::new(),
+            traffic: Default::default(),
             keyframe_cache: KeyframeCache::default(),
         }
     }

@@ -456,8 +456,11 @@ impl Engine {
                 PublisherLeave::IdleSubscribers,
             );
         }
-        if empty && self.rooms.get(&peer.room).is_some_and(Room::is_empty) {
-            self.rooms.remove(&peer.room);
+        if empty
+            && self.rooms.get(&peer.room).is_some_and(Room::is_empty)
+            && let Some(room) = self.rooms.remove(&peer.room)
+        {
+            self.removed_rooms_traffic.add(&room.traffic.get());
             tracing::info!(room = %peer.room, "room removed");
         }
     }
@@ -482,6 +485,7 @@ impl Engine {
             publisher_left_at_ms: room.publisher_left_at.map_or(0, unix_ms),
             subscriber_left_at_ms: room.subscriber_left_at.map_or(0, unix_ms),
             sessions,
+            traffic: room.traffic.get(),
         })
     }
 

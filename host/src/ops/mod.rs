@@ -1,4 +1,5 @@
-//! Operational pieces: logging setup, health, the embedded browser pages.
+//! Operational pieces: logging setup, metrics, the embedded browser pages.
 
 pub mod logging;
+pub mod metrics;
 pub mod pages;

@@ -31,6 +31,18 @@ fn series_key(name: &str, labels: &[(&str, &str)]) -> String {
     key
 }
 
+/// A guest's label key as a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+fn label_name(key: &str) -> String {
+    let mut name: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        name.insert(0, '_');
+    }
+    name
+}
+
 impl PolicyMetrics {
     /// Adds `value` to the series `name{labels}`.
     pub fn add(&self, name: &str, labels: &[(&str, &str)], value: f64) {
@@ -49,8 +61,14 @@ impl PolicyMetrics {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
+        let label_names: Vec<String> = labels.iter().map(|(k, _)| label_name(k)).collect();
         let mut all: Vec<(&str, &str)> = vec![("module", module)];
-        all.extend(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        all.extend(
+            label_names
+                .iter()
+                .zip(labels)
+                .map(|(k, (_, v))| (k.as_str(), v.as_str())),
+        );
         let key = series_key(&format!("gatehouse_policy_{name}"), &all);
         if let Ok(mut series) = self.series.lock()
             && (series.contains_key(&key) || series.len() < MAX_GUEST_SERIES)
