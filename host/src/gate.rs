@@ -37,6 +37,26 @@ pub struct RequestFacts {
 }
 
 impl RequestFacts {
+    /// The facts of an HTTP request that came through `dialect` from `client`.
+    pub fn from_http(
+        dialect: &'static str,
+        client: std::net::SocketAddr,
+        method: &axum::http::Method,
+        uri: &axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+    ) -> Self {
+        Self {
+            dialect,
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            headers: headers
+                .iter()
+                .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
+            client_ip: client.ip(),
+        }
+    }
+
     /// The token a client presented: `X-Auth-Token`, else `Authorization: Bearer`.
     fn token(&self) -> Option<String> {
         let header = |name: &str| {
@@ -224,6 +244,18 @@ impl Gate {
     /// Snapshots of all rooms.
     pub async fn rooms(&self) -> Result<Vec<RoomSnapshot>, GateError> {
         Ok(self.media.rooms().await?)
+    }
+
+    /// An operator creates an empty stream (room).
+    pub async fn create_stream(&self, facts: &RequestFacts, room: &str) -> Result<(), GateError> {
+        self.decide(facts, Action::Admin, room).await?;
+        Ok(self.media.create_room(room).await?)
+    }
+
+    /// An operator deletes a stream: every session in it ends.
+    pub async fn delete_stream(&self, facts: &RequestFacts, room: &str) -> Result<(), GateError> {
+        self.decide(facts, Action::Admin, room).await?;
+        Ok(self.media.delete_room(room).await?)
     }
 
     /// RTP traffic since start over every room (for `/metrics`).

@@ -1,22 +1,120 @@
-//! Live777's stream listing, `GET /api/streams/` (and `?streams=a&streams=b`), in its exact
-//! JSON shape (specs/dialects.md §2.2).
+//! Live777's streams API (specs/dialects.md §2.1–2.2): the listing `GET /api/streams/` (and
+//! `?streams=a&streams=b`) in its exact JSON shape, `GET /api/streams/{id}`, and the operator's
+//! `POST` (create, 204 / 409) and `DELETE` (204 / 404) of a stream, authorized as `admin`.
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
-use crate::gate::Gate;
-use crate::media::{Role, RoomSnapshot};
+use crate::gate::{Gate, GateError, RequestFacts};
+use crate::media::{MediaError, Role, RoomSnapshot};
 
-/// `GET /api/streams/` (the trailing slash is part of Live777's path).
+/// `GET /api/streams/` (the trailing slash is part of Live777's path) and
+/// `GET|POST|DELETE /api/streams/{id}`.
 pub fn routes(gate: Gate) -> Router {
     Router::new()
         .route("/api/streams/", get(list_streams))
+        .route(
+            "/api/streams/{stream}",
+            get(get_stream).post(create_stream).delete(delete_stream),
+        )
         .with_state(gate)
+}
+
+/// A Live777 streams-API failure: Live777 answers with a status and a plain-text reason.
+#[derive(Debug, thiserror::Error)]
+enum StreamsError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{reason}")]
+    Denied { status: StatusCode, reason: String },
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<GateError> for StreamsError {
+    fn from(e: GateError) -> Self {
+        match e {
+            GateError::StreamNotFound(_) => StreamsError::NotFound(e.to_string()),
+            GateError::Denied(denial) => StreamsError::Denied {
+                status: StatusCode::from_u16(denial.status).unwrap_or(StatusCode::FORBIDDEN),
+                reason: denial.reason,
+            },
+            GateError::Media(MediaError::RoomNotFound(_)) => StreamsError::NotFound(e.to_string()),
+            GateError::Media(MediaError::RoomExists(_)) => StreamsError::Conflict(e.to_string()),
+            GateError::Media(m) => StreamsError::Unavailable(m.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for StreamsError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            StreamsError::NotFound(_) => StatusCode::NOT_FOUND,
+            StreamsError::Conflict(_) => StatusCode::CONFLICT,
+            StreamsError::Denied { status, .. } => *status,
+            StreamsError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (status, format!("{self}\n")).into_response()
+    }
+}
+
+fn client_of(request: &axum::extract::Request) -> SocketAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0)
+}
+
+fn facts(request: &axum::extract::Request) -> RequestFacts {
+    RequestFacts::from_http(
+        "live777",
+        client_of(request),
+        request.method(),
+        request.uri(),
+        request.headers(),
+    )
+}
+
+/// `GET /api/streams/{id}`: one stream, or 404.
+async fn get_stream(
+    State(gate): State<Gate>,
+    Path(stream): Path<String>,
+) -> Result<Json<StreamJson>, StreamsError> {
+    let rooms = gate.rooms().await?;
+    rooms
+        .into_iter()
+        .find(|r| r.name == stream)
+        .map(|r| Json(stream_json(r)))
+        .ok_or_else(|| StreamsError::NotFound(format!("stream `{stream}` does not exist")))
+}
+
+/// `POST /api/streams/{id}`: an empty stream; 409 if it exists.
+async fn create_stream(
+    State(gate): State<Gate>,
+    Path(stream): Path<String>,
+    request: axum::extract::Request,
+) -> Result<StatusCode, StreamsError> {
+    gate.create_stream(&facts(&request), &stream).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/streams/{id}`: ends its sessions and removes it; 404 if unknown.
+async fn delete_stream(
+    State(gate): State<Gate>,
+    Path(stream): Path<String>,
+    request: axum::extract::Request,
+) -> Result<StatusCode, StreamsError> {
+    gate.delete_stream(&facts(&request), &stream).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize)]

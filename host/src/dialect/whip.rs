@@ -150,7 +150,9 @@ impl From<GateError> for WhipError {
                 MediaError::RoomNotFound(_) | MediaError::SessionNotFound(_) => {
                     WhipError::NotFound(m.to_string())
                 }
-                MediaError::PublisherExists(_) => WhipError::Conflict(m.to_string()),
+                MediaError::PublisherExists(_) | MediaError::RoomExists(_) => {
+                    WhipError::Conflict(m.to_string())
+                }
                 MediaError::MalformedOffer(_)
                 | MediaError::UnusableOffer(_)
                 | MediaError::IceRestart(_) => WhipError::BadRequest(m.to_string()),
@@ -219,19 +221,11 @@ fn request_facts(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> RequestFacts {
-    RequestFacts {
-        dialect: match flavor {
-            Flavor::Standard => "whip",
-            Flavor::Live777 => "live777",
-        },
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        headers: headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect(),
-        client_ip: client.ip(),
-    }
+    let dialect = match flavor {
+        Flavor::Standard => "whip",
+        Flavor::Live777 => "live777",
+    };
+    RequestFacts::from_http(dialect, client, method, uri, headers)
 }
 
 async fn create(

@@ -243,6 +243,12 @@ impl Engine {
                 Command::Room(name, reply) => {
                     let _ = reply.send(self.room_snapshot(&name));
                 }
+                Command::CreateRoom(name, reply) => {
+                    let _ = reply.send(self.create_room(name));
+                }
+                Command::DeleteRoom(name, reply) => {
+                    let _ = reply.send(self.delete_room(&name));
+                }
                 Command::Totals(reply) => {
                     let mut totals = self.removed_rooms_traffic;
                     self.rooms

@@ -107,6 +107,8 @@ pub enum MediaError {
     SessionNotFound(String),
     #[error("room `{0}` already has a publisher")]
     PublisherExists(String),
+    #[error("room `{0}` already exists")]
+    RoomExists(String),
     /// The offer is not valid SDP.
     #[error("malformed SDP offer: {0}")]
     MalformedOffer(String),
@@ -211,6 +213,10 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Role, MediaError>>,
     },
     Room(String, oneshot::Sender<Option<RoomSnapshot>>),
+    /// Creates an empty room (an operator provisioning a stream).
+    CreateRoom(String, oneshot::Sender<Result<(), MediaError>>),
+    /// Ends every session of a room and removes it.
+    DeleteRoom(String, oneshot::Sender<Result<(), MediaError>>),
     Rooms(oneshot::Sender<Vec<RoomSnapshot>>),
     /// Traffic of every room since start, including rooms already removed.
     Totals(oneshot::Sender<Traffic>),
@@ -328,6 +334,18 @@ impl MediaHandle {
     /// Snapshots of every room, sorted by name.
     pub async fn rooms(&self) -> Result<Vec<RoomSnapshot>, MediaError> {
         self.ask(Command::Rooms).await
+    }
+
+    /// Creates an empty room; `RoomExists` if it is already there.
+    pub async fn create_room(&self, name: &str) -> Result<(), MediaError> {
+        self.ask(|reply| Command::CreateRoom(name.into(), reply))
+            .await?
+    }
+
+    /// Ends every session of a room (publisher and subscribers) and removes it.
+    pub async fn delete_room(&self, name: &str) -> Result<(), MediaError> {
+        self.ask(|reply| Command::DeleteRoom(name.into(), reply))
+            .await?
     }
 
     /// Traffic since start, over every room that ever existed.

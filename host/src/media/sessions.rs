@@ -465,6 +465,36 @@ impl Engine {
         }
     }
 
+    pub(super) fn create_room(&mut self, name: String) -> Result<(), MediaError> {
+        if self.rooms.contains_key(&name) {
+            return Err(MediaError::RoomExists(name));
+        }
+        tracing::info!(room = %name, "room created by an operator");
+        self.rooms.insert(name.clone(), Room::new(name));
+        Ok(())
+    }
+
+    pub(super) fn delete_room(&mut self, name: &str) -> Result<(), MediaError> {
+        let room = self
+            .rooms
+            .get(name)
+            .ok_or_else(|| MediaError::RoomNotFound(name.to_owned()))?;
+        let sessions: Vec<u64> = room
+            .publisher
+            .iter()
+            .chain(&room.subscribers)
+            .copied()
+            .collect();
+        for key in sessions {
+            self.close(key, "room deleted", PublisherLeave::CloseSubscribers);
+        }
+        if let Some(room) = self.rooms.remove(name) {
+            self.removed_rooms_traffic.add(&room.traffic.get());
+            tracing::info!(room = %name, "room removed by an operator");
+        }
+        Ok(())
+    }
+
     pub(super) fn room_snapshot(&self, name: &str) -> Option<RoomSnapshot> {
         let room = self.rooms.get(name)?;
         let session = |key: &u64| {

@@ -31,6 +31,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// No token, no room token and no JWT secret: access is open.
+    pub fn nothing_configured(&self) -> bool {
+        self.room_tokens.is_empty()
+            && self.auth_token.is_none()
+            && self.jwt_secret.is_none()
+            && self.admin_token.is_none()
+    }
+
     /// Reads the settings from `source` (empty values count as unset).
     pub fn load(source: &impl Source) -> Self {
         let claims = match source.string("jwt_claims") {

@@ -79,6 +79,20 @@ fn with_nothing_configured_admin_is_always_denied() {
 }
 
 #[test]
+fn live777_operator_routes_are_open_only_while_nothing_is_configured() {
+    let live777 = |settings: &[(&str, &str)], headers: &[(&str, &str)]| {
+        let mut request = request(Action::Admin, "cam", headers);
+        request.dialect = "live777".into();
+        authorize(&Settings::load(&settings), &request, NOW).is_ok()
+    };
+    assert!(live777(&[], &[]), "Live777 with no tokens is open");
+    assert!(!allowed(&[], Action::Admin, "cam", &[]), "go-live admin stays closed");
+    assert!(!live777(&[("auth_token", "t")], &[]));
+    assert!(!live777(&[("admin_token", "a")], &[]));
+    assert!(live777(&[("admin_token", "a")], &[("authorization", "Bearer a")]));
+}
+
+#[test]
 fn a_room_token_opens_its_room_from_either_header() {
     let cfg = [("room_tokens", "demo:tok1;other:tok2")];
     assert!(allowed(&cfg, PUB, "demo", &[("x-auth-token", "tok1")]));
