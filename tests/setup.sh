@@ -28,12 +28,19 @@ quiet() {
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# --- 1. Chromium (Debian package) --------------------------------------------------------
-if [ ! -x /usr/bin/chromium ]; then
-    log "installing chromium (apt)"
+# --- 1. Chromium and ffprobe (Debian packages) -------------------------------------------
+# ffprobe (ffmpeg) checks that recordings are valid media files.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/ffprobe ]; then
     export DEBIAN_FRONTEND=noninteractive
     quiet 600 $SUDO apt-get update
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    log "installing chromium (apt)"
     quiet 1200 $SUDO apt-get install -y chromium
+fi
+if [ ! -x /usr/bin/ffprobe ]; then
+    log "installing ffmpeg (apt)"
+    quiet 1200 $SUDO apt-get install -y --no-install-recommends ffmpeg
 fi
 
 # --- 2. Python venv with aiortc ----------------------------------------------------------
@@ -79,4 +86,4 @@ if [ ! -f "$BROWSER/node_modules/playwright-core/package.json" ] \
     )
 fi
 
-log "ok: chromium $(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'), aiortc $AIORTC_VERSION, playwright-core $(node -p "require('$BROWSER/node_modules/playwright-core/package.json').version")"
+log "ok: chromium $(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'), ffprobe $(ffprobe -version 2>/dev/null | awk 'NR==1 {print $3}'), aiortc $AIORTC_VERSION, playwright-core $(node -p "require('$BROWSER/node_modules/playwright-core/package.json').version")"

@@ -34,7 +34,38 @@ pub struct Config {
     pub webrtc: WebrtcConfig,
     pub strategy: StrategyConfig,
     pub policies: PolicyConfig,
+    pub record: RecordConfig,
     pub log: LogConfig,
+}
+
+/// `[record]`: publishers' tracks to files (VP8/VP9/AV1 → IVF, Opus → Ogg).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordConfig {
+    pub enabled: bool,
+    /// Where recordings are written (created if missing).
+    pub dir: std::path::PathBuf,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            dir: "records".into(),
+        }
+    }
+}
+
+impl RecordConfig {
+    /// go-live's `RECORD_ENABLED` (only `"1"` turns it on) and `RECORD_DIR`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if var("RECORD_ENABLED").as_deref() == Some("1") {
+            self.enabled = true;
+        }
+        if let Some(dir) = var("RECORD_DIR").filter(|d| !d.is_empty()) {
+            self.dir = dir.into();
+        }
+    }
 }
 
 /// `[http]`: the signaling listener.

@@ -67,6 +67,7 @@ fn load_config(path: Option<PathBuf>) -> Result<Config, ExitCode> {
         })?,
         None => Config::default(),
     };
+    config.record.apply_env(|name| std::env::var(name).ok());
     config
         .policies
         .apply_env(|name| std::env::var(name).ok())

@@ -48,7 +48,7 @@ impl Gateway {
     /// Binds the HTTP and media sockets and starts serving.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         let policy = PolicyPlane::start(&config.policies)?;
-        let (media, media_thread) = MediaHandle::start(&config.webrtc)?;
+        let (media, media_thread) = MediaHandle::start(&config.webrtc, &config.record)?;
         let gate = Gate::new(media.clone(), config.strategy.clone(), policy);
         let app = router(&config, gate.clone())?;
         let listener = TcpListener::bind(config.http.listen)

@@ -21,10 +21,11 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory};
+use super::record::Recorder;
 use super::room::Room;
 use super::udp::{self, Demux, MediaSocket, bind_media_sockets};
 use super::{Command, MediaError, MediaHandle, MediaThread, Traffic};
-use crate::config::WebrtcConfig;
+use crate::config::{RecordConfig, WebrtcConfig};
 
 const WAKER: Token = Token(usize::MAX);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
@@ -39,9 +40,26 @@ pub enum MediaStartError {
     Poll(io::Error),
     #[error("cannot initialise WebRTC: {0}")]
     Init(MediaError),
+    #[error("cannot record into {dir}: {source}")]
+    Record {
+        dir: std::path::PathBuf,
+        source: io::Error,
+    },
 }
 
-pub(super) fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread), MediaStartError> {
+pub(super) fn start(
+    config: &WebrtcConfig,
+    record: &RecordConfig,
+) -> Result<(MediaHandle, MediaThread), MediaStartError> {
+    let recorder = match record.enabled {
+        true => Some(
+            Recorder::start(&record.dir).map_err(|source| MediaStartError::Record {
+                dir: record.dir.clone(),
+                source,
+            })?,
+        ),
+        false => None,
+    };
     let sockets = bind_media_sockets(config.udp_listen, &config.public_ips).map_err(|source| {
         MediaStartError::Bind {
             addr: config.udp_listen,
@@ -73,6 +91,7 @@ pub(super) fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread),
         timers: BinaryHeap::new(),
         deferred_keyframes: Vec::new(),
         removed_rooms_traffic: Traffic::default(),
+        recorder,
     };
     for (i, socket) in engine.sockets.iter_mut().enumerate() {
         engine
@@ -134,6 +153,8 @@ pub(super) struct Engine {
     pub(super) deferred_keyframes: Vec<(Instant, u64)>,
     /// Traffic of rooms that no longer exist (totals stay monotonic).
     pub(super) removed_rooms_traffic: Traffic,
+    /// Present when `[record] enabled`; dropped (files finalized) when the thread stops.
+    pub(super) recorder: Option<Recorder>,
 }
 
 impl Engine {

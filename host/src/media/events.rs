@@ -105,6 +105,10 @@ impl Engine {
         }
         tracing::info!(session = %peer.id, room = %peer.room, kind = kind.as_str(),
             codec = %mime_lower, ssrc = init.ssrc, "publisher track open");
+        let recording = self
+            .recorder
+            .as_mut()
+            .and_then(|r| r.start_track(&peer.room, &init.track_id, &mime_lower));
         tracks.push(PublishedTrack {
             track_id: init.track_id,
             receiver_id: init.receiver_id,
@@ -115,6 +119,7 @@ impl Engine {
             pacer: KeyframeRequestPacer::new(Duration::from_millis(
                 self.config.keyframe_request_interval_ms,
             )),
+            recording,
         });
     }
 }

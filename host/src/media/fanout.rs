@@ -30,6 +30,9 @@ impl Engine {
         let kind = track.kind;
         let mime_lower = track.mime_lower.clone();
         let video_codec = track.video_codec;
+        if let (Some(recording), Some(recorder)) = (track.recording, &self.recorder) {
+            recorder.packet(recording, &packet);
+        }
         let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
         if info.is_keyframe_start
             && let Some(PeerMedia::Publisher { tracks }) =

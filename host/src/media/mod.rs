@@ -15,6 +15,7 @@ mod keyframe_cache;
 mod offer;
 mod outbox;
 mod peer;
+mod record;
 pub mod rewrite;
 mod room;
 mod rtx;
@@ -27,7 +28,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use crate::config::WebrtcConfig;
+use crate::config::{RecordConfig, WebrtcConfig};
 
 pub use engine::MediaStartError;
 /// Reused by the load generator so its synthetic publisher answers PLI like an encoder.
@@ -238,8 +239,11 @@ pub struct MediaHandle {
 
 impl MediaHandle {
     /// Binds the UDP socket(s) and starts the media thread.
-    pub fn start(config: &WebrtcConfig) -> Result<(MediaHandle, MediaThread), MediaStartError> {
-        engine::start(config)
+    pub fn start(
+        config: &WebrtcConfig,
+        record: &RecordConfig,
+    ) -> Result<(MediaHandle, MediaThread), MediaStartError> {
+        engine::start(config, record)
     }
 
     /// The bound UDP addresses (all share one port).

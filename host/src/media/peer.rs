@@ -22,6 +22,7 @@ use super::feedback::{KEYFRAME_REQUESTS_SLOT, KeyframeRequestPacer, KeyframeRequ
 use super::forward::OutputForwarder;
 use super::keyframe::VideoCodec;
 use super::offer::MediaKind;
+use super::record::RecordedTrack;
 use super::rtx::{RTX_TO_PRIMARY_SLOT, RtxToPrimary};
 use super::{MediaError, Role};
 
@@ -159,6 +160,8 @@ pub(crate) struct PublishedTrack {
     pub mime_lower: String,
     pub video_codec: Option<VideoCodec>,
     pub pacer: KeyframeRequestPacer,
+    /// The file this track is recorded to, when recording is on and the codec recordable.
+    pub recording: Option<RecordedTrack>,
 }
 
 /// A track a subscriber receives.

@@ -429,6 +429,12 @@ impl Engine {
         self.demux.remove_session(key);
         self.keys_by_id.remove(&peer.id);
         tracing::info!(session = %peer.id, room = %peer.room, reason = why, "session ended");
+        if let (PeerMedia::Publisher { tracks }, Some(recorder)) = (&peer.media, &self.recorder) {
+            tracks
+                .iter()
+                .filter_map(|t| t.recording)
+                .for_each(|r| recorder.stop_track(r));
+        }
         if let PeerMedia::Subscriber { outputs } = &peer.media {
             for output in outputs {
                 let c = output.forwarder.counters;
