@@ -132,6 +132,44 @@ impl Gate {
         .await
     }
 
+    /// Opens a subscriber session only while the room has a publisher (go-live's play):
+    /// admission first (its 403 wins), then `StreamNotFound` when nobody publishes.
+    pub async fn play(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+        offer_sdp: String,
+    ) -> Result<SessionAnswer, GateError> {
+        self.decide(facts, Action::Subscribe, room).await?;
+        let live = self
+            .media
+            .room(room)
+            .await?
+            .is_some_and(|r| r.publishers > 0);
+        if !live {
+            return Err(GateError::StreamNotFound(room.to_owned()));
+        }
+        self.open(room, Role::Subscriber, offer_sdp, false).await
+    }
+
+    /// Authorizes an operator request that addresses no room (a listing): authorize only.
+    pub async fn authorize_admin(&self, facts: &RequestFacts) -> Result<Principal, GateError> {
+        let request = Request {
+            dialect: facts.dialect.to_owned(),
+            action: Action::Admin,
+            room: None,
+            method: facts.method.clone(),
+            path: facts.path.clone(),
+            headers: facts.headers.clone(),
+            client_ip: facts.client_ip.to_string(),
+        };
+        let policy = self.policy.clone();
+        tokio::task::spawn_blocking(move || policy.authorize(&request))
+            .await
+            .map_err(|e| GateError::Media(MediaError::Internal(format!("policy task: {e}"))))?
+            .map_err(GateError::Denied)
+    }
+
     /// Authorizes and admits `action` in `room`: the principal, or the denial to show.
     pub async fn decide(
         &self,

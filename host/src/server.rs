@@ -137,11 +137,18 @@ fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
         config.http.max_body_bytes,
     );
     let mut whip = dialect::whip::routes(whip_state);
+    let mut rooms = dialect::rooms::routes(dialect::rooms::RoomsState {
+        gate: gate.clone(),
+        max_body_bytes: config.http.max_body_bytes,
+        records: config.record.enabled.then(|| config.record.dir.clone()),
+    });
     if !config.http.cors_origin.is_empty() {
         whip = whip.layer(cors(&config.http.cors_origin)?);
+        rooms = rooms.layer(cors(&config.http.cors_origin)?);
     }
     Ok(Router::new()
         .merge(whip)
+        .merge(rooms)
         .merge(dialect::streams::routes(gate.clone()))
         .merge(ops::metrics::routes(gate))
         .merge(ops::pages::routes())

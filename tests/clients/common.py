@@ -402,3 +402,5 @@ def common_args(parser: Any, default_seconds: float) -> None:
     parser.add_argument("--timeout", type=float, default=None,
                         help="hard overall timeout (default: seconds + 30)")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
+    parser.add_argument("--no-session-resource", action="store_true",
+                        help="the API answers 201 without a Location (go-live's rooms API)")

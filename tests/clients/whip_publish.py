@@ -60,10 +60,11 @@ async def run(args: argparse.Namespace, res: dict) -> int:
             res["etag"] = r.headers.get("ETag")
             res["content_type"] = r.headers.get("Content-Type")
         res["post_ms"] = round(c.now_ms() - t0, 1)
-        if not res["location"]:
+        if res["location"]:
+            location = c.absolute(args.url, res["location"])
+        elif not args.no_session_resource:
             res["error"] = "201 without Location"
             return 1
-        location = c.absolute(args.url, res["location"])
 
         res["phase"] = "answer"
         await pc.setRemoteDescription(c.RTCSessionDescription(sdp=text, type="answer"))

@@ -280,6 +280,8 @@ pub struct Publish {
     pub trickle: bool,
     /// Count keyframe requests but never answer them (only the first frame is a keyframe).
     pub ignore_keyframe_requests: bool,
+    /// The API answers 201 without a session resource (go-live's rooms API).
+    pub no_session_resource: bool,
 }
 
 impl Default for Publish {
@@ -290,6 +292,7 @@ impl Default for Publish {
             audio: true,
             trickle: false,
             ignore_keyframe_requests: false,
+            no_session_resource: false,
         }
     }
 }
@@ -307,6 +310,9 @@ impl Publish {
         if self.ignore_keyframe_requests {
             a.push(s("--ignore-keyframe-requests"));
         }
+        if self.no_session_resource {
+            a.push(s("--no-session-resource"));
+        }
         let limit = Duration::from_secs_f64(self.seconds + 40.0);
         a.extend([s("--timeout"), s(self.seconds + 30.0)]);
         Client::python("whip_publish.py", &a, limit)
@@ -323,6 +329,8 @@ pub struct Play {
     pub delete: bool,
     /// Send a PLI every this many milliseconds once connected (0 = never).
     pub pli_interval_ms: u64,
+    /// The API answers 201 without a session resource (go-live's rooms API).
+    pub no_session_resource: bool,
 }
 
 impl Play {
@@ -349,6 +357,9 @@ impl Play {
         }
         if self.pli_interval_ms > 0 {
             a.extend([s("--pli-interval-ms"), s(self.pli_interval_ms)]);
+        }
+        if self.no_session_resource {
+            a.push(s("--no-session-resource"));
         }
         let limit = Duration::from_secs_f64(self.seconds + 40.0);
         a.extend([s("--timeout"), s(self.seconds + 30.0)]);

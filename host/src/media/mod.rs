@@ -154,6 +154,8 @@ pub struct RoomSnapshot {
     /// Unix milliseconds.
     pub created_at_ms: u64,
     pub publishers: usize,
+    /// Tracks the publisher sends (0 without a publisher).
+    pub tracks: usize,
     pub subscribers: usize,
     /// Unix milliseconds when the last publisher left, 0 while one is present or none ever came.
     pub publisher_left_at_ms: u64,

@@ -517,6 +517,13 @@ impl Engine {
             name: room.name.clone(),
             created_at_ms: unix_ms(room.created_at),
             publishers: usize::from(room.publisher.is_some()),
+            tracks: room
+                .publisher
+                .and_then(|p| self.peers.get(&p))
+                .map_or(0, |p| match &p.media {
+                    PeerMedia::Publisher { tracks } => tracks.len(),
+                    PeerMedia::Subscriber { .. } => 0,
+                }),
             subscribers: room.subscribers.len(),
             publisher_left_at_ms: room.publisher_left_at.map_or(0, unix_ms),
             subscriber_left_at_ms: room.subscriber_left_at.map_or(0, unix_ms),

@@ -212,6 +212,7 @@ mod tests {
             name: name.into(),
             created_at_ms: 0,
             publishers: 1,
+            tracks: 2,
             subscribers,
             publisher_left_at_ms: 0,
             subscriber_left_at_ms: 0,

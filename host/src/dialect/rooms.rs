@@ -1,0 +1,318 @@
+//! The rooms API of LessUp/go-live (seed 003, specs/dialects.md §5): publish and play by room
+//! name, the room list, the operator's room close and recordings (`/healthz` and `/metrics`
+//! are the gateway's own, in `ops`).
+//!
+//! Errors follow go-live exactly: plain text with a newline from the HTTP layer (`invalid
+//! room`, `unauthorized`, `not found`, …), JSON `{"error": …}` from the SFU layer (409, 404,
+//! 403, and 400 for an offer it cannot use). Not yet here: go-live's per-IP rate limit, its
+//! CORS origin rules and `/api/bootstrap` (the WHIP routes' CORS layer applies meanwhile).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::UNIX_EPOCH;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde::Serialize;
+
+use crate::gate::{Gate, GateError, RequestFacts};
+use crate::media::MediaError;
+
+/// What the rooms routes need.
+#[derive(Clone)]
+pub struct RoomsState {
+    pub gate: Gate,
+    pub max_body_bytes: usize,
+    /// The recordings directory, when recording is on.
+    pub records: Option<PathBuf>,
+}
+
+pub fn routes(state: RoomsState) -> Router {
+    let mut router = Router::new()
+        .route("/api/whip/publish/{room}", any(publish))
+        .route("/api/whep/play/{room}", any(play))
+        .route("/api/rooms", get(list_rooms))
+        .route("/api/records", get(list_records))
+        .route("/api/admin/rooms/{room}/close", post(close_room));
+    if let Some(dir) = &state.records {
+        router = router.nest_service("/records", tower_http::services::ServeDir::new(dir));
+    }
+    router.with_state(state)
+}
+
+/// A rooms-API failure, in go-live's two body formats.
+#[derive(Debug, thiserror::Error)]
+enum RoomsError {
+    /// Plain text from the HTTP layer.
+    #[error("{1}")]
+    Text(StatusCode, &'static str),
+    /// `{"error": …}` from the SFU layer.
+    #[error("{1}")]
+    Json(StatusCode, String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<GateError> for RoomsError {
+    fn from(e: GateError) -> Self {
+        match e {
+            GateError::StreamNotFound(_) => {
+                RoomsError::Json(StatusCode::NOT_FOUND, "no active publisher in room".into())
+            }
+            GateError::Denied(denial) if denial.status == 401 => {
+                RoomsError::Text(StatusCode::UNAUTHORIZED, "unauthorized")
+            }
+            GateError::Denied(denial) => RoomsError::Json(
+                StatusCode::from_u16(denial.status).unwrap_or(StatusCode::FORBIDDEN),
+                denial.reason,
+            ),
+            GateError::Media(MediaError::PublisherExists(_)) => RoomsError::Json(
+                StatusCode::CONFLICT,
+                "publisher already exists in this room".into(),
+            ),
+            GateError::Media(MediaError::RoomNotFound(_)) => {
+                RoomsError::Text(StatusCode::NOT_FOUND, "not found")
+            }
+            GateError::Media(e @ (MediaError::Stopped | MediaError::Internal(_))) => {
+                RoomsError::Unavailable(e.to_string())
+            }
+            GateError::Media(e) => RoomsError::Json(StatusCode::BAD_REQUEST, e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for RoomsError {
+    fn into_response(self) -> Response {
+        match self {
+            RoomsError::Text(status, text) => (status, format!("{text}\n")).into_response(),
+            RoomsError::Json(status, error) => {
+                (status, Json(serde_json::json!({ "error": error }))).into_response()
+            }
+            RoomsError::Unavailable(text) => {
+                (StatusCode::SERVICE_UNAVAILABLE, format!("{text}\n")).into_response()
+            }
+        }
+    }
+}
+
+/// go-live's room names: `^[A-Za-z0-9_-]{1,64}$`.
+fn valid_room(room: &str) -> bool {
+    (1..=64).contains(&room.len())
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn facts(client: SocketAddr, method: &Method, uri: &Uri, headers: &HeaderMap) -> RequestFacts {
+    RequestFacts::from_http("rooms", client, method, uri, headers)
+}
+
+fn client_of(request: &axum::extract::Request) -> SocketAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0)
+}
+
+/// The checks go-live makes before the SFU, in its order: room name, method, body.
+async fn offer_of(
+    state: &RoomsState,
+    room: &str,
+    request: axum::extract::Request,
+) -> Result<(RequestFacts, String), RoomsError> {
+    if !valid_room(room) {
+        return Err(RoomsError::Text(StatusCode::BAD_REQUEST, "invalid room"));
+    }
+    if request.method() != Method::POST {
+        return Err(RoomsError::Text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        ));
+    }
+    let client = client_of(&request);
+    let (parts, body) = request.into_parts();
+    let facts = facts(client, &parts.method, &parts.uri, &parts.headers);
+    let body: Bytes = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|_| RoomsError::Text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
+    let offer = String::from_utf8(body.to_vec())
+        .ok()
+        .filter(|o| !o.trim().is_empty())
+        .ok_or(RoomsError::Text(
+            StatusCode::BAD_REQUEST,
+            "invalid request body",
+        ))?;
+    Ok((facts, offer))
+}
+
+fn answer(sdp: String) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/sdp")],
+        sdp,
+    )
+        .into_response()
+}
+
+/// `POST /api/whip/publish/{room}`.
+async fn publish(
+    State(state): State<RoomsState>,
+    Path(room): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Response, RoomsError> {
+    let (facts, offer) = offer_of(&state, &room, request).await?;
+    let session = state.gate.publish(&facts, &room, offer).await?;
+    Ok(answer(session.answer_sdp))
+}
+
+/// `POST /api/whep/play/{room}`: only while the room has a publisher.
+async fn play(
+    State(state): State<RoomsState>,
+    Path(room): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Response, RoomsError> {
+    let (facts, offer) = offer_of(&state, &room, request).await?;
+    let session = state.gate.play(&facts, &room, offer).await?;
+    Ok(answer(session.answer_sdp))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomJson {
+    name: String,
+    has_publisher: bool,
+    tracks: usize,
+    subscribers: usize,
+}
+
+/// `GET /api/rooms`.
+async fn list_rooms(State(state): State<RoomsState>) -> Result<Json<Vec<RoomJson>>, RoomsError> {
+    let rooms = state.gate.rooms().await?;
+    Ok(Json(
+        rooms
+            .into_iter()
+            .map(|r| RoomJson {
+                name: r.name,
+                has_publisher: r.publishers > 0,
+                tracks: r.tracks,
+                subscribers: r.subscribers,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /api/admin/rooms/{room}/close`: every session ends; 200 with an empty body.
+async fn close_room(
+    State(state): State<RoomsState>,
+    Path(room): Path<String>,
+    request: axum::extract::Request,
+) -> Result<StatusCode, RoomsError> {
+    let facts = facts(
+        client_of(&request),
+        request.method(),
+        request.uri(),
+        request.headers(),
+    );
+    state.gate.delete_stream(&facts, &room).await?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+struct RecordJson {
+    name: String,
+    size: u64,
+    mod_time: String,
+    url: String,
+}
+
+/// `GET /api/records` (admin): `.ivf`/`.ogg` files, newest first then by name; `[]` without a
+/// directory, `null` for a directory with none (go-live's nil slice).
+async fn list_records(
+    State(state): State<RoomsState>,
+    request: axum::extract::Request,
+) -> Result<Response, RoomsError> {
+    let facts = facts(
+        client_of(&request),
+        request.method(),
+        request.uri(),
+        request.headers(),
+    );
+    state.gate.authorize_admin(&facts).await?;
+    let Some(dir) = state.records.clone() else {
+        return Ok(Json(Vec::<RecordJson>::new()).into_response());
+    };
+    let records = tokio::task::spawn_blocking(move || read_records(&dir))
+        .await
+        .map_err(|e| RoomsError::Unavailable(e.to_string()))?;
+    Ok(match records {
+        None => Json(Vec::<RecordJson>::new()).into_response(),
+        Some(list) if list.is_empty() => Json(serde_json::Value::Null).into_response(),
+        Some(list) => Json(list).into_response(),
+    })
+}
+
+/// The recordings in `dir`, or `None` when it cannot be read.
+fn read_records(dir: &std::path::Path) -> Option<Vec<RecordJson>> {
+    let mut records: Vec<(u64, RecordJson)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            if !(name.ends_with(".ivf") || name.ends_with(".ogg")) {
+                return None;
+            }
+            let meta = entry.metadata().ok().filter(|m| m.is_file())?;
+            let modified = meta.modified().ok()?;
+            let seconds = modified.duration_since(UNIX_EPOCH).ok()?.as_secs();
+            Some((
+                seconds,
+                RecordJson {
+                    url: format!("/records/{name}"),
+                    mod_time: humantime::format_rfc3339_seconds(modified).to_string(),
+                    size: meta.len(),
+                    name,
+                },
+            ))
+        })
+        .collect();
+    records.sort_by(|(ta, a), (tb, b)| tb.cmp(ta).then_with(|| a.name.cmp(&b.name)));
+    Some(records.into_iter().map(|(_, r)| r).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_follow_go_live() {
+        assert!(valid_room("demo_1-A"));
+        assert!(!valid_room(""));
+        assert!(!valid_room("a/b"));
+        assert!(!valid_room(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn records_are_media_files_newest_first_then_by_name() {
+        let dir = std::env::temp_dir().join(format!("gatehouse-records-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(read_records(&dir), Some(vec![]));
+        for name in ["b.ivf", "a.ogg", "notes.txt"] {
+            std::fs::write(dir.join(name), b"x").unwrap();
+        }
+        let names: Vec<String> = read_records(&dir)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["a.ogg", "b.ivf"], "same second: by name");
+        assert!(read_records(&dir.join("missing")).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
