@@ -309,3 +309,69 @@ async fn a_hook_whose_module_is_missing_fails_closed() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_need_the_admin_token_or_an_admin_jwt() {
+    run("admin_routes", async {
+        let gw = start_gateway(|c| {
+            c.policies.config.insert(
+                "token-auth".into(),
+                table("admin_token = \"ops\"\njwt_secret = \"k\""),
+            );
+        })
+        .await?;
+        let base = gw.base_url();
+        let exp = now() + 600;
+        let admin_jwt = format!(
+            "Bearer {}",
+            jwt(Algorithm::Hs256, "k", json!({"role": "admin", "exp": exp}))
+        );
+        let user_jwt = format!(
+            "Bearer {}",
+            jwt(Algorithm::Hs256, "k", json!({"room": "lobby", "exp": exp}))
+        );
+        // The go-live operator routes: room close (404 once authorized: no such room) and the
+        // recordings list; Live777's stream creation.
+        let close_url = format!("{base}/api/admin/rooms/lobby/close");
+        let close = |headers: &'static [(&'static str, &'static str)]| {
+            let mut request = http().post(close_url.clone());
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            async move { Ok::<u16, anyhow::Error>(request.send().await?.status().as_u16()) }
+        };
+        ensure!(close(&[]).await? == 401, "anonymous close");
+        ensure!(
+            close(&[("x-auth-token", "ops")]).await? == 404,
+            "admin token"
+        );
+        ensure!(
+            close(&[("authorization", "Bearer ops")]).await? == 404,
+            "admin token, Bearer"
+        );
+        ensure!(
+            close(&[("x-auth-token", "wrong")]).await? == 401,
+            "wrong token"
+        );
+        let with = |auth: &str| {
+            http()
+                .get(format!("{base}/api/records"))
+                .header("authorization", auth.to_owned())
+        };
+        ensure!(with(&admin_jwt).send().await?.status() == 200, "admin JWT");
+        ensure!(
+            with(&user_jwt).send().await?.status() == 401,
+            "room JWT is not admin"
+        );
+        let create = http()
+            .post(format!("{base}/api/streams/provisioned"))
+            .header("authorization", admin_jwt.clone());
+        ensure!(
+            create.send().await?.status() == 204,
+            "admin JWT creates a Live777 stream"
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+}
