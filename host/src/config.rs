@@ -35,7 +35,53 @@ pub struct Config {
     pub strategy: StrategyConfig,
     pub policies: PolicyConfig,
     pub record: RecordConfig,
+    pub rooms: RoomsConfig,
     pub log: LogConfig,
+}
+
+/// `[rooms]`: go-live's rooms API (`/api/whip/publish/{room}`, `/api/whep/play/{room}`, …).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomsConfig {
+    /// `ALLOWED_ORIGIN`: `*`, or the one origin whose requests get CORS headers.
+    pub allowed_origin: String,
+    /// `RATE_LIMIT_RPS`: requests per second per client IP; 0 = no limit.
+    pub rate_limit_rps: f64,
+    /// `RATE_LIMIT_BURST`: bucket size (≤ 0 → 1).
+    pub rate_limit_burst: i64,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origin: "*".into(),
+            rate_limit_rps: 0.0,
+            rate_limit_burst: 0,
+        }
+    }
+}
+
+impl RoomsConfig {
+    /// go-live's `ALLOWED_ORIGIN`, `RATE_LIMIT_RPS`, `RATE_LIMIT_BURST` (empty = unset).
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        if let Some(origin) = var("ALLOWED_ORIGIN") {
+            self.allowed_origin = origin;
+        }
+        if let Some(rps) = var("RATE_LIMIT_RPS") {
+            self.rate_limit_rps = rps.trim().parse().map_err(|_| ConfigError::Invalid {
+                key: "RATE_LIMIT_RPS",
+                reason: format!("{rps:?} is not a number"),
+            })?;
+        }
+        if let Some(burst) = var("RATE_LIMIT_BURST") {
+            self.rate_limit_burst = burst.trim().parse().map_err(|_| ConfigError::Invalid {
+                key: "RATE_LIMIT_BURST",
+                reason: format!("{burst:?} is not a whole number"),
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// `[record]`: publishers' tracks to files (VP8/VP9/AV1 → IVF, Opus → Ogg).
@@ -217,6 +263,17 @@ const ENV_OVERRIDES: [(&str, &str, &str); 6] = [
 ];
 
 impl PolicyConfig {
+    /// Whether anyone may publish and play: no authorize module, or the shipped token-auth
+    /// without any token or JWT secret.
+    pub fn access_is_open(&self) -> bool {
+        let token_keys = ["auth_token", "room_tokens", "jwt_secret"];
+        let has_tokens = self
+            .config
+            .get("token-auth")
+            .is_some_and(|c| token_keys.iter().any(|k| c.contains_key(*k)));
+        self.authorize.is_empty() || (self.authorize == "token-auth" && !has_tokens)
+    }
+
     /// Applies go-live's environment variables (`AUTH_TOKEN`, `ROOM_TOKENS`, `JWT_SECRET`,
     /// `JWT_AUDIENCE`, `ADMIN_TOKEN`, `MAX_SUBS_PER_ROOM`) to the shipped modules' config, so
     /// go-live deployments move over unchanged. Empty values count as unset, as in go-live.

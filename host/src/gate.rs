@@ -154,9 +154,22 @@ impl Gate {
 
     /// Authorizes an operator request that addresses no room (a listing): authorize only.
     pub async fn authorize_admin(&self, facts: &RequestFacts) -> Result<Principal, GateError> {
+        self.authorize_only(facts, Action::Admin).await
+    }
+
+    /// Whether the caller is a user at all (may subscribe somewhere): authorize only.
+    pub async fn authorize_user(&self, facts: &RequestFacts) -> Result<Principal, GateError> {
+        self.authorize_only(facts, Action::Subscribe).await
+    }
+
+    async fn authorize_only(
+        &self,
+        facts: &RequestFacts,
+        action: Action,
+    ) -> Result<Principal, GateError> {
         let request = Request {
             dialect: facts.dialect.to_owned(),
-            action: Action::Admin,
+            action,
             room: None,
             method: facts.method.clone(),
             path: facts.path.clone(),

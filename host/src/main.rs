@@ -69,6 +69,13 @@ fn load_config(path: Option<PathBuf>) -> Result<Config, ExitCode> {
     };
     config.record.apply_env(|name| std::env::var(name).ok());
     config
+        .rooms
+        .apply_env(|name| std::env::var(name).ok())
+        .map_err(|e| {
+            eprintln!("gatehouse: {e}");
+            ExitCode::from(2)
+        })?;
+    config
         .policies
         .apply_env(|name| std::env::var(name).ok())
         .map_err(|e| {

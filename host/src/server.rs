@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
@@ -137,14 +139,23 @@ fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
         config.http.max_body_bytes,
     );
     let mut whip = dialect::whip::routes(whip_state);
-    let mut rooms = dialect::rooms::routes(dialect::rooms::RoomsState {
+    let rooms = dialect::rooms::routes(dialect::rooms::RoomsState {
         gate: gate.clone(),
         max_body_bytes: config.http.max_body_bytes,
         records: config.record.enabled.then(|| config.record.dir.clone()),
+        allowed_origin: config.rooms.allowed_origin.as_str().into(),
+        rate_limit: ops::rate_limit::ClientRateLimit::new(
+            config.rooms.rate_limit_rps,
+            config.rooms.rate_limit_burst,
+        )
+        .map(Arc::new),
+        bootstrap: Arc::new(dialect::rooms::Bootstrap {
+            auth_enabled: !config.policies.access_is_open(),
+            ice_servers: config.webrtc.ice_servers.clone(),
+        }),
     });
     if !config.http.cors_origin.is_empty() {
         whip = whip.layer(cors(&config.http.cors_origin)?);
-        rooms = rooms.layer(cors(&config.http.cors_origin)?);
     }
     Ok(Router::new()
         .merge(whip)

@@ -171,3 +171,102 @@ async fn rooms_api_publish_and_play_carry_media_with_go_lives_rules() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_api_rate_limits_answers_cors_and_keeps_turn_secrets_for_users() {
+    run("rooms_limits", async {
+        let limited = start_gateway(|c| {
+            c.rooms.rate_limit_rps = 0.2;
+            c.rooms.rate_limit_burst = 2;
+        })
+        .await?;
+        let client = http();
+        let rooms = format!("{}/api/rooms", limited.base_url());
+        for _ in 0..2 {
+            let (s, _, _) = call(client.get(&rooms)).await?;
+            ensure!(s == 200, "within the burst: {s}");
+        }
+        let (s, _, body) = call(client.get(&rooms)).await?;
+        ensure!(
+            s == 429 && body == "too many requests\n",
+            "over the burst: {s} {body:?}"
+        );
+        let (s, _, _) = call(client.get(format!("{}/healthz", limited.base_url()))).await?;
+        ensure!(s == 200, "healthz is exempt: {s}");
+        limited.shutdown().await;
+
+        let gw = start_gateway(|c| {
+            c.rooms.allowed_origin = "https://app.example".into();
+            c.webrtc.ice_servers = vec![gatehouse::config::IceServerConfig {
+                urls: vec!["turn:turn.example:3478".into()],
+                username: Some("u".into()),
+                credential: Some("secret".into()),
+            }];
+            c.policies
+                .config
+                .insert("token-auth".into(), table("auth_token = \"t\""));
+        })
+        .await?;
+        let base = gw.base_url();
+        let preflight = client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{base}/api/whip/publish/demo"),
+            )
+            .header("origin", "http://app.example:8080")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await?;
+        let header = |r: &reqwest::Response, name: &str| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        ensure!(
+            preflight.status() == 204,
+            "preflight -> {}",
+            preflight.status()
+        );
+        ensure!(
+            header(&preflight, "access-control-allow-origin") == "http://app.example:8080"
+                && header(&preflight, "vary").contains("Origin")
+                && header(&preflight, "access-control-allow-credentials") == "true"
+                && header(&preflight, "access-control-allow-methods") == "GET, POST, OPTIONS"
+                && header(&preflight, "access-control-allow-headers")
+                    == "Content-Type, Authorization, X-Auth-Token",
+            "preflight headers: {:?}",
+            preflight.headers()
+        );
+        let foreign = client
+            .get(format!("{base}/api/rooms"))
+            .header("origin", "https://evil.example")
+            .send()
+            .await?;
+        ensure!(
+            header(&foreign, "access-control-allow-origin").is_empty(),
+            "a foreign origin was allowed"
+        );
+
+        let bootstrap = format!("{base}/api/bootstrap");
+        let (s, _, body) = call(client.get(&bootstrap)).await?;
+        let anonymous: Value = serde_json::from_str(&body)?;
+        ensure!(s == 200 && anonymous["authEnabled"] == true, "{body}");
+        ensure!(
+            anonymous["iceServers"][0]["urls"][0] == "turn:turn.example:3478"
+                && anonymous["iceServers"][0].get("credential").is_none(),
+            "TURN credential leaked to an anonymous caller: {body}"
+        );
+        let (_, _, body) = call(client.get(&bootstrap).header("x-auth-token", "t")).await?;
+        let user: Value = serde_json::from_str(&body)?;
+        ensure!(
+            user["iceServers"][0]["username"] == "u"
+                && user["iceServers"][0]["credential"] == "secret",
+            "a user gets the TURN credential: {body}"
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+}

@@ -4,24 +4,27 @@
 //!
 //! Errors follow go-live exactly: plain text with a newline from the HTTP layer (`invalid
 //! room`, `unauthorized`, `not found`, …), JSON `{"error": …}` from the SFU layer (409, 404,
-//! 403, and 400 for an offer it cannot use). Not yet here: go-live's per-IP rate limit, its
-//! CORS origin rules and `/api/bootstrap` (the WHIP routes' CORS layer applies meanwhile).
+//! 403, and 400 for an offer it cannot use). Per-IP rate limit (429) on publish, play, rooms,
+//! bootstrap and records; go-live's CORS rules on every route here.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde::Serialize;
 
+use crate::config::IceServerConfig;
 use crate::gate::{Gate, GateError, RequestFacts};
 use crate::media::MediaError;
+use crate::ops::rate_limit::ClientRateLimit;
 
 /// What the rooms routes need.
 #[derive(Clone)]
@@ -30,6 +33,17 @@ pub struct RoomsState {
     pub max_body_bytes: usize,
     /// The recordings directory, when recording is on.
     pub records: Option<PathBuf>,
+    /// `[rooms] allowed_origin`.
+    pub allowed_origin: Arc<str>,
+    pub rate_limit: Option<Arc<ClientRateLimit>>,
+    /// What `/api/bootstrap` tells clients.
+    pub bootstrap: Arc<Bootstrap>,
+}
+
+/// `/api/bootstrap`'s facts, fixed at start.
+pub struct Bootstrap {
+    pub auth_enabled: bool,
+    pub ice_servers: Vec<IceServerConfig>,
 }
 
 pub fn routes(state: RoomsState) -> Router {
@@ -37,12 +51,75 @@ pub fn routes(state: RoomsState) -> Router {
         .route("/api/whip/publish/{room}", any(publish))
         .route("/api/whep/play/{room}", any(play))
         .route("/api/rooms", get(list_rooms))
+        .route("/api/bootstrap", get(bootstrap))
         .route("/api/records", get(list_records))
         .route("/api/admin/rooms/{room}/close", post(close_room));
     if let Some(dir) = &state.records {
         router = router.nest_service("/records", tower_http::services::ServeDir::new(dir));
     }
-    router.with_state(state)
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            state.allowed_origin.clone(),
+            cors,
+        ))
+        .with_state(state)
+}
+
+/// go-live's CORS: `*`, or the request's `Origin` echoed when it is the configured origin or
+/// has its host (with `Vary: Origin` and credentials); the same methods and headers always.
+async fn cors(
+    State(allowed): State<Arc<str>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let mut set = |name: header::HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    if &*allowed == "*" {
+        set(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+    } else if let Some(origin) = origin.filter(|o| origin_allowed(&allowed, o)) {
+        set(header::ACCESS_CONTROL_ALLOW_ORIGIN, &origin);
+        set(header::VARY, "Origin");
+        set(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true");
+    }
+    set(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS");
+    set(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        "Content-Type, Authorization, X-Auth-Token",
+    );
+    response
+}
+
+/// The origin equals the setting, or has the same host.
+fn origin_allowed(allowed: &str, origin: &str) -> bool {
+    let host = |o: &str| {
+        let rest = o.split_once("://").map_or(o, |(_, r)| r);
+        rest.split(['/', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    origin == allowed || (!host(origin).is_empty() && host(origin) == host(allowed))
+}
+
+/// 429 when `client` is over its rate.
+fn rate_limited(state: &RoomsState, client: SocketAddr) -> Result<(), RoomsError> {
+    match &state.rate_limit {
+        Some(limit) if !limit.allow(client.ip()) => Err(RoomsError::Text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A rooms-API failure, in go-live's two body formats.
@@ -56,6 +133,9 @@ enum RoomsError {
     Json(StatusCode, String),
     #[error("{0}")]
     Unavailable(String),
+    /// A CORS preflight, answered 204 (the CORS layer adds the headers).
+    #[error("preflight")]
+    Preflight,
 }
 
 impl From<GateError> for RoomsError {
@@ -96,6 +176,7 @@ impl IntoResponse for RoomsError {
             RoomsError::Unavailable(text) => {
                 (StatusCode::SERVICE_UNAVAILABLE, format!("{text}\n")).into_response()
             }
+            RoomsError::Preflight => StatusCode::NO_CONTENT.into_response(),
         }
     }
 }
@@ -128,6 +209,9 @@ async fn offer_of(
     if !valid_room(room) {
         return Err(RoomsError::Text(StatusCode::BAD_REQUEST, "invalid room"));
     }
+    if request.method() == Method::OPTIONS {
+        return Err(RoomsError::Preflight);
+    }
     if request.method() != Method::POST {
         return Err(RoomsError::Text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -135,6 +219,7 @@ async fn offer_of(
         ));
     }
     let client = client_of(&request);
+    rate_limited(state, client)?;
     let (parts, body) = request.into_parts();
     let facts = facts(client, &parts.method, &parts.uri, &parts.headers);
     let body: Bytes = axum::body::to_bytes(body, state.max_body_bytes)
@@ -191,7 +276,11 @@ struct RoomJson {
 }
 
 /// `GET /api/rooms`.
-async fn list_rooms(State(state): State<RoomsState>) -> Result<Json<Vec<RoomJson>>, RoomsError> {
+async fn list_rooms(
+    State(state): State<RoomsState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+) -> Result<Json<Vec<RoomJson>>, RoomsError> {
+    rate_limited(&state, client)?;
     let rooms = state.gate.rooms().await?;
     Ok(Json(
         rooms
@@ -222,6 +311,43 @@ async fn close_room(
     Ok(StatusCode::OK)
 }
 
+/// `GET /api/bootstrap`. Unlike go-live, TURN credentials go only to callers the policy
+/// plane lets subscribe (an anonymous caller of an open gateway included): go-live hands them
+/// to anyone who asks.
+async fn bootstrap(
+    State(state): State<RoomsState>,
+    request: axum::extract::Request,
+) -> Result<Response, RoomsError> {
+    let client = client_of(&request);
+    rate_limited(&state, client)?;
+    let facts = facts(client, request.method(), request.uri(), request.headers());
+    let trusted = state.gate.authorize_user(&facts).await.is_ok();
+    let ice_servers: Vec<serde_json::Value> = state
+        .bootstrap
+        .ice_servers
+        .iter()
+        .map(|server| {
+            let mut entry = serde_json::json!({ "urls": server.urls });
+            if trusted {
+                if let Some(username) = &server.username {
+                    entry["username"] = username.clone().into();
+                }
+                if let Some(credential) = &server.credential {
+                    entry["credential"] = credential.clone().into();
+                }
+            }
+            entry
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "authEnabled": state.bootstrap.auth_enabled,
+        "recordEnabled": state.records.is_some(),
+        "iceServers": ice_servers,
+        "features": { "rooms": true, "records": true },
+    }))
+    .into_response())
+}
+
 #[derive(Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 struct RecordJson {
@@ -243,6 +369,7 @@ async fn list_records(
         request.uri(),
         request.headers(),
     );
+    rate_limited(&state, client_of(&request))?;
     state.gate.authorize_admin(&facts).await?;
     let Some(dir) = state.records.clone() else {
         return Ok(Json(Vec::<RecordJson>::new()).into_response());
@@ -288,6 +415,19 @@ fn read_records(dir: &std::path::Path) -> Option<Vec<RecordJson>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_match_exactly_or_by_host() {
+        assert!(origin_allowed("https://app.example", "https://app.example"));
+        assert!(origin_allowed(
+            "https://app.example",
+            "http://app.example:8080"
+        ));
+        assert!(!origin_allowed(
+            "https://app.example",
+            "https://evil.example"
+        ));
+    }
 
     #[test]
     fn room_names_follow_go_live() {

@@ -170,17 +170,14 @@ impl PolicyPlane {
                 *slot = Some(watcher);
             }
         }
-        plane.report_hooks();
+        plane.report_hooks(config.access_is_open());
         Ok(plane)
     }
 
-    fn report_hooks(&self) {
+    fn report_hooks(&self, access_is_open: bool) {
         let hooks = &self.inner.hooks;
         // The shipped token-auth with no tokens lets everyone in: say so loudly.
-        let token_keys = ["auth_token", "room_tokens", "jwt_secret"];
-        let auth_config = self.inner.configs.get("token-auth");
-        let has_tokens = auth_config.is_some_and(|c| token_keys.iter().any(|k| c.contains_key(*k)));
-        if hooks.authorize.is_empty() || (hooks.authorize == "token-auth" && !has_tokens) {
+        if access_is_open {
             tracing::warn!(
                 "access is OPEN: anyone may publish and play (set AUTH_TOKEN, ROOM_TOKENS or \
                  JWT_SECRET, or [policies.config.token-auth], to require tokens)"
