@@ -76,6 +76,15 @@ impl RequestFacts {
     }
 }
 
+/// A publish or play the policies allowed, waiting for its offer; only the gate makes one, so
+/// no session opens without a decision.
+#[derive(Debug)]
+pub struct Admitted {
+    room: String,
+    role: Role,
+    create_room: bool,
+}
+
 /// The gate: strategy and policy, then media.
 #[derive(Clone)]
 pub struct Gate {
@@ -132,14 +141,27 @@ impl Gate {
         .await
     }
 
-    /// Opens a subscriber session only while the room has a publisher (go-live's play):
-    /// admission first (its 403 wins), then `StreamNotFound` when nobody publishes.
-    pub async fn play(
+    /// go-live's publish: the policies decide before the offer is read.
+    pub async fn admit_publish(
         &self,
         facts: &RequestFacts,
         room: &str,
-        offer_sdp: String,
-    ) -> Result<SessionAnswer, GateError> {
+    ) -> Result<Admitted, GateError> {
+        self.decide(facts, Action::Publish, room).await?;
+        Ok(Admitted {
+            room: room.to_owned(),
+            role: Role::Publisher,
+            create_room: self.strategy.auto_create_whip,
+        })
+    }
+
+    /// go-live's play: admission first (its 403 wins), then `StreamNotFound` while nobody
+    /// publishes; the offer is read afterwards.
+    pub async fn admit_play(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+    ) -> Result<Admitted, GateError> {
         self.decide(facts, Action::Subscribe, room).await?;
         let live = self
             .media
@@ -149,7 +171,26 @@ impl Gate {
         if !live {
             return Err(GateError::StreamNotFound(room.to_owned()));
         }
-        self.open(room, Role::Subscriber, offer_sdp, false).await
+        Ok(Admitted {
+            room: room.to_owned(),
+            role: Role::Subscriber,
+            create_room: false,
+        })
+    }
+
+    /// Opens the session an earlier admission allowed.
+    pub async fn open_admitted(
+        &self,
+        admitted: Admitted,
+        offer_sdp: String,
+    ) -> Result<SessionAnswer, GateError> {
+        self.open(
+            &admitted.room,
+            admitted.role,
+            offer_sdp,
+            admitted.create_room,
+        )
+        .await
     }
 
     /// Authorizes an operator request that addresses no room (a listing): authorize only.

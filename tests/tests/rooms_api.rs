@@ -249,6 +249,19 @@ async fn rooms_api_rate_limits_answers_cors_and_keeps_turn_secrets_for_users() {
             "a foreign origin was allowed"
         );
 
+        // go-live decides on the token before it reads the body.
+        let publish = format!("{base}/api/whip/publish/demo");
+        let (s, _, body) = call(client.post(&publish)).await?;
+        ensure!(
+            s == 401 && body == "unauthorized\n",
+            "empty body, no token: {s} {body:?}"
+        );
+        let (s, _, body) = call(client.post(&publish).header("x-auth-token", "t")).await?;
+        ensure!(
+            s == 400 && body == "invalid request body\n",
+            "empty body, token: {s} {body:?}"
+        );
+
         let bootstrap = format!("{base}/api/bootstrap");
         let (s, _, body) = call(client.get(&bootstrap)).await?;
         let anonymous: Value = serde_json::from_str(&body)?;

@@ -200,12 +200,12 @@ fn client_of(request: &axum::extract::Request) -> SocketAddr {
         .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0)
 }
 
-/// The checks go-live makes before the SFU, in its order: room name, method, body.
-async fn offer_of(
+/// What go-live checks before the policies, in its order: room name, preflight, method, rate.
+fn precheck(
     state: &RoomsState,
     room: &str,
-    request: axum::extract::Request,
-) -> Result<(RequestFacts, String), RoomsError> {
+    request: &axum::extract::Request,
+) -> Result<RequestFacts, RoomsError> {
     if !valid_room(room) {
         return Err(RoomsError::Text(StatusCode::BAD_REQUEST, "invalid room"));
     }
@@ -218,21 +218,31 @@ async fn offer_of(
             "method not allowed",
         ));
     }
-    let client = client_of(&request);
+    let client = client_of(request);
     rate_limited(state, client)?;
-    let (parts, body) = request.into_parts();
-    let facts = facts(client, &parts.method, &parts.uri, &parts.headers);
-    let body: Bytes = axum::body::to_bytes(body, state.max_body_bytes)
+    Ok(facts(
+        client,
+        request.method(),
+        request.uri(),
+        request.headers(),
+    ))
+}
+
+/// The offer, read only after the policies said yes (go-live: 401 before 413).
+async fn offer_of(
+    state: &RoomsState,
+    request: axum::extract::Request,
+) -> Result<String, RoomsError> {
+    let body: Bytes = axum::body::to_bytes(request.into_body(), state.max_body_bytes)
         .await
         .map_err(|_| RoomsError::Text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
-    let offer = String::from_utf8(body.to_vec())
+    String::from_utf8(body.to_vec())
         .ok()
         .filter(|o| !o.trim().is_empty())
         .ok_or(RoomsError::Text(
             StatusCode::BAD_REQUEST,
             "invalid request body",
-        ))?;
-    Ok((facts, offer))
+        ))
 }
 
 fn answer(sdp: String) -> Response {
@@ -250,8 +260,10 @@ async fn publish(
     Path(room): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, RoomsError> {
-    let (facts, offer) = offer_of(&state, &room, request).await?;
-    let session = state.gate.publish(&facts, &room, offer).await?;
+    let facts = precheck(&state, &room, &request)?;
+    let admitted = state.gate.admit_publish(&facts, &room).await?;
+    let offer = offer_of(&state, request).await?;
+    let session = state.gate.open_admitted(admitted, offer).await?;
     Ok(answer(session.answer_sdp))
 }
 
@@ -261,8 +273,10 @@ async fn play(
     Path(room): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, RoomsError> {
-    let (facts, offer) = offer_of(&state, &room, request).await?;
-    let session = state.gate.play(&facts, &room, offer).await?;
+    let facts = precheck(&state, &room, &request)?;
+    let admitted = state.gate.admit_play(&facts, &room).await?;
+    let offer = offer_of(&state, request).await?;
+    let session = state.gate.open_admitted(admitted, offer).await?;
     Ok(answer(session.answer_sdp))
 }
 
