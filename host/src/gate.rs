@@ -37,6 +37,19 @@ pub struct RequestFacts {
 }
 
 impl RequestFacts {
+    /// The policy plane's view of this request, asking to do `action` in `room`.
+    fn policy_request(&self, action: Action, room: Option<String>) -> Request {
+        Request {
+            dialect: self.dialect.to_owned(),
+            action,
+            room,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            client_ip: self.client_ip.to_string(),
+        }
+    }
+
     /// The facts of an HTTP request that came through `dialect` from `client`.
     pub fn from_http(
         dialect: &'static str,
@@ -208,15 +221,7 @@ impl Gate {
         facts: &RequestFacts,
         action: Action,
     ) -> Result<Principal, GateError> {
-        let request = Request {
-            dialect: facts.dialect.to_owned(),
-            action,
-            room: None,
-            method: facts.method.clone(),
-            path: facts.path.clone(),
-            headers: facts.headers.clone(),
-            client_ip: facts.client_ip.to_string(),
-        };
+        let request = facts.policy_request(action, None);
         let policy = self.policy.clone();
         tokio::task::spawn_blocking(move || policy.authorize(&request))
             .await
@@ -231,15 +236,7 @@ impl Gate {
         action: Action,
         room: &str,
     ) -> Result<Principal, GateError> {
-        let request = Request {
-            dialect: facts.dialect.to_owned(),
-            action,
-            room: Some(room.to_owned()),
-            method: facts.method.clone(),
-            path: facts.path.clone(),
-            headers: facts.headers.clone(),
-            client_ip: facts.client_ip.to_string(),
-        };
+        let request = facts.policy_request(action, Some(room.to_owned()));
         let snapshot = self.media.room(room).await?;
         let admission_room = RoomState {
             name: room.to_owned(),
