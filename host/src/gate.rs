@@ -4,10 +4,11 @@
 
 use std::net::IpAddr;
 
+use crate::cascade::{RemoteClient, RemoteError};
 use crate::config::StrategyConfig;
 use crate::media::{
-    IceRestartAnswer, MediaError, MediaHandle, OfferRequest, PublisherLeave, RemoteCandidate, Role,
-    RoomSnapshot, SessionAnswer, SessionIce,
+    CascadeLink, DialRequest, IceRestartAnswer, MediaError, MediaHandle, OfferRequest,
+    PublisherLeave, RemoteCandidate, Role, RoomSnapshot, SessionAnswer, SessionIce,
 };
 use crate::policy::{Action, Admission, Denial, PolicyPlane, Principal, Request, RoomState};
 
@@ -22,6 +23,18 @@ pub enum GateError {
     Denied(Denial),
     #[error(transparent)]
     Media(#[from] MediaError),
+    /// The other server of a cascade refused or failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+}
+
+/// Which way a cascade moves a stream's media.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CascadeDirection {
+    /// From a remote WHEP endpoint into the local stream.
+    Pull { source_url: String },
+    /// From the local stream to a remote WHIP endpoint.
+    Push { target_url: String },
 }
 
 /// The facts of a signaling request the policies decide on (dialect-neutral).
@@ -94,8 +107,23 @@ impl RequestFacts {
 #[derive(Debug)]
 pub struct Admitted {
     room: String,
+    /// `None`: the room's main feed (see [`OfferRequest::feed`]).
+    feed: Option<String>,
+    label: Option<String>,
     role: Role,
     create_room: bool,
+}
+
+impl Admitted {
+    fn new(room: &str, role: Role, create_room: bool) -> Self {
+        Self {
+            room: room.to_owned(),
+            feed: None,
+            label: None,
+            role,
+            create_room,
+        }
+    }
 }
 
 /// The gate: strategy and policy, then media.
@@ -104,14 +132,21 @@ pub struct Gate {
     media: MediaHandle,
     strategy: StrategyConfig,
     policy: PolicyPlane,
+    remote: RemoteClient,
 }
 
 impl Gate {
-    pub fn new(media: MediaHandle, strategy: StrategyConfig, policy: PolicyPlane) -> Self {
+    pub fn new(
+        media: MediaHandle,
+        strategy: StrategyConfig,
+        policy: PolicyPlane,
+        remote: RemoteClient,
+    ) -> Self {
         Self {
             media,
             strategy,
             policy,
+            remote,
         }
     }
 
@@ -128,13 +163,8 @@ impl Gate {
         offer_sdp: String,
     ) -> Result<SessionAnswer, GateError> {
         self.decide(facts, Action::Publish, room).await?;
-        self.open(
-            room,
-            Role::Publisher,
-            offer_sdp,
-            self.strategy.auto_create_whip,
-        )
-        .await
+        let admitted = Admitted::new(room, Role::Publisher, self.strategy.auto_create_whip);
+        self.open_admitted(admitted, offer_sdp).await
     }
 
     /// Opens a subscriber session in `room`; it receives media whenever a publisher sends.
@@ -145,13 +175,74 @@ impl Gate {
         offer_sdp: String,
     ) -> Result<SessionAnswer, GateError> {
         self.decide(facts, Action::Subscribe, room).await?;
-        self.open(
-            room,
-            Role::Subscriber,
-            offer_sdp,
-            self.strategy.auto_create_whep,
-        )
-        .await
+        let admitted = Admitted::new(room, Role::Subscriber, self.strategy.auto_create_whep);
+        self.open_admitted(admitted, offer_sdp).await
+    }
+
+    /// Opens a publisher session for feed `feed` of `room` (runner365's uid), creating both
+    /// as needed; another publisher of the same feed is `PublisherExists`.
+    pub async fn publish_feed(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+        feed: &str,
+        offer_sdp: String,
+    ) -> Result<SessionAnswer, GateError> {
+        self.decide(facts, Action::Publish, room).await?;
+        let admitted = Admitted {
+            feed: Some(feed.to_owned()),
+            ..Admitted::new(room, Role::Publisher, true)
+        };
+        self.open_admitted(admitted, offer_sdp).await
+    }
+
+    /// Opens a subscriber session (named `label`, if given) receiving feed `feed` of an
+    /// existing room.
+    pub async fn subscribe_feed(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+        feed: &str,
+        label: Option<&str>,
+        offer_sdp: String,
+    ) -> Result<SessionAnswer, GateError> {
+        self.decide(facts, Action::Subscribe, room).await?;
+        let admitted = Admitted {
+            feed: Some(feed.to_owned()),
+            label: label.map(str::to_owned),
+            ..Admitted::new(room, Role::Subscriber, false)
+        };
+        self.open_admitted(admitted, offer_sdp).await
+    }
+
+    /// Ends the sessions of `room` that `matches` selects (a dialect addressing sessions by
+    /// its own names); the caller must be authorized to `action` in the room. Returns how many
+    /// ended.
+    pub async fn end_sessions_where(
+        &self,
+        facts: &RequestFacts,
+        action: Action,
+        room: &str,
+        matches: impl Fn(&crate::media::SessionSnapshot) -> bool,
+    ) -> Result<usize, GateError> {
+        self.authorize_only(facts, action, Some(room)).await?;
+        let Some(snapshot) = self.media.room(room).await? else {
+            return Err(GateError::StreamNotFound(room.to_owned()));
+        };
+        let mut ended = 0;
+        for session in snapshot.sessions.iter().filter(|s| matches(s)) {
+            match self
+                .media
+                .close(room, &session.id, PublisherLeave::IdleSubscribers)
+                .await
+            {
+                Ok(_) => ended += 1,
+                // Ended meanwhile (ICE timeout, a concurrent close): nothing left to do.
+                Err(MediaError::SessionNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(ended)
     }
 
     /// go-live's publish: the policies decide before the offer is read.
@@ -161,11 +252,11 @@ impl Gate {
         room: &str,
     ) -> Result<Admitted, GateError> {
         self.decide(facts, Action::Publish, room).await?;
-        Ok(Admitted {
-            room: room.to_owned(),
-            role: Role::Publisher,
-            create_room: self.strategy.auto_create_whip,
-        })
+        Ok(Admitted::new(
+            room,
+            Role::Publisher,
+            self.strategy.auto_create_whip,
+        ))
     }
 
     /// go-live's play: admission first (its 403 wins), then `StreamNotFound` while nobody
@@ -184,11 +275,7 @@ impl Gate {
         if !live {
             return Err(GateError::StreamNotFound(room.to_owned()));
         }
-        Ok(Admitted {
-            room: room.to_owned(),
-            role: Role::Subscriber,
-            create_room: false,
-        })
+        Ok(Admitted::new(room, Role::Subscriber, false))
     }
 
     /// Opens the session an earlier admission allowed.
@@ -197,31 +284,37 @@ impl Gate {
         admitted: Admitted,
         offer_sdp: String,
     ) -> Result<SessionAnswer, GateError> {
-        self.open(
-            &admitted.room,
-            admitted.role,
+        let request = OfferRequest {
+            room: admitted.room,
+            feed: admitted.feed,
+            label: admitted.label,
+            role: admitted.role,
             offer_sdp,
-            admitted.create_room,
-        )
-        .await
+            create_room: admitted.create_room,
+        };
+        self.media.open(request).await.map_err(|e| match e {
+            MediaError::RoomNotFound(room) => GateError::StreamNotFound(room),
+            other => GateError::Media(other),
+        })
     }
 
     /// Authorizes an operator request that addresses no room (a listing): authorize only.
     pub async fn authorize_admin(&self, facts: &RequestFacts) -> Result<Principal, GateError> {
-        self.authorize_only(facts, Action::Admin).await
+        self.authorize_only(facts, Action::Admin, None).await
     }
 
     /// Whether the caller is a user at all (may subscribe somewhere): authorize only.
     pub async fn authorize_user(&self, facts: &RequestFacts) -> Result<Principal, GateError> {
-        self.authorize_only(facts, Action::Subscribe).await
+        self.authorize_only(facts, Action::Subscribe, None).await
     }
 
     async fn authorize_only(
         &self,
         facts: &RequestFacts,
         action: Action,
+        room: Option<&str>,
     ) -> Result<Principal, GateError> {
-        let request = facts.policy_request(action, None);
+        let request = facts.policy_request(action, room.map(str::to_owned));
         let policy = self.policy.clone();
         tokio::task::spawn_blocking(move || policy.authorize(&request))
             .await
@@ -263,25 +356,6 @@ impl Gate {
             tracing::info!(dialect = facts.dialect, room, ?action, status = denial.status,
                 reason = %denial.reason, "request denied by policy");
             GateError::Denied(denial)
-        })
-    }
-
-    async fn open(
-        &self,
-        room: &str,
-        role: Role,
-        offer_sdp: String,
-        create_room: bool,
-    ) -> Result<SessionAnswer, GateError> {
-        let request = OfferRequest {
-            room: room.to_owned(),
-            role,
-            offer_sdp,
-            create_room,
-        };
-        self.media.open(request).await.map_err(|e| match e {
-            MediaError::RoomNotFound(room) => GateError::StreamNotFound(room),
-            other => GateError::Media(other),
         })
     }
 
@@ -345,6 +419,82 @@ impl Gate {
     pub async fn delete_stream(&self, facts: &RequestFacts, room: &str) -> Result<(), GateError> {
         self.decide(facts, Action::Admin, room).await?;
         Ok(self.media.delete_room(room).await?)
+    }
+
+    /// An operator links a stream to another server (Live777's cascade): our offer goes to the
+    /// remote endpoint and its answer completes a local publisher (pull) or subscriber (push).
+    /// A refused or failed remote leaves nothing behind on either side.
+    pub async fn cascade(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+        direction: CascadeDirection,
+        token: Option<String>,
+    ) -> Result<String, GateError> {
+        self.decide(facts, Action::Admin, room).await?;
+        let (role, url, link) = match direction {
+            CascadeDirection::Pull { source_url } => (
+                Role::Publisher,
+                source_url.clone(),
+                CascadeLink {
+                    source_url: Some(source_url),
+                    ..Default::default()
+                },
+            ),
+            CascadeDirection::Push { target_url } => (
+                Role::Subscriber,
+                target_url.clone(),
+                CascadeLink {
+                    target_url: Some(target_url),
+                    ..Default::default()
+                },
+            ),
+        };
+        RemoteClient::check_url(&url)?;
+        let dialled = self
+            .media
+            .dial(DialRequest {
+                room: room.to_owned(),
+                role,
+                link,
+                token: token.clone(),
+            })
+            .await
+            .map_err(|e| match e {
+                MediaError::RoomNotFound(room) => GateError::StreamNotFound(room),
+                other => GateError::Media(other),
+            })?;
+        let session = dialled.session_id;
+        let close_local = || {
+            self.media
+                .close(room, &session, PublisherLeave::IdleSubscribers)
+        };
+        let answer = match self
+            .remote
+            .offer(&url, token.as_deref(), dialled.offer_sdp)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                let _ = close_local().await;
+                return Err(e.into());
+            }
+        };
+        let session_url = answer.session_url.clone();
+        if let Err(e) = self
+            .media
+            .complete_dial(room, &session, answer.answer_sdp, session_url.clone())
+            .await
+        {
+            let _ = close_local().await;
+            if let Some(session_url) = session_url {
+                let ended = crate::media::CascadeEnded { session_url, token };
+                self.remote.delete(&ended).await;
+            }
+            return Err(e.into());
+        }
+        tracing::info!(room, session = %session, remote = %url, ?role, "cascade established");
+        Ok(session)
     }
 
     /// RTP traffic since start over every room (for `/metrics`).

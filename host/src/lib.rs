@@ -4,6 +4,7 @@
 //! [`gate`], the one door that decides and then acts on the [`media`] core. [`ops`] holds the
 //! operational endpoints; [`server`] assembles everything into a running [`Gateway`].
 
+pub mod cascade;
 pub mod config;
 pub mod dialect;
 pub mod gate;

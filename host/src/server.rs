@@ -34,6 +34,8 @@ pub enum StartError {
     Policy(#[from] crate::policy::PolicyError),
     #[error("invalid [http] cors_origin: {0}")]
     CorsOrigin(String),
+    #[error("cannot set up the cascade HTTP client: {0}")]
+    RemoteClient(String),
 }
 
 /// A running gateway.
@@ -51,7 +53,10 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         let policy = PolicyPlane::start(&config.policies)?;
         let (media, media_thread) = MediaHandle::start(&config.webrtc, &config.record)?;
-        let gate = Gate::new(media.clone(), config.strategy.clone(), policy);
+        let remote = crate::cascade::RemoteClient::new()
+            .map_err(|e| StartError::RemoteClient(e.to_string()))?;
+        remote.spawn_remote_cleanup(&media);
+        let gate = Gate::new(media.clone(), config.strategy.clone(), policy, remote);
         let app = router(&config, gate.clone())?;
         let listener = TcpListener::bind(config.http.listen)
             .await
@@ -161,6 +166,12 @@ fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
         .merge(whip)
         .merge(rooms)
         .merge(dialect::streams::routes(gate.clone()))
+        .merge(dialect::runner365::routes(
+            dialect::runner365::Runner365State {
+                gate: gate.clone(),
+                max_body_bytes: config.http.max_body_bytes,
+            },
+        ))
         .merge(ops::metrics::routes(gate))
         .merge(ops::pages::routes())
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes)))

@@ -269,6 +269,27 @@ def http_session() -> aiohttp.ClientSession:
     )
 
 
+def offer_request(args: Any) -> tuple[dict[str, str], int]:
+    """(headers, expected status) of the offer POST for the chosen signaling."""
+    if args.runner365_close:
+        return {"Content-Type": "text/plain;charset=utf-8"}, 200
+    return {"Content-Type": "application/sdp"}, 201
+
+
+def uses_session_resource(args: Any) -> bool:
+    return not (args.no_session_resource or args.runner365_close)
+
+
+async def runner365_close(session, args: Any, res: dict) -> None:
+    """POSTs the runner365 unpublish/unsubscribe URL; records its status and JSON reply."""
+    try:
+        async with session.post(args.runner365_close) as r:
+            res["close_status"] = r.status
+            res["close_reply"] = await r.text()
+    except Exception as e:  # noqa: BLE001
+        res["close_error"] = repr(e)
+
+
 def absolute(base_url: str, location: str) -> str:
     return urljoin(base_url, location)
 
@@ -404,3 +425,6 @@ def common_args(parser: Any, default_seconds: float) -> None:
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--no-session-resource", action="store_true",
                         help="the API answers 201 without a Location (go-live's rooms API)")
+    parser.add_argument("--runner365-close", default=None, metavar="URL",
+                        help="runner365 signaling: POST the offer as text/plain, expect 200 with "
+                             "the answer, and POST to URL (unpublish/unsubscribe) at the end")

@@ -58,12 +58,13 @@ class Stream:
     def report(self) -> dict:
         seen = set(self.seen)
         ordered = sorted(seen)
-        missing = 0
+        missing: list[int] = []
         if len(ordered) > 60:
             first, last = ordered[0], ordered[-50]
-            missing = sum(1 for s in range(first, last + 1) if s not in seen)
+            missing = [s for s in range(first, last + 1) if s not in seen]
         return {"pt": self.pt, "rtp": self.rtp, "dropped": len(self.dropped),
-                "retransmitted": len(self.retransmitted), "missing": missing}
+                "retransmitted": len(self.retransmitted), "missing": len(missing),
+                "dropped_seqs": sorted(self.dropped), "missing_seqs": missing}
 
 
 WARMUP = 30  # packets of a stream passed untouched: a receiver cannot NACK before its first packet

@@ -165,19 +165,19 @@ async def run(args: argparse.Namespace, res: dict) -> int:
 
         res["phase"] = "post"
         t0 = counter.t0 = c.now_ms()
-        async with session.post(args.url, data=body.encode(),
-                                headers={"Content-Type": "application/sdp"}) as r:
+        headers, expected = c.offer_request(args)
+        async with session.post(args.url, data=body.encode(), headers=headers) as r:
             res["status"] = r.status
             text = await r.text()
-            if r.status != 201:
+            if r.status != expected or not text.startswith("v=0"):
                 res["error"] = f"POST {args.url} -> {r.status}: {text[:300]}"
                 return 1
             res["location"] = r.headers.get("Location")
             res["etag"] = r.headers.get("ETag")
         res["post_ms"] = round(c.now_ms() - t0, 1)
-        if res["location"]:
+        if c.uses_session_resource(args) and res["location"]:
             location = c.absolute(args.url, res["location"])
-        elif not args.no_session_resource:
+        elif c.uses_session_resource(args):
             res["error"] = "201 without Location"
             return 1
         res["_answer"] = text
@@ -250,6 +250,9 @@ async def run(args: argparse.Namespace, res: dict) -> int:
                 res["delete_error"] = repr(e)
         for t in tasks:
             t.cancel()
+        if args.runner365_close and res.get("status") == 200:
+            res["phase"] = "close"
+            await c.runner365_close(session, args, res)
         await c.close_pc(pc)
         await session.close()
 

@@ -18,7 +18,7 @@ import common as c
 
 async def run(args: argparse.Namespace, res: dict) -> int:
     pc = c.new_pc()
-    video = c.MovingStripesTrack()
+    video = c.MovingStripesTrack(args.width, args.height)
     audio = None if args.no_audio else c.SineAudioTrack()
     location = None
     session = c.http_session()
@@ -49,20 +49,20 @@ async def run(args: argparse.Namespace, res: dict) -> int:
 
         res["phase"] = "post"
         t0 = c.now_ms()
-        async with session.post(args.url, data=body.encode(),
-                                headers={"Content-Type": "application/sdp"}) as r:
+        headers, expected = c.offer_request(args)
+        async with session.post(args.url, data=body.encode(), headers=headers) as r:
             res["status"] = r.status
             text = await r.text()
-            if r.status != 201:
+            if r.status != expected or not text.startswith("v=0"):
                 res["error"] = f"POST {args.url} -> {r.status}: {text[:300]}"
                 return 1
             res["location"] = r.headers.get("Location")
             res["etag"] = r.headers.get("ETag")
             res["content_type"] = r.headers.get("Content-Type")
         res["post_ms"] = round(c.now_ms() - t0, 1)
-        if res["location"]:
+        if c.uses_session_resource(args) and res["location"]:
             location = c.absolute(args.url, res["location"])
-        elif not args.no_session_resource:
+        elif c.uses_session_resource(args):
             res["error"] = "201 without Location"
             return 1
 
@@ -108,6 +108,9 @@ async def run(args: argparse.Namespace, res: dict) -> int:
                     res["delete_status"] = r.status
             except Exception as e:  # noqa: BLE001
                 res["delete_error"] = repr(e)
+        if args.runner365_close and res.get("status") == 200:
+            res["phase"] = "close"
+            await c.runner365_close(session, args, res)
         await c.close_pc(pc)
         await session.close()
 
@@ -118,6 +121,8 @@ def main() -> None:
     c.common_args(p, default_seconds=5.0)
     p.add_argument("--video-codec", choices=["vp8", "h264"], default="vp8")
     p.add_argument("--no-audio", action="store_true")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=480)
     p.add_argument("--ignore-keyframe-requests", action="store_true",
                    help="count PLI/FIR but never answer them (aiortc then sends one keyframe per 3000 frames)")
     args = p.parse_args()

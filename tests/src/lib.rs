@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
@@ -83,6 +83,57 @@ pub async fn start_gateway(
         .await
         .context("Gateway::start timed out")??;
     Ok(gw)
+}
+
+/// A gateway in its own process (`src/bin/gateway_node.rs`); pass
+/// `env!("CARGO_BIN_EXE_gateway_node")` from the test. Killed when dropped.
+pub struct GatewayProcess {
+    child: tokio::process::Child,
+    base_url: String,
+}
+
+impl GatewayProcess {
+    pub async fn start(binary: &str) -> Result<Self> {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(binary)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawn {binary}"))?;
+        let stdout = child.stdout.take().context("gateway_node stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+            .await
+            .context("gateway_node did not start within 15 s")??
+            .context("gateway_node exited before serving")?;
+        let base_url = serde_json::from_str::<Value>(&first)?
+            .get("http")
+            .and_then(Value::as_str)
+            .with_context(|| format!("gateway_node printed {first}"))?
+            .to_owned();
+        Ok(Self { child, base_url })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Closes its stdin (it shuts down cleanly) and waits; kills it after 10 s.
+    pub async fn stop(mut self) -> Result<()> {
+        drop(self.child.stdin.take());
+        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                ensure!(status.success(), "gateway_node exited with {status}");
+                Ok(())
+            }
+            Err(_) => {
+                let _ = self.child.kill().await;
+                bail!("gateway_node did not stop within 10 s")
+            }
+        }
+    }
 }
 
 /// Run `body` bounded by `limit`; a timeout is an error naming the test.
@@ -282,6 +333,10 @@ pub struct Publish {
     pub ignore_keyframe_requests: bool,
     /// The API answers 201 without a session resource (go-live's rooms API).
     pub no_session_resource: bool,
+    /// runner365 signaling: 200 + answer, and this unpublish URL POSTed at the end.
+    pub runner365_close: Option<String>,
+    /// Frame size of the synthetic camera (a player reports what it decoded).
+    pub size: (u32, u32),
 }
 
 impl Default for Publish {
@@ -293,6 +348,8 @@ impl Default for Publish {
             trickle: false,
             ignore_keyframe_requests: false,
             no_session_resource: false,
+            runner365_close: None,
+            size: (640, 480),
         }
     }
 }
@@ -301,6 +358,7 @@ impl Publish {
     pub fn spawn(&self, url: &str) -> Result<Client> {
         let mut a = vec![s("--url"), s(url), s("--seconds"), s(self.seconds)];
         a.extend([s("--video-codec"), s(self.video_codec)]);
+        a.extend([s("--width"), s(self.size.0), s("--height"), s(self.size.1)]);
         if !self.audio {
             a.push(s("--no-audio"));
         }
@@ -312,6 +370,9 @@ impl Publish {
         }
         if self.no_session_resource {
             a.push(s("--no-session-resource"));
+        }
+        if let Some(url) = &self.runner365_close {
+            a.extend([s("--runner365-close"), s(url)]);
         }
         let limit = Duration::from_secs_f64(self.seconds + 40.0);
         a.extend([s("--timeout"), s(self.seconds + 30.0)]);
@@ -331,6 +392,8 @@ pub struct Play {
     pub pli_interval_ms: u64,
     /// The API answers 201 without a session resource (go-live's rooms API).
     pub no_session_resource: bool,
+    /// runner365 signaling: 200 + answer, and this unsubscribe URL POSTed at the end.
+    pub runner365_close: Option<String>,
 }
 
 impl Play {
@@ -360,6 +423,9 @@ impl Play {
         }
         if self.no_session_resource {
             a.push(s("--no-session-resource"));
+        }
+        if let Some(url) = &self.runner365_close {
+            a.extend([s("--runner365-close"), s(url)]);
         }
         let limit = Duration::from_secs_f64(self.seconds + 40.0);
         a.extend([s("--timeout"), s(self.seconds + 30.0)]);

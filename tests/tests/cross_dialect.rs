@@ -1,73 +1,108 @@
 //! One stream model behind every dialect: a stream published through one API plays through
-//! another (aiortc publisher and player, decoded frames). runner365 joins when it lands.
+//! every other (aiortc publisher and players, decoded frames): WHIP, Live777, go-live's rooms
+//! API and runner365, each publishing and each playing.
 
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use gatehouse_e2e::{Play, Publish, bounded, media_lock, start_gateway};
 
-const LIMIT: Duration = Duration::from_secs(90);
+const LIMIT: Duration = Duration::from_secs(120);
 
-/// A dialect's publish and play path prefixes (the stream name follows).
-struct Route {
-    publish: &'static str,
-    play: &'static str,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Standard,
+    Live777,
+    Rooms,
+    Runner365,
 }
 
-const STANDARD: Route = Route {
-    publish: "/v1/whip/",
-    play: "/v1/whep/",
-};
-const LIVE777: Route = Route {
-    publish: "/whip/",
-    play: "/whep/",
-};
-const ROOMS: Route = Route {
-    publish: "/api/whip/publish/",
-    play: "/api/whep/play/",
-};
+const ALL: [Dialect; 4] = [
+    Dialect::Standard,
+    Dialect::Live777,
+    Dialect::Rooms,
+    Dialect::Runner365,
+];
 
-fn no_resource(prefix: &str) -> bool {
-    prefix.starts_with("/api/")
+/// The runner365 uid of a runner365 publisher; others publish the room's default feed.
+const RUNNER365_UID: &str = "cam";
+
+impl Dialect {
+    fn publish_path(self, room: &str) -> String {
+        match self {
+            Dialect::Standard => format!("/v1/whip/{room}"),
+            Dialect::Live777 => format!("/whip/{room}"),
+            Dialect::Rooms => format!("/api/whip/publish/{room}"),
+            Dialect::Runner365 => format!("/publish/{room}/{RUNNER365_UID}"),
+        }
+    }
+
+    /// A runner365 player names the remote uid: `default` for single-feed publishers.
+    fn play_path(self, room: &str, publisher: Dialect) -> String {
+        let remote = match publisher {
+            Dialect::Runner365 => RUNNER365_UID,
+            _ => gatehouse::media::DEFAULT_FEED,
+        };
+        match self {
+            Dialect::Standard => format!("/v1/whep/{room}"),
+            Dialect::Live777 => format!("/whep/{room}"),
+            Dialect::Rooms => format!("/api/whep/play/{room}"),
+            Dialect::Runner365 => format!("/subscribe/{room}/viewer/{remote}"),
+        }
+    }
+
+    fn no_session_resource(self) -> bool {
+        self == Dialect::Rooms
+    }
+
+    fn runner365_close(self, base: &str, path: &str) -> Option<String> {
+        (self == Dialect::Runner365).then(|| format!("{base}/un{}", path.trim_start_matches('/')))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streams_published_through_one_dialect_play_through_another() {
+async fn streams_published_through_one_dialect_play_through_every_other() {
     let _guard = media_lock().await;
     let result: Result<()> = bounded("cross_dialect", LIMIT, async {
         let gw = start_gateway(|_| {}).await?;
         let base = gw.base_url();
-        let pairs = [
-            ("rooms-to-whep", &ROOMS, &STANDARD),
-            ("whip-to-rooms", &STANDARD, &ROOMS),
-            ("live777-to-rooms", &LIVE777, &ROOMS),
-            ("rooms-to-live777", &ROOMS, &LIVE777),
-        ];
-        for (room, from, to) in pairs {
+        for from in ALL {
+            let room = format!("{from:?}").to_ascii_lowercase();
+            let path = from.publish_path(&room);
             let publisher = Publish {
-                seconds: 4.5,
-                no_session_resource: no_resource(from.publish),
+                seconds: 5.0,
+                size: (320, 240),
+                no_session_resource: from.no_session_resource(),
+                runner365_close: from.runner365_close(&base, &path),
                 ..Default::default()
             }
-            .spawn(&format!("{base}{}{room}", from.publish))?;
+            .spawn(&format!("{base}{path}"))?;
             tokio::time::sleep(Duration::from_millis(1000)).await;
-            let player = Play {
-                min_video_frames: 10,
-                no_session_resource: no_resource(to.play),
-                ..Play::for_seconds(2.5)
+            let mut players = Vec::new();
+            for to in ALL {
+                let path = to.play_path(&room, from);
+                let player = Play {
+                    min_video_frames: 10,
+                    no_session_resource: to.no_session_resource(),
+                    runner365_close: to.runner365_close(&base, &path),
+                    ..Play::for_seconds(3.0)
+                }
+                .spawn(&format!("{base}{path}"))?;
+                players.push((to, player));
             }
-            .spawn(&format!("{base}{}{room}", to.play))?;
-            let player = player.finish().await?.expect_ok()?;
+            for (to, player) in players {
+                let player = player.finish().await?.expect_ok()?;
+                let frames = player.u64("video_frames");
+                println!("{from:?} -> {to:?}: {frames} frames decoded");
+                ensure!(frames >= 10, "{from:?} -> {to:?}: {}", player.describe());
+            }
             publisher.finish().await?.expect_ok()?;
-            let frames = player.u64("video_frames");
-            println!("{room}: {frames} frames decoded");
-            ensure!(frames >= 10, "{room}: {}", player.describe());
         }
         gw.shutdown().await;
         Ok(())
     })
     .await;
     if let Err(e) = result {
-        panic!("streams_published_through_one_dialect_play_through_another: {e:#}");
+        panic!("streams_published_through_one_dialect_play_through_every_other: {e:#}");
     }
 }

@@ -2,6 +2,7 @@
 //! [`crate::gate::Gate`] and the gate's errors into that system's statuses and bodies.
 
 pub mod rooms;
+pub mod runner365;
 pub mod sdpfrag;
 pub mod streams;
 pub mod whip;

@@ -162,6 +162,7 @@ impl From<GateError> for RoomsError {
                 RoomsError::Unavailable(e.to_string())
             }
             GateError::Media(e) => RoomsError::Json(StatusCode::BAD_REQUEST, e.to_string()),
+            GateError::Remote(e) => RoomsError::Unavailable(e.to_string()),
         }
     }
 }

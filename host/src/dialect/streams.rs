@@ -1,6 +1,7 @@
 //! Live777's streams API (specs/dialects.md §2.1–2.2): the listing `GET /api/streams/` (and
 //! `?streams=a&streams=b`) in its exact JSON shape, `GET /api/streams/{id}`, and the operator's
-//! `POST` (create, 204 / 409) and `DELETE` (204 / 404) of a stream, authorized as `admin`.
+//! `POST` (create, 204 / 409) and `DELETE` (204 / 404) of a stream, authorized as `admin`, and
+//! `POST /api/cascade/{id}` (pull from a WHEP `sourceUrl` or push to a WHIP `targetUrl`).
 
 use axum::Json;
 use axum::Router;
@@ -9,11 +10,12 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde::Serialize;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
 
-use crate::gate::{Gate, GateError, RequestFacts};
-use crate::media::{MediaError, Role, RoomSnapshot};
+use crate::cascade::RemoteError;
+use crate::gate::{CascadeDirection, Gate, GateError, RequestFacts};
+use crate::media::{CascadeLink, MediaError, Role, RoomSnapshot};
 
 /// `GET /api/streams/` (the trailing slash is part of Live777's path) and
 /// `GET|POST|DELETE /api/streams/{id}`.
@@ -24,6 +26,7 @@ pub fn routes(gate: Gate) -> Router {
             "/api/streams/{stream}",
             get(get_stream).post(create_stream).delete(delete_stream),
         )
+        .route("/api/cascade/{stream}", post(cascade))
         .with_state(gate)
 }
 
@@ -31,9 +34,14 @@ pub fn routes(gate: Gate) -> Router {
 #[derive(Debug, thiserror::Error)]
 enum StreamsError {
     #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The other server of a cascade refused or failed.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("{reason}")]
     Denied { status: StatusCode, reason: String },
     #[error("{0}")]
@@ -49,8 +57,16 @@ impl From<GateError> for StreamsError {
                 reason: denial.reason,
             },
             GateError::Media(MediaError::RoomNotFound(_)) => StreamsError::NotFound(e.to_string()),
-            GateError::Media(MediaError::RoomExists(_)) => StreamsError::Conflict(e.to_string()),
+            GateError::Media(
+                MediaError::RoomExists(_)
+                | MediaError::PublisherExists(_)
+                | MediaError::UnusableOffer(_),
+            ) => StreamsError::Conflict(e.to_string()),
             GateError::Media(m) => StreamsError::Unavailable(m.to_string()),
+            GateError::Remote(r @ RemoteError::BadUrl(_)) => {
+                StreamsError::BadRequest(r.to_string())
+            }
+            GateError::Remote(r) => StreamsError::BadGateway(r.to_string()),
         }
     }
 }
@@ -58,8 +74,10 @@ impl From<GateError> for StreamsError {
 impl IntoResponse for StreamsError {
     fn into_response(self) -> Response {
         let status = match &self {
+            StreamsError::BadRequest(_) => StatusCode::BAD_REQUEST,
             StreamsError::NotFound(_) => StatusCode::NOT_FOUND,
             StreamsError::Conflict(_) => StatusCode::CONFLICT,
+            StreamsError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             StreamsError::Denied { status, .. } => *status,
             StreamsError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -117,6 +135,44 @@ async fn delete_stream(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The body of `POST /api/cascade/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CascadeBody {
+    token: Option<String>,
+    source_url: Option<String>,
+    target_url: Option<String>,
+}
+
+/// Exactly one of the two URLs says which way the media goes.
+fn cascade_direction(body: CascadeBody) -> Result<CascadeDirection, StreamsError> {
+    match (body.source_url, body.target_url) {
+        (Some(source_url), None) => Ok(CascadeDirection::Pull { source_url }),
+        (None, Some(target_url)) => Ok(CascadeDirection::Push { target_url }),
+        _ => Err(StreamsError::BadRequest(
+            "give exactly one of sourceUrl (pull) and targetUrl (push)".into(),
+        )),
+    }
+}
+
+/// `POST /api/cascade/{id}`: 200 with an empty body once the remote answered.
+async fn cascade(
+    State(gate): State<Gate>,
+    Path(stream): Path<String>,
+    request: axum::extract::Request,
+) -> Result<StatusCode, StreamsError> {
+    let facts = facts(&request);
+    let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
+        .await
+        .map_err(|_| StreamsError::BadRequest("request body too large".into()))?;
+    let body: CascadeBody = serde_json::from_slice(&body)
+        .map_err(|e| StreamsError::BadRequest(format!("invalid cascade body: {e}")))?;
+    let token = body.token.clone().filter(|t| !t.is_empty());
+    let direction = cascade_direction(body)?;
+    gate.cascade(&facts, &stream, direction, token).await?;
+    Ok(StatusCode::OK)
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct StreamJson {
@@ -139,6 +195,29 @@ struct SessionJson {
     id: String,
     created_at: u64,
     state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cascade: Option<CascadeJson>,
+}
+
+/// Live777's `cascade` object of a session.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CascadeJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_url: Option<String>,
+    session_url: String,
+}
+
+impl From<&CascadeLink> for CascadeJson {
+    fn from(link: &CascadeLink) -> Self {
+        Self {
+            source_url: link.source_url.clone(),
+            target_url: link.target_url.clone(),
+            session_url: link.session_url.clone().unwrap_or_default(),
+        }
+    }
 }
 
 fn stream_json(room: RoomSnapshot) -> StreamJson {
@@ -150,6 +229,7 @@ fn stream_json(room: RoomSnapshot) -> StreamJson {
                 id: s.id.clone(),
                 created_at: s.created_at_ms,
                 state: s.state.clone(),
+                cascade: s.cascade.as_ref().map(CascadeJson::from),
             })
             .collect::<Vec<_>>()
     };
@@ -199,6 +279,32 @@ async fn list_streams(State(gate): State<Gate>, RawQuery(query): RawQuery) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn body(source: Option<&str>, target: Option<&str>) -> CascadeBody {
+        CascadeBody {
+            token: None,
+            source_url: source.map(Into::into),
+            target_url: target.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn cascade_with_both_or_neither_url_is_a_bad_request() {
+        assert!(matches!(
+            cascade_direction(body(Some("http://a/whep/x"), Some("http://b/whip/x"))),
+            Err(StreamsError::BadRequest(_))
+        ));
+        assert!(matches!(
+            cascade_direction(body(None, None)),
+            Err(StreamsError::BadRequest(_))
+        ));
+        assert_eq!(
+            cascade_direction(body(Some("http://a/whep/x"), None)).ok(),
+            Some(CascadeDirection::Pull {
+                source_url: "http://a/whep/x".into()
+            })
+        );
+    }
 
     #[test]
     fn repeated_streams_parameters_form_the_filter() {

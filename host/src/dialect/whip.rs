@@ -147,9 +147,9 @@ impl From<GateError> for WhipError {
                 reason: denial.reason,
             },
             GateError::Media(m) => match m {
-                MediaError::RoomNotFound(_) | MediaError::SessionNotFound(_) => {
-                    WhipError::NotFound(m.to_string())
-                }
+                MediaError::RoomNotFound(_)
+                | MediaError::FeedNotFound { .. }
+                | MediaError::SessionNotFound(_) => WhipError::NotFound(m.to_string()),
                 MediaError::PublisherExists(_) | MediaError::RoomExists(_) => {
                     WhipError::Conflict(m.to_string())
                 }
@@ -159,6 +159,7 @@ impl From<GateError> for WhipError {
                 MediaError::Stopped => WhipError::Unavailable(m.to_string()),
                 MediaError::Internal(_) => WhipError::Internal(m.to_string()),
             },
+            GateError::Remote(r) => WhipError::Unavailable(r.to_string()),
         }
     }
 }

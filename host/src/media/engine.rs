@@ -19,10 +19,10 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use super::feed::{Feed, FeedKey};
 use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory};
 use super::record::Recorder;
-use super::room::Room;
 use super::udp::{self, Demux, MediaSocket, bind_media_sockets};
 use super::{Command, MediaError, MediaHandle, MediaThread, Traffic};
 use crate::config::{RecordConfig, WebrtcConfig};
@@ -73,6 +73,7 @@ pub(super) fn start(
         PeerFactory::new(advertised, config.nack_buffer_packets).map_err(MediaStartError::Init)?;
     let udp_addrs = Arc::new(sockets.iter().map(|s| s.bound).collect::<Vec<_>>());
     let (tx, rx) = mpsc::channel();
+    let (cascade_ended, cascade_endings) = tokio::sync::mpsc::unbounded_channel();
     let mut engine = Engine {
         poll,
         sockets,
@@ -81,7 +82,7 @@ pub(super) fn start(
         config: config.clone(),
         peers: FxHashMap::default(),
         keys_by_id: HashMap::new(),
-        rooms: HashMap::new(),
+        feeds: HashMap::new(),
         demux: Demux::default(),
         next_key: 1,
         dirty: Vec::new(),
@@ -90,8 +91,9 @@ pub(super) fn start(
         outbox: Outbox::default(),
         timers: BinaryHeap::new(),
         deferred_keyframes: Vec::new(),
-        removed_rooms_traffic: Traffic::default(),
+        removed_feeds_traffic: Traffic::default(),
         recorder,
+        cascade_ended,
     };
     for (i, socket) in engine.sockets.iter_mut().enumerate() {
         engine
@@ -111,6 +113,7 @@ pub(super) fn start(
         commands: tx,
         waker,
         udp_addrs,
+        cascade_endings: Arc::new(std::sync::Mutex::new(Some(cascade_endings))),
     };
     Ok((handle, MediaThread { join }))
 }
@@ -137,7 +140,7 @@ pub(super) struct Engine {
     /// non-DoS-resistant hash is safe.
     pub(super) peers: FxHashMap<u64, Peer>,
     pub(super) keys_by_id: HashMap<String, u64>,
-    pub(super) rooms: HashMap<String, Room>,
+    pub(super) feeds: HashMap<FeedKey, Feed>,
     pub(super) demux: Demux,
     pub(super) next_key: u64,
     /// Sessions touched since they were last drained.
@@ -151,10 +154,12 @@ pub(super) struct Engine {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Keyframe requests held back by pacing: (when to send, publisher).
     pub(super) deferred_keyframes: Vec<(Instant, u64)>,
-    /// Traffic of rooms that no longer exist (totals stay monotonic).
-    pub(super) removed_rooms_traffic: Traffic,
+    /// Traffic of feeds that no longer exist (totals stay monotonic).
+    pub(super) removed_feeds_traffic: Traffic,
     /// Present when `[record] enabled`; dropped (files finalized) when the thread stops.
     pub(super) recorder: Option<Recorder>,
+    /// Where ended cascade sessions are reported, for their remote side to be deleted.
+    pub(super) cascade_ended: tokio::sync::mpsc::UnboundedSender<super::CascadeEnded>,
 }
 
 impl Engine {
@@ -261,6 +266,23 @@ impl Engine {
                 } => {
                     let _ = reply.send(self.session_ice(&room, &session));
                 }
+                Command::Dial(request, reply) => {
+                    let result = contained(|| self.dial(request))
+                        .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));
+                    let _ = reply.send(result);
+                }
+                Command::CompleteDial {
+                    room,
+                    session,
+                    answer_sdp,
+                    session_url,
+                    reply,
+                } => {
+                    let result =
+                        contained(|| self.complete_dial(&room, &session, answer_sdp, session_url))
+                            .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));
+                    let _ = reply.send(result);
+                }
                 Command::Room(name, reply) => {
                     let _ = reply.send(self.room_snapshot(&name));
                 }
@@ -271,8 +293,8 @@ impl Engine {
                     let _ = reply.send(self.delete_room(&name));
                 }
                 Command::Totals(reply) => {
-                    let mut totals = self.removed_rooms_traffic;
-                    self.rooms
+                    let mut totals = self.removed_feeds_traffic;
+                    self.feeds
                         .values()
                         .for_each(|r| totals.add(&r.traffic.get()));
                     let _ = reply.send(totals);
@@ -292,7 +314,7 @@ impl Engine {
         self.keys_by_id
             .get(id)
             .copied()
-            .filter(|key| self.peers.get(key).is_some_and(|p| p.room == room))
+            .filter(|key| self.peers.get(key).is_some_and(|p| p.feed.room == room))
             .ok_or_else(|| MediaError::SessionNotFound(id.to_owned()))
     }
 

@@ -19,15 +19,15 @@ impl Engine {
                 let Some(peer) = self.peers.get_mut(&key) else {
                     return;
                 };
-                tracing::info!(session = %peer.id, room = %peer.room, %state, "session state");
+                tracing::info!(session = %peer.id, room = %peer.feed.room, feed = %peer.feed.feed, %state, "session state");
                 peer.state = state;
                 if peer.is_connected() && matches!(peer.media, PeerMedia::Subscriber { .. }) {
                     // A late joiner needs a keyframe now, not at the next periodic one.
-                    let room = peer.room.clone();
+                    let feed = peer.feed.clone();
                     if self.config.keyframe_cache {
                         self.replay_cached_keyframe(key);
                     }
-                    self.request_room_keyframe(&room, Instant::now());
+                    self.request_feed_keyframe(&feed, Instant::now());
                 }
             }
             RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
@@ -59,13 +59,13 @@ impl Engine {
         // Media sent while no pair was selected is lost for good (rtc drops traffic from the
         // old pair once restarted, and its NACK state restarts too): the affected subscribers
         // restart video on a fresh keyframe rather than NACK in vain for the gap.
-        let room = peer.room.clone();
+        let feed = peer.feed.clone();
         let affected: Vec<u64> = match &peer.media {
             PeerMedia::Subscriber { .. } => vec![key],
             PeerMedia::Publisher { .. } => self
-                .rooms
-                .get(&room)
-                .map(|r| r.subscribers.clone())
+                .feeds
+                .get(&feed)
+                .map(|f| f.subscribers.clone())
                 .unwrap_or_default(),
         };
         for subscriber in affected {
@@ -77,7 +77,7 @@ impl Engine {
                     .for_each(|o| o.forwarder.restart_on_keyframe());
             }
         }
-        self.request_room_keyframe(&room, Instant::now());
+        self.request_feed_keyframe(&feed, Instant::now());
     }
 
     fn on_track_open(&mut self, key: u64, init: rtc::peer_connection::event::RTCTrackEventInit) {
@@ -93,8 +93,9 @@ impl Engine {
             rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video => MediaKind::Video,
             _ => return,
         };
-        let mime_lower = track
-            .codec(init.ssrc)
+        let codec = track.codec(init.ssrc).cloned();
+        let mime_lower = codec
+            .as_ref()
             .map(|c| c.mime_type.to_ascii_lowercase())
             .unwrap_or_default();
         let PeerMedia::Publisher { tracks } = &mut peer.media else {
@@ -103,12 +104,12 @@ impl Engine {
         if tracks.iter().any(|t| t.track_id == init.track_id) {
             return; // another simulcast layer of a track already forwarded
         }
-        tracing::info!(session = %peer.id, room = %peer.room, kind = kind.as_str(),
+        tracing::info!(session = %peer.id, room = %peer.feed.room, feed = %peer.feed.feed, kind = kind.as_str(),
             codec = %mime_lower, ssrc = init.ssrc, "publisher track open");
         let recording = self
             .recorder
             .as_mut()
-            .and_then(|r| r.start_track(&peer.room, &init.track_id, &mime_lower));
+            .and_then(|r| r.start_track(&peer.feed.room, &init.track_id, &mime_lower));
         tracks.push(PublishedTrack {
             track_id: init.track_id,
             receiver_id: init.receiver_id,
@@ -116,6 +117,7 @@ impl Engine {
             ssrc: init.ssrc,
             video_codec: VideoCodec::from_mime(&mime_lower),
             mime_lower,
+            codec,
             pacer: KeyframeRequestPacer::new(Duration::from_millis(
                 self.config.keyframe_request_interval_ms,
             )),

@@ -1,4 +1,4 @@
-//! RTP fan-out: one publisher packet to every connected subscriber of its room (rewritten per
+//! RTP fan-out: one publisher packet to every connected subscriber of its feed (rewritten per
 //! subscriber by its `OutputForwarder`), and keyframe requests back to the publisher, paced.
 
 use std::time::Instant;
@@ -7,13 +7,14 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::shared::marshal::MarshalSize;
 
 use super::engine::{Engine, contained};
+use super::feed::{Feed, FeedKey};
 use super::feedback::PacerDecision;
 use super::forward::{Skip, SourcePacketInfo};
 use super::offer::MediaKind;
 use super::peer::PeerMedia;
 
 impl Engine {
-    /// Forwards one publisher packet to every connected subscriber of its room.
+    /// Forwards one publisher packet to every connected subscriber of its feed.
     pub(super) fn fan_out(&mut self, publisher: u64, track_id: &str, mut packet: rtc::rtp::Packet) {
         let Some(peer) = self.peers.get(&publisher) else {
             return;
@@ -50,23 +51,23 @@ impl Engine {
         packet.header.extension = false;
         if self.config.keyframe_cache
             && kind == MediaKind::Video
-            && let Some(room) = self.rooms.get_mut(&peer.room)
+            && let Some(feed) = self.feeds.get_mut(&peer.feed)
         {
-            room.keyframe_cache.observe(&packet, info.is_keyframe_start);
+            feed.keyframe_cache.observe(&packet, info.is_keyframe_start);
         }
-        let Some(room) = self.rooms.get(&peer.room) else {
+        let Some(feed) = self.feeds.get(&peer.feed) else {
             return;
         };
         let packet_bytes = (packet.header.marshal_size() + packet.payload.len()) as u64;
-        let mut traffic = room.traffic.get();
+        let mut traffic = feed.traffic.get();
         traffic.ingress_packets += 1;
         traffic.ingress_bytes += packet_bytes;
         let now = Instant::now();
         let mut wants_keyframe = false;
         let mut faulty = Vec::new();
-        // Disjoint field borrows: the room's subscriber list is read while peers are written.
+        // Disjoint field borrows: the feed's subscriber list is read while peers are written.
         let (peers, dirty) = (&mut self.peers, &mut self.dirty);
-        for key in &room.subscribers {
+        for key in &feed.subscribers {
             let Some(sub) = peers.get_mut(key) else {
                 continue;
             };
@@ -119,7 +120,7 @@ impl Engine {
                 dirty.push(*key);
             }
         }
-        room.traffic.set(traffic);
+        feed.traffic.set(traffic);
         for (key, why) in faulty {
             self.doom(key, why);
         }
@@ -128,17 +129,17 @@ impl Engine {
         }
     }
 
-    /// Sends the room's cached keyframe to a subscriber that just connected for the first time,
+    /// Sends the feed's cached keyframe to a subscriber that just connected for the first time,
     /// then holds its video until the next live keyframe (the deltas in between reference
     /// frames it lacks).
     pub(super) fn replay_cached_keyframe(&mut self, subscriber: u64) {
         let Some(sub) = self.peers.get(&subscriber) else {
             return;
         };
-        let Some(room) = self.rooms.get(&sub.room) else {
+        let Some(feed) = self.feeds.get(&sub.feed) else {
             return;
         };
-        let Some(track) = room
+        let Some(track) = feed
             .publisher
             .and_then(|p| self.peers.get(&p))
             .and_then(|p| match &p.media {
@@ -151,7 +152,7 @@ impl Engine {
             return;
         };
         let (mime_lower, video_codec) = (track.mime_lower.clone(), track.video_codec);
-        let cached = room.keyframe_cache.keyframe();
+        let cached = feed.keyframe_cache.keyframe();
         if cached.is_empty() {
             return;
         }
@@ -190,7 +191,7 @@ impl Engine {
         self.mark_dirty(subscriber);
     }
 
-    /// A subscriber's PLI/FIR: ask the room's publisher for a keyframe (paced).
+    /// A subscriber's PLI/FIR: ask its feed's publisher for a keyframe (paced).
     pub(super) fn on_keyframe_request(&mut self, key: u64, packets: &[Box<dyn rtc::rtcp::Packet>]) {
         if packets.is_empty() {
             return;
@@ -199,13 +200,13 @@ impl Engine {
             return;
         };
         if matches!(peer.media, PeerMedia::Subscriber { .. }) {
-            let room = peer.room.clone();
-            self.request_room_keyframe(&room, Instant::now());
+            let feed = peer.feed.clone();
+            self.request_feed_keyframe(&feed, Instant::now());
         }
     }
 
-    pub(super) fn request_room_keyframe(&mut self, room: &str, now: Instant) {
-        if let Some(publisher) = self.rooms.get(room).and_then(|r| r.publisher) {
+    pub(super) fn request_feed_keyframe(&mut self, feed: &FeedKey, now: Instant) {
+        if let Some(publisher) = self.feeds.get(feed).and_then(|f| f.publisher) {
             self.request_keyframe(publisher, MediaKind::Video, now);
         }
     }
@@ -235,7 +236,7 @@ impl Engine {
                 })
                 .collect();
             send_plis(peer, &wanted, now);
-            count_keyframe_requests(self.rooms.get(&peer.room), wanted.len());
+            count_keyframe_requests(self.feeds.get(&peer.feed), wanted.len());
             self.mark_dirty(publisher);
         }
     }
@@ -264,7 +265,7 @@ impl Engine {
             }
         }
         send_plis(peer, &due, now);
-        count_keyframe_requests(self.rooms.get(&peer.room), due.len());
+        count_keyframe_requests(self.feeds.get(&peer.feed), due.len());
         self.mark_dirty(publisher);
     }
 }
@@ -288,12 +289,12 @@ fn send_plis(
     }
 }
 
-fn count_keyframe_requests(room: Option<&super::room::Room>, sent: usize) {
-    if let Some(room) = room
+fn count_keyframe_requests(feed: Option<&Feed>, sent: usize) {
+    if let Some(feed) = feed
         && sent > 0
     {
-        let mut traffic = room.traffic.get();
+        let mut traffic = feed.traffic.get();
         traffic.keyframe_requests += sent as u64;
-        room.traffic.set(traffic);
+        feed.traffic.set(traffic);
     }
 }

@@ -5,9 +5,11 @@
 //! poll loop, answered on a oneshot channel. The thread owns every `RTCPeerConnection` (webrtc-rs
 //! `rtc`, sans-IO) and the shared UDP socket(s), so forwarding needs no locks.
 
+mod cascade;
 mod engine;
 mod events;
 mod fanout;
+mod feed;
 mod feedback;
 mod forward;
 pub mod keyframe;
@@ -17,7 +19,7 @@ mod outbox;
 mod peer;
 mod record;
 pub mod rewrite;
-mod room;
+mod rooms;
 mod rtx;
 mod sessions;
 mod udp;
@@ -31,6 +33,7 @@ use tokio::sync::oneshot;
 use crate::config::{RecordConfig, WebrtcConfig};
 
 pub use engine::MediaStartError;
+pub use feed::DEFAULT_FEED;
 /// Reused by the load generator so its synthetic publisher answers PLI like an encoder.
 pub use feedback::{KEYFRAME_REQUESTS_SLOT, KeyframeRequestsToApp};
 pub use peer::add_host_candidate;
@@ -65,10 +68,52 @@ pub enum PublisherLeave {
 #[derive(Debug, Clone)]
 pub struct OfferRequest {
     pub room: String,
+    /// The feed within the room. `None` for single-feed dialects: a publisher takes the
+    /// [`DEFAULT_FEED`]; a subscriber gets the room's main feed (the default feed if it exists,
+    /// else the earliest feed with a publisher, else the default feed).
+    pub feed: Option<String>,
+    /// A name the client chose for itself (runner365's subscriber `uid`), shown in snapshots.
+    pub label: Option<String>,
     pub role: Role,
     pub offer_sdp: String,
     /// Create the room when it does not exist yet; otherwise an unknown room is an error.
     pub create_room: bool,
+}
+
+/// The remote end of a session we offered to another server (Live777's `cascade` object).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CascadeLink {
+    /// Pull: the WHEP URL this room's media comes from.
+    pub source_url: Option<String>,
+    /// Push: the WHIP URL this room's media goes to.
+    pub target_url: Option<String>,
+    /// The remote session resource (absolute), once the remote answered.
+    pub session_url: Option<String>,
+}
+
+/// A cascade session that ended while its remote session may still exist: the signaling
+/// side DELETEs it (with the same bearer token).
+#[derive(Debug, Clone)]
+pub struct CascadeEnded {
+    pub session_url: String,
+    pub token: Option<String>,
+}
+
+/// A session for the media core to offer to another server: a publisher of `room` fed by a
+/// remote WHEP endpoint (pull), or a subscriber of `room` feeding a remote WHIP one (push).
+#[derive(Debug, Clone)]
+pub struct DialRequest {
+    pub room: String,
+    pub role: Role,
+    pub link: CascadeLink,
+    pub token: Option<String>,
+}
+
+/// Our offer for a [`DialRequest`], to POST to the remote.
+#[derive(Debug, Clone)]
+pub struct DialOffer {
+    pub session_id: String,
+    pub offer_sdp: String,
 }
 
 /// The answer to an accepted offer.
@@ -104,6 +149,8 @@ pub struct IceRestartAnswer {
 pub enum MediaError {
     #[error("room `{0}` does not exist")]
     RoomNotFound(String),
+    #[error("room `{room}` has no feed `{feed}`")]
+    FeedNotFound { room: String, feed: String },
     #[error("session `{0}` does not exist")]
     SessionNotFound(String),
     #[error("room `{0}` already has a publisher")]
@@ -141,20 +188,27 @@ pub struct SessionIce {
 pub struct SessionSnapshot {
     pub id: String,
     pub role: Role,
+    /// The feed the session publishes or receives.
+    pub feed: String,
+    /// See [`OfferRequest::label`].
+    pub label: Option<String>,
+    /// Present for sessions we offered to another server.
+    pub cascade: Option<CascadeLink>,
     /// Unix milliseconds.
     pub created_at_ms: u64,
     /// The RTCPeerConnection `connectionState` string (`new`, `connecting`, `connected`, …).
     pub state: String,
 }
 
-/// A point-in-time view of one room.
+/// A point-in-time view of one room, over all its feeds.
 #[derive(Debug, Clone)]
 pub struct RoomSnapshot {
     pub name: String,
     /// Unix milliseconds.
     pub created_at_ms: u64,
+    /// Feeds with a publisher.
     pub publishers: usize,
-    /// Tracks the publisher sends (0 without a publisher).
+    /// Tracks the publishers send (0 without a publisher).
     pub tracks: usize,
     pub subscribers: usize,
     /// Unix milliseconds when the last publisher left, 0 while one is present or none ever came.
@@ -215,8 +269,16 @@ pub(crate) enum Command {
         on_publisher_leave: PublisherLeave,
         reply: oneshot::Sender<Result<Role, MediaError>>,
     },
+    Dial(DialRequest, oneshot::Sender<Result<DialOffer, MediaError>>),
+    CompleteDial {
+        room: String,
+        session: String,
+        answer_sdp: String,
+        session_url: Option<String>,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
     Room(String, oneshot::Sender<Option<RoomSnapshot>>),
-    /// Creates an empty room (an operator provisioning a stream).
+    /// Creates an empty room with its default feed (an operator provisioning a stream).
     CreateRoom(String, oneshot::Sender<Result<(), MediaError>>),
     /// Ends every session of a room and removes it.
     DeleteRoom(String, oneshot::Sender<Result<(), MediaError>>),
@@ -237,6 +299,8 @@ pub struct MediaHandle {
     commands: mpsc::Sender<Command>,
     waker: Arc<mio::Waker>,
     udp_addrs: Arc<Vec<SocketAddr>>,
+    cascade_endings:
+        Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<CascadeEnded>>>>,
 }
 
 impl MediaHandle {
@@ -330,6 +394,36 @@ impl MediaHandle {
             reply,
         })
         .await?
+    }
+
+    /// Creates a session offered by us (a cascade); complete it with the remote's answer.
+    pub async fn dial(&self, request: DialRequest) -> Result<DialOffer, MediaError> {
+        self.ask(|reply| Command::Dial(request, reply)).await?
+    }
+
+    /// Applies the remote's answer to a dialled session (`session_url`: its resource).
+    pub async fn complete_dial(
+        &self,
+        room: &str,
+        session: &str,
+        answer_sdp: String,
+        session_url: Option<String>,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::CompleteDial {
+            room: room.into(),
+            session: session.into(),
+            answer_sdp,
+            session_url,
+            reply,
+        })
+        .await?
+    }
+
+    /// The cascade sessions that end from now on (taken once, by the signaling side).
+    pub fn take_cascade_endings(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<CascadeEnded>> {
+        self.cascade_endings.lock().ok()?.take()
     }
 
     /// A snapshot of one room, `None` when it does not exist.

@@ -26,7 +26,17 @@ use super::record::RecordedTrack;
 use super::rtx::{RTX_TO_PRIMARY_SLOT, RtxToPrimary};
 use super::{MediaError, Role};
 
-/// Builds the gateway's PeerConnections: ICE-lite, one shared certificate, every session
+/// How a session's ICE agent runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IceMode {
+    /// A client offered: we answer as an ICE-lite agent and DTLS server.
+    LiteAnswerer,
+    /// We offer (a cascade): a full, controlling agent that checks the answerer's candidates,
+    /// since the answerer may itself be ICE-lite (Live777, another gatehouse).
+    FullOfferer,
+}
+
+/// Builds the gateway's PeerConnections: one shared certificate, every session
 /// advertising the same host candidate(s) on the shared port.
 pub(crate) struct PeerFactory {
     certificate: RTCCertificate,
@@ -60,7 +70,12 @@ impl PeerFactory {
 
     /// A fresh PeerConnection with the default codecs and the interceptors its role needs;
     /// keyframe requests are delivered to the application.
-    pub fn build(&self, now: Instant, role: Role) -> Result<RTCPeerConnection, MediaError> {
+    pub fn build(
+        &self,
+        now: Instant,
+        role: Role,
+        ice: IceMode,
+    ) -> Result<RTCPeerConnection, MediaError> {
         let mut media_engine = MediaEngine::default();
         media_engine
             .register_default_codecs()
@@ -92,10 +107,16 @@ impl PeerFactory {
         // Answer `a=setup:passive` (we are the DTLS server): the client starts DTLS as soon as
         // its ICE is up, instead of our ClientHello racing its readiness (measured: +180 ms
         // with Chromium), and RSA-certificate clients (GStreamer) can choose their suite.
-        let setting_engine = SettingEngineBuilder::new()
-            .with_lite(true)
-            .with_answering_dtls_role(RTCDtlsRole::Server)
-            .build();
+        let setting_engine = match ice {
+            IceMode::LiteAnswerer => SettingEngineBuilder::new()
+                .with_lite(true)
+                .with_answering_dtls_role(RTCDtlsRole::Server),
+            // rtc's agent sends its first check one interval after the answer: a short
+            // interval keeps a cascade's start-up close to a browser's.
+            IceMode::FullOfferer => SettingEngineBuilder::new()
+                .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(50)),
+        }
+        .build();
         let configuration = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
             .build();
@@ -158,6 +179,8 @@ pub(crate) struct PublishedTrack {
     /// The SSRC being forwarded (the first one seen for this track).
     pub ssrc: u32,
     pub mime_lower: String,
+    /// The negotiated codec (a cascade push re-offers it downstream).
+    pub codec: Option<rtc::rtp_transceiver::rtp_sender::RTCRtpCodec>,
     pub video_codec: Option<VideoCodec>,
     pub pacer: KeyframeRequestPacer,
     /// The file this track is recorded to, when recording is on and the codec recordable.
@@ -182,7 +205,9 @@ pub(crate) enum PeerMedia {
 /// One session owned by the engine.
 pub(crate) struct Peer {
     pub id: String,
-    pub room: String,
+    pub feed: super::feed::FeedKey,
+    /// See [`super::OfferRequest::label`].
+    pub label: Option<String>,
     pub pc: RTCPeerConnection,
     pub media: PeerMedia,
     pub state: RTCPeerConnectionState,
@@ -206,9 +231,49 @@ pub(crate) struct Peer {
     pub ice_restarting: bool,
     /// A client nomination the agent has not answered yet (see `Engine::read_socket`).
     pub pending_nomination: Option<TaggedBytesMut>,
+    /// Set when we offered this session to another server (a cascade).
+    pub cascade: Option<super::cascade::Cascade>,
 }
 
 impl Peer {
+    /// A session whose local description is `local_sdp` (our answer, or our offer).
+    pub fn new(
+        id: String,
+        feed: super::feed::FeedKey,
+        label: Option<String>,
+        pc: RTCPeerConnection,
+        media: PeerMedia,
+        local_sdp: &str,
+    ) -> Result<Self, MediaError> {
+        let local_ufrag = super::offer::first_attribute(local_sdp, "ice-ufrag")
+            .ok_or_else(|| MediaError::Internal("local description has no ice-ufrag".into()))?
+            .to_owned();
+        let first_mid = super::offer::first_attribute(local_sdp, "mid")
+            .unwrap_or("0")
+            .to_owned();
+        let now = Instant::now();
+        Ok(Self {
+            id,
+            feed,
+            label,
+            pc,
+            media,
+            state: RTCPeerConnectionState::New,
+            created_at: SystemTime::now(),
+            opened_at: now,
+            last_received: now,
+            local_ufrag,
+            first_mid,
+            next_timeout: None,
+            queued: false,
+            input_pending: false,
+            ice_connected: false,
+            ice_restarting: false,
+            pending_nomination: None,
+            cascade: None,
+        })
+    }
+
     pub fn role(&self) -> Role {
         match self.media {
             PeerMedia::Publisher { .. } => Role::Publisher,

@@ -1,12 +1,11 @@
 //! Session lifecycle on the media thread: opening from an offer, trickle, ICE restart, closing,
 //! and the snapshots signaling reads.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
@@ -15,23 +14,23 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 
 use super::engine::Engine;
+use super::feed::{CodecIntent, DEFAULT_FEED, Feed, FeedKey};
 use super::forward::{NegotiatedCodec, OutputForwarder};
 use super::offer::{self, MediaKind, OfferSummary, OfferedCodec};
-use super::peer::{OutputTrack, Peer, PeerMedia};
-use super::room::{CodecIntent, Room};
+use super::peer::{IceMode, OutputTrack, Peer, PeerMedia};
 use super::{
     IceRestartAnswer, MediaError, OfferRequest, PublisherLeave, RemoteCandidate, Role,
-    RoomSnapshot, SessionAnswer, SessionIce, SessionSnapshot,
+    SessionAnswer, SessionIce,
 };
 
-fn rtc_kind(kind: MediaKind) -> RtpCodecKind {
+pub(super) fn rtc_kind(kind: MediaKind) -> RtpCodecKind {
     match kind {
         MediaKind::Audio => RtpCodecKind::Audio,
         MediaKind::Video => RtpCodecKind::Video,
     }
 }
 
-fn rtc_codec(intent: &CodecIntent) -> RTCRtpCodec {
+pub(super) fn rtc_codec(intent: &CodecIntent) -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: intent.mime_type.clone(),
         clock_rate: intent.clock_rate,
@@ -41,6 +40,14 @@ fn rtc_codec(intent: &CodecIntent) -> RTCRtpCodec {
     }
 }
 
+/// A send track added to a subscriber: `(kind, SSRC, sender, codec)`.
+pub(super) type AddedTrack = (
+    MediaKind,
+    u32,
+    rtc::rtp_transceiver::RTCRtpSenderId,
+    CodecIntent,
+);
+
 fn intent_from_offered(kind: MediaKind, codec: &OfferedCodec) -> CodecIntent {
     CodecIntent {
         kind,
@@ -49,11 +56,6 @@ fn intent_from_offered(kind: MediaKind, codec: &OfferedCodec) -> CodecIntent {
         channels: codec.channels,
         fmtp: codec.fmtp.clone(),
     }
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn remote_init(c: RemoteCandidate) -> RTCIceCandidateInit {
@@ -67,39 +69,70 @@ fn remote_init(c: RemoteCandidate) -> RTCIceCandidateInit {
 
 impl Engine {
     pub(super) fn open(&mut self, request: OfferRequest) -> Result<SessionAnswer, MediaError> {
-        let room = request.room.clone();
-        let existed = self.rooms.contains_key(&room);
-        let result = self.open_session(request);
-        // An offer that failed must not leave behind the room it auto-created.
-        if result.is_err() && !existed && self.rooms.get(&room).is_some_and(Room::is_empty) {
-            self.rooms.remove(&room);
+        let key = self.resolve_feed(&request);
+        let existed = self.feeds.contains_key(&key);
+        let result = self.open_session(request, key.clone());
+        // An offer that failed must not leave behind the feed it auto-created.
+        if result.is_err() && !existed && self.feeds.get(&key).is_some_and(Feed::is_empty) {
+            self.feeds.remove(&key);
         }
         result
     }
 
-    fn open_session(&mut self, request: OfferRequest) -> Result<SessionAnswer, MediaError> {
+    /// The feed an offer addresses (see [`OfferRequest::feed`]).
+    pub(super) fn resolve_feed(&self, request: &OfferRequest) -> FeedKey {
+        if let Some(feed) = &request.feed {
+            return FeedKey::new(&request.room, feed);
+        }
+        let default = FeedKey::new(&request.room, DEFAULT_FEED);
+        if request.role == Role::Publisher || self.feeds.contains_key(&default) {
+            return default;
+        }
+        self.feeds
+            .values()
+            .filter(|f| f.key.room == request.room)
+            .min_by_key(|f| (f.publisher.is_none(), f.created_at))
+            .map_or(default, |f| f.key.clone())
+    }
+
+    fn open_session(
+        &mut self,
+        request: OfferRequest,
+        feed_key: FeedKey,
+    ) -> Result<SessionAnswer, MediaError> {
         let summary = offer::inspect(&request.offer_sdp, request.role)?;
-        match self.rooms.get(&request.room) {
-            Some(room) if request.role == Role::Publisher && room.publisher.is_some() => {
+        let room_exists = self.room_exists(&request.room);
+        match self.feeds.get(&feed_key) {
+            Some(feed) if request.role == Role::Publisher && feed.publisher.is_some() => {
                 return Err(MediaError::PublisherExists(request.room));
             }
             Some(_) => {}
-            None if request.create_room => {
-                tracing::info!(room = %request.room, "room created");
-                self.rooms
-                    .insert(request.room.clone(), Room::new(request.room.clone()));
+            None if request.create_room || (room_exists && request.role == Role::Publisher) => {
+                if !room_exists {
+                    tracing::info!(room = %request.room, "room created");
+                }
+                self.feeds
+                    .insert(feed_key.clone(), Feed::new(feed_key.clone()));
+            }
+            None if room_exists => {
+                return Err(MediaError::FeedNotFound {
+                    room: feed_key.room,
+                    feed: feed_key.feed,
+                });
             }
             None => return Err(MediaError::RoomNotFound(request.room)),
         }
         let now = Instant::now();
-        let mut pc = self.factory.build(now, request.role)?;
+        let mut pc = self
+            .factory
+            .build(now, request.role, IceMode::LiteAnswerer)?;
         let offer = RTCSessionDescription::offer(request.offer_sdp)
             .map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
         pc.set_remote_description(now, offer)
             .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
         let media = match request.role {
             Role::Publisher => {
-                self.prefer_room_codecs(&request.room, &mut pc);
+                self.prefer_feed_codecs(&feed_key, &mut pc);
                 PeerMedia::Publisher { tracks: Vec::new() }
             }
             Role::Subscriber => PeerMedia::Subscriber {
@@ -108,9 +141,7 @@ impl Engine {
         };
         let id = uuid::Uuid::new_v4().simple().to_string();
         let subscriber_tracks = match request.role {
-            Role::Subscriber => {
-                self.add_subscriber_tracks(&request.room, &id, &summary, &mut pc)?
-            }
+            Role::Subscriber => self.add_subscriber_tracks(&feed_key, &id, &summary, &mut pc)?,
             Role::Publisher => Vec::new(),
         };
         let answer = pc
@@ -122,53 +153,12 @@ impl Engine {
             .local_description()
             .map(|d| d.sdp)
             .ok_or_else(|| MediaError::Internal("no local description".into()))?;
-        let local_ufrag = offer::first_attribute(&answer_sdp, "ice-ufrag")
-            .ok_or_else(|| MediaError::Internal("answer has no ice-ufrag".into()))?
-            .to_owned();
-        let first_mid = offer::first_attribute(&answer_sdp, "mid")
-            .unwrap_or("0")
-            .to_owned();
-        let mut peer = Peer {
-            id: id.clone(),
-            room: request.room.clone(),
-            pc,
-            media,
-            state: RTCPeerConnectionState::New,
-            created_at: SystemTime::now(),
-            opened_at: now,
-            last_received: now,
-            local_ufrag: local_ufrag.clone(),
-            first_mid,
-            next_timeout: None,
-            queued: false,
-            input_pending: false,
-            ice_connected: false,
-            ice_restarting: false,
-            pending_nomination: None,
-        };
+        let mut peer = Peer::new(id.clone(), feed_key, request.label, pc, media, &answer_sdp)?;
         if let PeerMedia::Subscriber { outputs } = &mut peer.media {
             *outputs = negotiated_outputs(&mut peer.pc, subscriber_tracks);
         }
         let etag = peer.etag();
-        let key = self.next_key;
-        self.next_key += 1;
-        self.demux.add_ufrag(local_ufrag, key);
-        self.keys_by_id.insert(id.clone(), key);
-        self.peers.insert(key, peer);
-        if let Some(room) = self.rooms.get_mut(&request.room) {
-            match request.role {
-                Role::Publisher => {
-                    room.publisher = Some(key);
-                    room.publisher_left_at = None;
-                }
-                Role::Subscriber => {
-                    room.subscribers.push(key);
-                    room.subscriber_left_at = None;
-                }
-            }
-        }
-        tracing::info!(session = %id, room = %request.room, role = ?request.role, "session opened");
-        self.mark_dirty(key);
+        self.add_peer(peer);
         Ok(SessionAnswer {
             session_id: id,
             answer_sdp: offer::tidy_answer(&answer_sdp),
@@ -176,10 +166,36 @@ impl Engine {
         })
     }
 
-    /// A publisher arriving in a room whose subscribers already negotiated a codec gets an
+    /// Registers a new session with the engine (demux, ids, its feed) and returns its key.
+    pub(super) fn add_peer(&mut self, peer: Peer) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        self.demux.add_ufrag(peer.local_ufrag.clone(), key);
+        self.keys_by_id.insert(peer.id.clone(), key);
+        let role = peer.role();
+        tracing::info!(session = %peer.id, room = %peer.feed.room, feed = %peer.feed.feed,
+            role = role.as_str(), "session opened");
+        if let Some(feed) = self.feeds.get_mut(&peer.feed) {
+            match role {
+                Role::Publisher => {
+                    feed.publisher = Some(key);
+                    feed.publisher_left_at = None;
+                }
+                Role::Subscriber => {
+                    feed.subscribers.push(key);
+                    feed.subscriber_left_at = None;
+                }
+            }
+        }
+        self.peers.insert(key, peer);
+        self.mark_dirty(key);
+        key
+    }
+
+    /// A publisher arriving in a feed whose subscribers already negotiated a codec gets an
     /// answer that prefers that codec, so the early subscribers can be served (Live777 #406).
-    fn prefer_room_codecs(&self, room: &str, pc: &mut RTCPeerConnection) {
-        let Some(room) = self.rooms.get(room) else {
+    fn prefer_feed_codecs(&self, feed: &FeedKey, pc: &mut RTCPeerConnection) {
+        let Some(feed) = self.feeds.get(feed) else {
             return;
         };
         let transceivers: Vec<_> = pc.get_transceivers().collect();
@@ -192,7 +208,7 @@ impl Engine {
                 [MediaKind::Audio, MediaKind::Video]
                     .into_iter()
                     .find(|m| rtc_kind(*m) == k)
-                    .and_then(|m| room.intent(m))
+                    .and_then(|m| feed.intent(m))
             }) else {
                 continue;
             };
@@ -209,36 +225,28 @@ impl Engine {
         }
     }
 
-    /// Adds one send track per offered kind, with the codec the room's publisher sends (or the
-    /// room's recorded intent, or the client's first forwardable codec when no one sends yet).
+    /// Adds one send track per offered kind, with the codec the feed's publisher sends (or the
+    /// feed's recorded intent, or the client's first forwardable codec when no one sends yet).
     fn add_subscriber_tracks(
         &mut self,
-        room_name: &str,
+        feed_key: &FeedKey,
         session: &str,
         summary: &OfferSummary,
         pc: &mut RTCPeerConnection,
-    ) -> Result<
-        Vec<(
-            MediaKind,
-            u32,
-            rtc::rtp_transceiver::RTCRtpSenderId,
-            CodecIntent,
-        )>,
-        MediaError,
-    > {
-        let publishing = self.publishing_codecs(room_name);
+    ) -> Result<Vec<AddedTrack>, MediaError> {
+        let publishing = self.publishing_codecs(feed_key);
         let mut added = Vec::new();
         for media in &summary.media {
             let kind = media.kind;
-            let room = self
-                .rooms
-                .get_mut(room_name)
-                .ok_or_else(|| MediaError::RoomNotFound(room_name.to_owned()))?;
+            let feed = self
+                .feeds
+                .get_mut(feed_key)
+                .ok_or_else(|| MediaError::RoomNotFound(feed_key.room.clone()))?;
             let wanted = publishing
                 .iter()
                 .find(|(k, _)| *k == kind)
                 .map(|(_, mime)| mime.clone())
-                .or_else(|| room.intent(kind).map(|i| i.mime_type.to_ascii_lowercase()));
+                .or_else(|| feed.intent(kind).map(|i| i.mime_type.to_ascii_lowercase()));
             let chosen = match &wanted {
                 Some(mime) => media
                     .codecs
@@ -257,10 +265,10 @@ impl Engine {
                     .ok_or_else(|| MediaError::UnusableOffer("no forwardable codec".into()))?,
             };
             let intent = intent_from_offered(kind, chosen);
-            room.set_intent_if_absent(intent.clone());
+            feed.set_intent_if_absent(intent.clone());
             let ssrc = rand::random::<u32>();
             let track = MediaStreamTrack::new(
-                room_name.to_owned(),
+                feed_key.room.clone(),
                 format!("{}-{session}", kind.as_str()),
                 format!("gatehouse-{}", kind.as_str()),
                 rtc_kind(kind),
@@ -281,9 +289,9 @@ impl Engine {
         Ok(added)
     }
 
-    /// `(kind, lowercase MIME)` of what the room's publisher is sending now.
-    fn publishing_codecs(&self, room: &str) -> Vec<(MediaKind, String)> {
-        let publisher = self.rooms.get(room).and_then(|r| r.publisher);
+    /// `(kind, lowercase MIME)` of what the feed's publisher is sending now.
+    fn publishing_codecs(&self, feed: &FeedKey) -> Vec<(MediaKind, String)> {
+        let publisher = self.feeds.get(feed).and_then(|f| f.publisher);
         match publisher.and_then(|k| self.peers.get(&k)).map(|p| &p.media) {
             Some(PeerMedia::Publisher { tracks }) => tracks
                 .iter()
@@ -409,7 +417,7 @@ impl Engine {
     }
 
     /// Ends a session gracefully (DTLS close_notify on the wire), frees its state and updates
-    /// its room.
+    /// its feed.
     pub(super) fn close(&mut self, key: u64, why: &str, on_publisher_leave: PublisherLeave) {
         if let Some(peer) = self.peers.get_mut(&key)
             && let Err(e) = peer.pc.close()
@@ -420,7 +428,7 @@ impl Engine {
         self.forget(key, why, on_publisher_leave);
     }
 
-    /// Frees a session's state and updates its room, without touching its PeerConnection
+    /// Frees a session's state and updates its feed, without touching its PeerConnection
     /// (which may be broken after an internal fault).
     pub(super) fn forget(&mut self, key: u64, why: &str, on_publisher_leave: PublisherLeave) {
         let Some(peer) = self.peers.remove(&key) else {
@@ -428,7 +436,16 @@ impl Engine {
         };
         self.demux.remove_session(key);
         self.keys_by_id.remove(&peer.id);
-        tracing::info!(session = %peer.id, room = %peer.room, reason = why, "session ended");
+        if let Some(cascade) = &peer.cascade
+            && let Some(session_url) = &cascade.link.session_url
+        {
+            // The remote's session outlives ours unless it is deleted.
+            let _ = self.cascade_ended.send(super::CascadeEnded {
+                session_url: session_url.clone(),
+                token: cascade.token.clone(),
+            });
+        }
+        tracing::info!(session = %peer.id, room = %peer.feed.room, feed = %peer.feed.feed, reason = why, "session ended");
         if let (PeerMedia::Publisher { tracks }, Some(recorder)) = (&peer.media, &self.recorder) {
             tracks
                 .iter()
@@ -444,17 +461,17 @@ impl Engine {
                     "subscriber output totals");
             }
         }
-        let Some(room) = self.rooms.get_mut(&peer.room) else {
+        let Some(feed) = self.feeds.get_mut(&peer.feed) else {
             return;
         };
-        let was_publisher = room.remove(key);
+        let was_publisher = feed.remove(key);
         let to_close = if was_publisher && on_publisher_leave == PublisherLeave::CloseSubscribers {
-            std::mem::take(&mut room.subscribers)
+            std::mem::take(&mut feed.subscribers)
         } else {
             Vec::new()
         };
-        room.forget_intents_if_empty();
-        let empty = room.is_empty();
+        feed.forget_intents_if_empty();
+        let empty = feed.is_empty();
         for subscriber in to_close {
             self.close(
                 subscriber,
@@ -463,94 +480,22 @@ impl Engine {
             );
         }
         if empty
-            && self.rooms.get(&peer.room).is_some_and(Room::is_empty)
-            && let Some(room) = self.rooms.remove(&peer.room)
+            && self.feeds.get(&peer.feed).is_some_and(Feed::is_empty)
+            && let Some(feed) = self.feeds.remove(&peer.feed)
         {
-            self.removed_rooms_traffic.add(&room.traffic.get());
-            tracing::info!(room = %peer.room, "room removed");
+            self.removed_feeds_traffic.add(&feed.traffic.get());
+            tracing::info!(room = %peer.feed.room, feed = %peer.feed.feed, "feed removed");
+            if !self.room_exists(&peer.feed.room) {
+                tracing::info!(room = %peer.feed.room, "room removed");
+            }
         }
-    }
-
-    pub(super) fn create_room(&mut self, name: String) -> Result<(), MediaError> {
-        if self.rooms.contains_key(&name) {
-            return Err(MediaError::RoomExists(name));
-        }
-        tracing::info!(room = %name, "room created by an operator");
-        self.rooms.insert(name.clone(), Room::new(name));
-        Ok(())
-    }
-
-    pub(super) fn delete_room(&mut self, name: &str) -> Result<(), MediaError> {
-        let room = self
-            .rooms
-            .get(name)
-            .ok_or_else(|| MediaError::RoomNotFound(name.to_owned()))?;
-        let sessions: Vec<u64> = room
-            .publisher
-            .iter()
-            .chain(&room.subscribers)
-            .copied()
-            .collect();
-        for key in sessions {
-            self.close(key, "room deleted", PublisherLeave::CloseSubscribers);
-        }
-        if let Some(room) = self.rooms.remove(name) {
-            self.removed_rooms_traffic.add(&room.traffic.get());
-            tracing::info!(room = %name, "room removed by an operator");
-        }
-        Ok(())
-    }
-
-    pub(super) fn room_snapshot(&self, name: &str) -> Option<RoomSnapshot> {
-        let room = self.rooms.get(name)?;
-        let session = |key: &u64| {
-            self.peers.get(key).map(|p| SessionSnapshot {
-                id: p.id.clone(),
-                role: p.role(),
-                created_at_ms: unix_ms(p.created_at),
-                state: p.state.to_string(),
-            })
-        };
-        let mut sessions: Vec<_> = room.publisher.iter().filter_map(session).collect();
-        sessions.extend(room.subscribers.iter().filter_map(session));
-        Some(RoomSnapshot {
-            name: room.name.clone(),
-            created_at_ms: unix_ms(room.created_at),
-            publishers: usize::from(room.publisher.is_some()),
-            tracks: room
-                .publisher
-                .and_then(|p| self.peers.get(&p))
-                .map_or(0, |p| match &p.media {
-                    PeerMedia::Publisher { tracks } => tracks.len(),
-                    PeerMedia::Subscriber { .. } => 0,
-                }),
-            subscribers: room.subscribers.len(),
-            publisher_left_at_ms: room.publisher_left_at.map_or(0, unix_ms),
-            subscriber_left_at_ms: room.subscriber_left_at.map_or(0, unix_ms),
-            sessions,
-            traffic: room.traffic.get(),
-        })
-    }
-
-    pub(super) fn room_snapshots(&self) -> Vec<RoomSnapshot> {
-        let mut names: Vec<&String> = self.rooms.keys().collect();
-        names.sort();
-        names
-            .into_iter()
-            .filter_map(|n| self.room_snapshot(n))
-            .collect()
     }
 }
 
 /// Reads back what each subscriber sender negotiated and builds its forwarder.
-fn negotiated_outputs(
+pub(super) fn negotiated_outputs(
     pc: &mut RTCPeerConnection,
-    added: Vec<(
-        MediaKind,
-        u32,
-        rtc::rtp_transceiver::RTCRtpSenderId,
-        CodecIntent,
-    )>,
+    added: Vec<AddedTrack>,
 ) -> Vec<OutputTrack> {
     added
         .into_iter()

@@ -142,6 +142,12 @@ impl Demux {
         self.by_ufrag.insert(ufrag, session);
     }
 
+    /// Routes datagrams from `addr` to `session` (a remote we send ICE checks to: its
+    /// responses carry no username).
+    pub fn add_addr(&mut self, addr: SocketAddr, session: u64) {
+        self.by_addr.insert(addr, session);
+    }
+
     /// The session a datagram from `peer` belongs to. A STUN request naming a known ufrag also
     /// (re)binds `peer` to that session: that is how peer-reflexive addresses and NAT rebinding
     /// are learnt. The agent still checks MESSAGE-INTEGRITY before it answers.

@@ -1,11 +1,13 @@
-//! The stream model's room: one publisher feed and its subscribers (DESIGN.md §1).
+//! The stream model's feed: one publisher session in a room and the subscribers receiving it
+//! (DESIGN.md §1). A room is the set of feeds sharing its name; single-publisher dialects use
+//! the [`DEFAULT_FEED`].
 
 use std::time::SystemTime;
 
 use super::keyframe_cache::KeyframeCache;
 use super::offer::MediaKind;
 
-/// A codec chosen for a room's kind before any publisher sent it: what early subscribers were
+/// A codec chosen for a feed's kind before any publisher sent it: what early subscribers were
 /// negotiated with, and what a later publisher's answer prefers so they can be served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CodecIntent {
@@ -16,10 +18,29 @@ pub(crate) struct CodecIntent {
     pub fmtp: String,
 }
 
-/// A room and who is in it; sessions are referred to by their engine keys.
+/// The feed WHIP, Live777, the rooms API and LEB publish to, and runner365's `remoteUid` for it.
+pub const DEFAULT_FEED: &str = "default";
+
+/// Where a feed lives: its room and its name within the room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct FeedKey {
+    pub room: String,
+    pub feed: String,
+}
+
+impl FeedKey {
+    pub fn new(room: impl Into<String>, feed: impl Into<String>) -> Self {
+        Self {
+            room: room.into(),
+            feed: feed.into(),
+        }
+    }
+}
+
+/// A feed and who is in it; sessions are referred to by their engine keys.
 #[derive(Debug)]
-pub(crate) struct Room {
-    pub name: String,
+pub(crate) struct Feed {
+    pub key: FeedKey,
     pub created_at: SystemTime,
     pub publisher: Option<u64>,
     pub subscribers: Vec<u64>,
@@ -32,10 +53,10 @@ pub(crate) struct Room {
     pub keyframe_cache: KeyframeCache,
 }
 
-impl Room {
-    pub fn new(name: String) -> Self {
+impl Feed {
+    pub fn new(key: FeedKey) -> Self {
         Self {
-            name,
+            key,
             created_at: SystemTime::now(),
             publisher: None,
             subscribers: Vec::new(),
@@ -59,7 +80,7 @@ impl Room {
         }
     }
 
-    /// Removes a session from the room; returns true when it was the publisher.
+    /// Removes a session from the feed; returns true when it was the publisher.
     pub fn remove(&mut self, session: u64) -> bool {
         if self.publisher == Some(session) {
             self.publisher = None;
@@ -75,7 +96,7 @@ impl Room {
         false
     }
 
-    /// Nobody is in the room.
+    /// Nobody is in the feed.
     pub fn is_empty(&self) -> bool {
         self.publisher.is_none() && self.subscribers.is_empty()
     }
@@ -94,26 +115,26 @@ mod tests {
 
     #[test]
     fn last_subscriber_leaving_stamps_leave_time() {
-        let mut room = Room::new("demo".into());
-        room.subscribers = vec![1, 2];
-        assert!(!room.remove(1));
-        assert!(room.subscriber_left_at.is_none());
-        assert!(!room.remove(2));
-        assert!(room.subscriber_left_at.is_some());
-        assert!(room.is_empty());
+        let mut feed = Feed::new(FeedKey::new("demo", DEFAULT_FEED));
+        feed.subscribers = vec![1, 2];
+        assert!(!feed.remove(1));
+        assert!(feed.subscriber_left_at.is_none());
+        assert!(!feed.remove(2));
+        assert!(feed.subscriber_left_at.is_some());
+        assert!(feed.is_empty());
     }
 
     #[test]
     fn publisher_leaving_is_reported() {
-        let mut room = Room::new("demo".into());
-        room.publisher = Some(9);
-        assert!(room.remove(9));
-        assert!(room.publisher_left_at.is_some());
+        let mut feed = Feed::new(FeedKey::new("demo", DEFAULT_FEED));
+        feed.publisher = Some(9);
+        assert!(feed.remove(9));
+        assert!(feed.publisher_left_at.is_some());
     }
 
     #[test]
     fn first_intent_per_kind_wins() {
-        let mut room = Room::new("demo".into());
+        let mut feed = Feed::new(FeedKey::new("demo", DEFAULT_FEED));
         let vp8 = CodecIntent {
             kind: MediaKind::Video,
             mime_type: "video/VP8".into(),
@@ -125,8 +146,8 @@ mod tests {
             mime_type: "video/H264".into(),
             ..vp8.clone()
         };
-        room.set_intent_if_absent(vp8.clone());
-        room.set_intent_if_absent(h264);
-        assert_eq!(room.intent(MediaKind::Video), Some(&vp8));
+        feed.set_intent_if_absent(vp8.clone());
+        feed.set_intent_if_absent(h264);
+        assert_eq!(feed.intent(MediaKind::Video), Some(&vp8));
     }
 }

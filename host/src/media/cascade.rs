@@ -1,0 +1,242 @@
+//! Sessions we offer to another server (Live777's cascade): a pull is a publisher of a room
+//! whose media comes from a remote WHEP endpoint; a push is a subscriber of a room whose media
+//! goes to a remote WHIP endpoint. Signaling POSTs our offer and hands back the answer.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+use super::engine::Engine;
+use super::feed::{CodecIntent, DEFAULT_FEED, Feed, FeedKey};
+use super::offer::MediaKind;
+use super::peer::{IceMode, Peer, PeerMedia};
+use super::sessions::{AddedTrack, negotiated_outputs, rtc_codec, rtc_kind};
+use super::{DialOffer, DialRequest, MediaError, OfferRequest, Role};
+
+/// A cascade session's remote end, kept on its [`Peer`].
+#[derive(Debug)]
+pub(crate) struct Cascade {
+    pub link: super::CascadeLink,
+    pub token: Option<String>,
+    /// A push's send tracks, turned into outputs once the answer fixed their payload types.
+    pub unanswered_tracks: Vec<AddedTrack>,
+}
+
+/// The UDP addresses of the `a=candidate` lines of an SDP (where a full ICE agent's checks
+/// and the remote's media come from).
+fn candidate_addresses(sdp: &str) -> Vec<SocketAddr> {
+    sdp.lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("a=candidate:"))
+        .filter_map(|c| {
+            let fields: Vec<&str> = c.split_whitespace().collect();
+            match fields.as_slice() {
+                [_, _, transport, _, ip, port, ..] if transport.eq_ignore_ascii_case("udp") => {
+                    Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+impl Engine {
+    pub(super) fn dial(&mut self, request: DialRequest) -> Result<DialOffer, MediaError> {
+        let feed_key = match request.role {
+            Role::Publisher => FeedKey::new(&request.room, DEFAULT_FEED),
+            Role::Subscriber => self.resolve_feed(&OfferRequest {
+                room: request.room.clone(),
+                feed: None,
+                label: None,
+                role: Role::Subscriber,
+                offer_sdp: String::new(),
+                create_room: false,
+            }),
+        };
+        let existed = self.feeds.contains_key(&feed_key);
+        let result = self.dial_session(request, feed_key.clone());
+        if result.is_err() && !existed && self.feeds.get(&feed_key).is_some_and(Feed::is_empty) {
+            self.feeds.remove(&feed_key);
+        }
+        result
+    }
+
+    fn dial_session(
+        &mut self,
+        request: DialRequest,
+        feed_key: FeedKey,
+    ) -> Result<DialOffer, MediaError> {
+        let now = Instant::now();
+        let mut pc = self
+            .factory
+            .build(now, request.role, IceMode::FullOfferer)?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (media, sending) = match request.role {
+            Role::Publisher => {
+                if self
+                    .feeds
+                    .get(&feed_key)
+                    .is_some_and(|f| f.publisher.is_some())
+                {
+                    return Err(MediaError::PublisherExists(request.room));
+                }
+                self.feeds
+                    .entry(feed_key.clone())
+                    .or_insert_with(|| Feed::new(feed_key.clone()));
+                for kind in [MediaKind::Video, MediaKind::Audio] {
+                    pc.add_transceiver_from_kind(
+                        rtc_kind(kind),
+                        Some(RTCRtpTransceiverInit {
+                            direction: RTCRtpTransceiverDirection::Recvonly,
+                            streams: vec![],
+                            send_encodings: vec![],
+                        }),
+                    )
+                    .map_err(|e| MediaError::Internal(format!("transceiver: {e}")))?;
+                }
+                (PeerMedia::Publisher { tracks: Vec::new() }, Vec::new())
+            }
+            Role::Subscriber => {
+                let sending = self.add_push_tracks(&feed_key, &id, &mut pc)?;
+                (
+                    PeerMedia::Subscriber {
+                        outputs: Vec::new(),
+                    },
+                    sending,
+                )
+            }
+        };
+        let offer = pc
+            .create_offer(None)
+            .map_err(|e| MediaError::Internal(format!("offer: {e}")))?;
+        pc.set_local_description(now, offer)
+            .map_err(|e| MediaError::Internal(format!("local offer: {e}")))?;
+        let offer_sdp = pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| MediaError::Internal("no local description".into()))?;
+        let mut peer = Peer::new(id.clone(), feed_key, None, pc, media, &offer_sdp)?;
+        peer.cascade = Some(Cascade {
+            link: request.link,
+            token: request.token,
+            unanswered_tracks: sending,
+        });
+        self.add_peer(peer);
+        Ok(DialOffer {
+            session_id: id,
+            offer_sdp,
+        })
+    }
+
+    /// One send track per kind the feed's publisher sends, with its exact codec.
+    fn add_push_tracks(
+        &mut self,
+        feed_key: &FeedKey,
+        session: &str,
+        pc: &mut rtc::peer_connection::RTCPeerConnection,
+    ) -> Result<Vec<AddedTrack>, MediaError> {
+        let publisher = self
+            .feeds
+            .get(feed_key)
+            .and_then(|f| f.publisher)
+            .and_then(|k| self.peers.get(&k));
+        let Some(PeerMedia::Publisher { tracks }) = publisher.map(|p| &p.media) else {
+            return Err(MediaError::RoomNotFound(feed_key.room.clone()));
+        };
+        let intents: Vec<CodecIntent> = tracks
+            .iter()
+            .filter_map(|t| {
+                let codec = t.codec.as_ref()?;
+                Some(CodecIntent {
+                    kind: t.kind,
+                    mime_type: codec.mime_type.clone(),
+                    clock_rate: codec.clock_rate,
+                    channels: codec.channels,
+                    fmtp: codec.sdp_fmtp_line.clone(),
+                })
+            })
+            .collect();
+        if intents.is_empty() {
+            return Err(MediaError::UnusableOffer(
+                "the stream's publisher sends no media yet".into(),
+            ));
+        }
+        let mut added = Vec::new();
+        for intent in intents {
+            let ssrc = rand::random::<u32>();
+            let track = MediaStreamTrack::new(
+                feed_key.room.clone(),
+                format!("{}-{session}", intent.kind.as_str()),
+                format!("gatehouse-{}", intent.kind.as_str()),
+                rtc_kind(intent.kind),
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: rtc_codec(&intent),
+                    ..Default::default()
+                }],
+            );
+            let sender = pc
+                .add_track(track)
+                .map_err(|e| MediaError::Internal(format!("push track: {e}")))?;
+            added.push((intent.kind, ssrc, sender, intent));
+        }
+        Ok(added)
+    }
+
+    pub(super) fn complete_dial(
+        &mut self,
+        room: &str,
+        id: &str,
+        answer_sdp: String,
+        session_url: Option<String>,
+    ) -> Result<(), MediaError> {
+        let key = self.find(room, id)?;
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Err(MediaError::SessionNotFound(id.to_owned()));
+        };
+        let remote_addresses = candidate_addresses(&answer_sdp);
+        let answer = RTCSessionDescription::answer(answer_sdp)
+            .map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
+        peer.pc
+            .set_remote_description(Instant::now(), answer)
+            .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
+        let mut sending = Vec::new();
+        if let Some(cascade) = &mut peer.cascade {
+            cascade.link.session_url = session_url;
+            sending = std::mem::take(&mut cascade.unanswered_tracks);
+        }
+        if let PeerMedia::Subscriber { outputs } = &mut peer.media {
+            *outputs = negotiated_outputs(&mut peer.pc, sending);
+        }
+        // Our checks' responses (and the remote's media) come from these addresses.
+        for addr in remote_addresses {
+            self.demux.add_addr(addr, key);
+        }
+        self.mark_dirty(key);
+        tracing::info!(session = %id, room, "cascade answer applied");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_candidate_addresses_are_read_from_an_answer() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 7777 typ host\r\n\
+                   a=candidate:2 1 tcp 1 127.0.0.1 9 typ host tcptype active\r\n\
+                   a=candidate:3 1 UDP 2130706431 ::1 7778 typ host\r\n";
+        let expected: Vec<SocketAddr> = vec![
+            "127.0.0.1:7777".parse().unwrap(),
+            "[::1]:7778".parse().unwrap(),
+        ];
+        assert_eq!(candidate_addresses(sdp), expected);
+    }
+}
