@@ -71,7 +71,7 @@ impl Engine {
             let Some(sub) = peers.get_mut(key) else {
                 continue;
             };
-            if !sub.is_connected() {
+            if !sub.can_receive_media() {
                 continue;
             }
             let PeerMedia::Subscriber { outputs } = &mut sub.media else {

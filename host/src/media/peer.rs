@@ -26,6 +26,12 @@ use super::record::RecordedTrack;
 use super::rtx::{RTX_TO_PRIMARY_SLOT, RtxToPrimary};
 use super::{MediaError, Role};
 
+/// Silence after which rtc calls the ICE pair disconnected: beyond two missed consent checks.
+const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(12);
+/// Further silence after which rtc calls it failed (the engine's consent timeout, 30 s by
+/// default, usually ends the session first).
+const ICE_FAILED_AFTER_DISCONNECTED: Duration = Duration::from_secs(25);
+
 /// How a session's ICE agent runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IceMode {
@@ -107,6 +113,9 @@ impl PeerFactory {
         // Answer `a=setup:passive` (we are the DTLS server): the client starts DTLS as soon as
         // its ICE is up, instead of our ClientHello racing its readiness (measured: +180 ms
         // with Chromium), and RSA-certificate clients (GStreamer) can choose their suite.
+        // rtc calls a pair disconnected after 5 s without STUN from the client, but clients
+        // send consent checks only every 4-6 s (RFC 7675; aiortc), so sessions flickered to
+        // `disconnected` while media flowed. Expiry is the engine's consent timeout.
         let setting_engine = match ice {
             IceMode::LiteAnswerer => SettingEngineBuilder::new()
                 .with_lite(true)
@@ -116,6 +125,11 @@ impl PeerFactory {
             IceMode::FullOfferer => SettingEngineBuilder::new()
                 .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(50)),
         }
+        .with_ice_timeouts(
+            Some(ICE_DISCONNECTED_AFTER),
+            Some(ICE_FAILED_AFTER_DISCONNECTED),
+            None,
+        )
         .build();
         let configuration = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
@@ -283,6 +297,15 @@ impl Peer {
 
     pub fn is_connected(&self) -> bool {
         self.state == RTCPeerConnectionState::Connected
+    }
+
+    /// Media can be sent: connected, or `disconnected` (silent for a while, which a late
+    /// consent check ends), where a gap would be unrepairable (never sent, never buffered).
+    pub fn can_receive_media(&self) -> bool {
+        matches!(
+            self.state,
+            RTCPeerConnectionState::Connected | RTCPeerConnectionState::Disconnected
+        )
     }
 
     /// The strong entity tag of the current ICE session.

@@ -170,13 +170,15 @@ impl StreamRewriter {
         })
     }
 
-    /// First packet ever: offsets zero, so output equals input.
+    /// First packet ever: offsets zero, so output equals input. Packets numbered before it
+    /// (skipped while the caller waited for a keyframe, then repaired late by RTX) precede
+    /// the stream this subscriber sees: forwarding them would open gaps it NACKs in vain.
     fn start(&mut self, ssrc: u32, seq: u16) -> Current {
         let current = Current {
             ssrc,
             seq_offset: 0,
             ts_offset: 0,
-            floor: None,
+            floor: Some(seq.wrapping_sub(1)),
         };
         self.current = Some(current);
         self.max_out_seq = seq;
@@ -261,6 +263,15 @@ mod tests {
         assert_eq!(rw.rewrite(1, 106, 4000, t), Some((102, 4000)));
         // A straggler from before the resume point would collide: dropped.
         assert_eq!(rw.rewrite(1, 103, 3000, t), None);
+    }
+
+    #[test]
+    fn packet_older_than_the_first_forwarded_one_is_dropped() {
+        let t = Instant::now();
+        let mut rw = StreamRewriter::new(9, 90_000);
+        assert_eq!(rw.rewrite(1, 200, 9000, t), Some((200, 9000)));
+        assert_eq!(rw.rewrite(1, 198, 6000, t), None);
+        assert_eq!(rw.rewrite(1, 201, 9000, t), Some((201, 9000)));
     }
 
     #[test]
