@@ -150,6 +150,11 @@ impl Gate {
         }
     }
 
+    /// The stream strategy in force (Live777's `/api/strategy/`).
+    pub fn strategy(&self) -> &StrategyConfig {
+        &self.strategy
+    }
+
     /// The policy plane (for operational reporting).
     pub fn policy(&self) -> &PolicyPlane {
         &self.policy

@@ -166,6 +166,7 @@ fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
         .merge(whip)
         .merge(rooms)
         .merge(dialect::streams::routes(gate.clone()))
+        .merge(dialect::live777_info::routes(gate.clone()))
         .merge(dialect::runner365::routes(
             dialect::runner365::Runner365State {
                 gate: gate.clone(),

@@ -94,8 +94,14 @@ pub struct GatewayProcess {
 
 impl GatewayProcess {
     pub async fn start(binary: &str) -> Result<Self> {
+        Self::start_with_env(binary, &[]).await
+    }
+
+    /// [`GatewayProcess::start`] with extra environment variables.
+    pub async fn start_with_env(binary: &str, env: &[(&str, &str)]) -> Result<Self> {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(binary)
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -117,6 +123,24 @@ impl GatewayProcess {
 
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// Sends SIGTERM (what an operator's `kill` or systemd sends) and waits for a clean exit.
+    pub async fn terminate(mut self) -> Result<()> {
+        let pid = self.child.id().context("gateway_node already exited")?;
+        let status = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await?;
+        ensure!(status.success(), "kill -TERM {pid} failed");
+        let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .context("gateway_node did not stop within 10 s of SIGTERM")??;
+        ensure!(
+            exit.success(),
+            "gateway_node exited with {exit} after SIGTERM"
+        );
+        Ok(())
     }
 
     /// Closes its stdin (it shuts down cleanly) and waits; kills it after 10 s.

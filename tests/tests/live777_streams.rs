@@ -124,3 +124,108 @@ async fn stream_administration_needs_the_admin_token_once_one_is_set() {
     })
     .await;
 }
+
+/// `GET /api/info`, `GET /api/strategy/` (snake_case, the configured strategy) and the SSE
+/// stream of `/api/sse/streams`, which sends the stream array at once and on each change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_strategy_and_sse_show_what_the_server_does() {
+    run("live777_info", async {
+        let gw = start_gateway(|c| c.strategy.auto_create_whep = false).await?;
+        let base = gw.base_url();
+        let client = http();
+        let info: Value = serde_json::from_str(
+            &client
+                .get(format!("{base}/api/info"))
+                .send()
+                .await?
+                .text()
+                .await?,
+        )?;
+        ensure!(
+            info["version"].is_string()
+                && info["features"]
+                    .as_array()
+                    .is_some_and(|f| f.contains(&Value::from("cascade"))),
+            "info: {info}"
+        );
+        let strategy: Value = serde_json::from_str(
+            &client
+                .get(format!("{base}/api/strategy/"))
+                .send()
+                .await?
+                .text()
+                .await?,
+        )?;
+        ensure!(
+            strategy["auto_create_whip"] == true && strategy["auto_create_whep"] == false,
+            "strategy: {strategy}"
+        );
+
+        let mut sse = client
+            .get(format!("{base}/api/sse/streams?streams=watched"))
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await?;
+        ensure!(
+            header(&sse, "content-type").starts_with("text/event-stream"),
+            "SSE content type: {}",
+            header(&sse, "content-type")
+        );
+        let mut events = Vec::new();
+        let mut buffer = String::new();
+        // First event: no stream yet. Then the stream appears and is deleted: two more.
+        let steps = async {
+            while events.len() < 3 {
+                let Some(chunk) = sse.chunk().await? else {
+                    break;
+                };
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let event: String = buffer.drain(..end + 2).collect();
+                    if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) {
+                        events.push(serde_json::from_str::<Value>(data.trim())?);
+                        match events.len() {
+                            1 => {
+                                client
+                                    .post(format!("{base}/api/streams/other"))
+                                    .send()
+                                    .await?;
+                                client
+                                    .post(format!("{base}/api/streams/watched"))
+                                    .send()
+                                    .await?;
+                            }
+                            2 => {
+                                client
+                                    .delete(format!("{base}/api/streams/watched"))
+                                    .send()
+                                    .await?;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(10), steps).await??;
+        let ids = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s["id"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        ensure!(
+            ids(&events[0]).is_empty()
+                && ids(&events[1]) == ["watched"]
+                && ids(&events[2]).is_empty(),
+            "SSE events: {events:?}"
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+}

@@ -1,12 +1,12 @@
 //! Recording (`[record] enabled`, go-live's RECORD_ENABLED): a real publisher's VP8 and Opus
 //! become `.ivf` and `.ogg` files that ffprobe reads (codec and duration), both when the
-//! publisher leaves and when the gateway shuts down mid-stream (the path SIGTERM takes).
+//! publisher leaves and when a gateway process gets SIGTERM mid-stream.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use gatehouse_e2e::{Publish, bounded, media_lock, start_gateway};
+use gatehouse_e2e::{GatewayProcess, Publish, bounded, media_lock, start_gateway};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -119,14 +119,23 @@ async fn a_publishers_tracks_are_recorded_to_files_ffprobe_reads() {
         .expect_ok()?;
         expect_valid_recordings(&dir, "left", 2.0).await?;
 
-        // 2. The gateway stops while a publisher is live: its files are finalized too.
+        gw.shutdown().await;
+
+        // 2. A gateway process gets SIGTERM while a publisher is live (recording switched on
+        //    by go-live's environment variables): its files are finalized too.
+        let record_dir = dir.to_string_lossy().into_owned();
+        let node = GatewayProcess::start_with_env(
+            env!("CARGO_BIN_EXE_gateway_node"),
+            &[("RECORD_ENABLED", "1"), ("RECORD_DIR", &record_dir)],
+        )
+        .await?;
         let live = Publish {
             seconds: 8.0,
             ..Default::default()
         }
-        .spawn(&format!("{base}/v1/whip/cut"))?;
+        .spawn(&format!("{}/v1/whip/cut", node.base_url()))?;
         tokio::time::sleep(Duration::from_millis(3000)).await;
-        gw.shutdown().await;
+        node.terminate().await?;
         let _ = live.finish().await; // its connection was cut: an error is expected
         expect_valid_recordings(&dir, "cut", 1.5).await?;
         let _ = std::fs::remove_dir_all(&dir);

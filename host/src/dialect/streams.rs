@@ -175,7 +175,7 @@ async fn cascade(
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct StreamJson {
+pub(super) struct StreamJson {
     id: String,
     created_at: u64,
     publish: PubSubJson,
@@ -220,7 +220,7 @@ impl From<&CascadeLink> for CascadeJson {
     }
 }
 
-fn stream_json(room: RoomSnapshot) -> StreamJson {
+pub(super) fn stream_json(room: RoomSnapshot) -> StreamJson {
     let sessions = |role: Role| {
         room.sessions
             .iter()
@@ -254,7 +254,7 @@ fn stream_json(room: RoomSnapshot) -> StreamJson {
 }
 
 /// The `streams` query values (`?streams=a&streams=b`); empty means all.
-fn stream_filter(query: Option<&str>) -> Vec<String> {
+pub(super) fn stream_filter(query: Option<&str>) -> Vec<String> {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .filter(|(key, value)| key == "streams" && !value.is_empty())
         .map(|(_, value)| value.into_owned())

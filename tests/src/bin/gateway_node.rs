@@ -1,7 +1,8 @@
 //! A gateway in a process of its own, for tests that need two servers (a cascade between two
 //! gatehouse processes). It serves `Config::for_tests()` (ports chosen by the OS), prints one
 //! line `{"http":"http://…"}` once serving, and stops when stdin closes (so it never outlives
-//! the test that started it) or on SIGTERM.
+//! the test that started it) or on SIGTERM. go-live's `RECORD_ENABLED` / `RECORD_DIR` apply,
+//! as they do to `gatehouse serve`.
 
 use std::process::ExitCode;
 
@@ -17,7 +18,9 @@ async fn main() -> ExitCode {
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .init();
-    let gateway = match gatehouse::Gateway::start(gatehouse::Config::for_tests()).await {
+    let mut config = gatehouse::Config::for_tests();
+    config.record.apply_env(|name| std::env::var(name).ok());
+    let gateway = match gatehouse::Gateway::start(config).await {
         Ok(gateway) => gateway,
         Err(e) => {
             eprintln!("gateway_node: {e}");
