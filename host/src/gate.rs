@@ -106,6 +106,7 @@ impl RequestFacts {
 /// no session opens without a decision.
 #[derive(Debug)]
 pub struct Admitted {
+    dialect: &'static str,
     room: String,
     /// `None`: the room's main feed (see [`OfferRequest::feed`]).
     feed: Option<String>,
@@ -115,8 +116,9 @@ pub struct Admitted {
 }
 
 impl Admitted {
-    fn new(room: &str, role: Role, create_room: bool) -> Self {
+    fn new(facts: &RequestFacts, room: &str, role: Role, create_room: bool) -> Self {
         Self {
+            dialect: facts.dialect,
             room: room.to_owned(),
             feed: None,
             label: None,
@@ -168,7 +170,7 @@ impl Gate {
         offer_sdp: String,
     ) -> Result<SessionAnswer, GateError> {
         self.decide(facts, Action::Publish, room).await?;
-        let admitted = Admitted::new(room, Role::Publisher, self.strategy.auto_create_whip);
+        let admitted = Admitted::new(facts, room, Role::Publisher, self.strategy.auto_create_whip);
         self.open_admitted(admitted, offer_sdp).await
     }
 
@@ -180,7 +182,12 @@ impl Gate {
         offer_sdp: String,
     ) -> Result<SessionAnswer, GateError> {
         self.decide(facts, Action::Subscribe, room).await?;
-        let admitted = Admitted::new(room, Role::Subscriber, self.strategy.auto_create_whep);
+        let admitted = Admitted::new(
+            facts,
+            room,
+            Role::Subscriber,
+            self.strategy.auto_create_whep,
+        );
         self.open_admitted(admitted, offer_sdp).await
     }
 
@@ -196,7 +203,7 @@ impl Gate {
         self.decide(facts, Action::Publish, room).await?;
         let admitted = Admitted {
             feed: Some(feed.to_owned()),
-            ..Admitted::new(room, Role::Publisher, true)
+            ..Admitted::new(facts, room, Role::Publisher, true)
         };
         self.open_admitted(admitted, offer_sdp).await
     }
@@ -215,7 +222,7 @@ impl Gate {
         let admitted = Admitted {
             feed: Some(feed.to_owned()),
             label: label.map(str::to_owned),
-            ..Admitted::new(room, Role::Subscriber, false)
+            ..Admitted::new(facts, room, Role::Subscriber, false)
         };
         self.open_admitted(admitted, offer_sdp).await
     }
@@ -258,6 +265,7 @@ impl Gate {
     ) -> Result<Admitted, GateError> {
         self.decide(facts, Action::Publish, room).await?;
         Ok(Admitted::new(
+            facts,
             room,
             Role::Publisher,
             self.strategy.auto_create_whip,
@@ -280,7 +288,7 @@ impl Gate {
         if !live {
             return Err(GateError::StreamNotFound(room.to_owned()));
         }
-        Ok(Admitted::new(room, Role::Subscriber, false))
+        Ok(Admitted::new(facts, room, Role::Subscriber, false))
     }
 
     /// Opens the session an earlier admission allowed.
@@ -290,6 +298,7 @@ impl Gate {
         offer_sdp: String,
     ) -> Result<SessionAnswer, GateError> {
         let request = OfferRequest {
+            dialect: admitted.dialect,
             room: admitted.room,
             feed: admitted.feed,
             label: admitted.label,

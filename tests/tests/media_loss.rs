@@ -88,7 +88,18 @@ async fn lost_packets_are_repaired_by_nack_in_both_directions() {
         let player = player.finish().await?.expect_ok()?;
         let publisher = publisher.finish().await?.expect_ok()?;
         let relay = relay.finish().await?;
+        let metrics = gatehouse_e2e::http()
+            .get(format!("{base}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
         gw.shutdown().await;
+        let nack_requests: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("gatehouse_nack_requests_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
 
         let (up_primary, up_rtx) = ssrcs(&publisher, "offer_video_ssrcs")?;
         let (down_primary, down_rtx) = ssrcs(&player, "answer_video_ssrcs")?;
@@ -127,6 +138,11 @@ async fn lost_packets_are_repaired_by_nack_in_both_directions() {
             down_missing <= down_dropped,
             "{down_missing} sequence gaps downstream, only {down_dropped} dropped there: {}",
             relay.json
+        );
+        // Every retransmission answered a NACK the metrics counted.
+        ensure!(
+            nack_requests >= down_repairs,
+            "gatehouse_nack_requests_total {nack_requests} < {down_repairs} retransmissions"
         );
         ensure!(
             player.u64("video_frames") >= 120,

@@ -46,6 +46,20 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &st
         .sum()
 }
 
+/// The sample of `name` carrying every one of `labels`.
+fn labelled(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+            _ => f64::NAN,
+        })
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_their_rtp_counters_move_with_media() {
     let _guard = media_lock().await;
@@ -115,6 +129,17 @@ async fn metrics_parse_and_their_rtp_counters_move_with_media() {
         ensure!(
             value(&during, "live777_publish", None) == 1.0,
             "live777_publish"
+        );
+        let whip_sessions = |role| {
+            labelled(
+                &during,
+                "gatehouse_sessions",
+                &[("dialect", "whip"), ("role", role)],
+            )
+        };
+        ensure!(
+            whip_sessions("publisher") == 1.0 && whip_sessions("subscriber") == 1.0,
+            "gatehouse_sessions by dialect and role"
         );
         ensure!(
             value(&during, "webrtc_rtp_packets_total", room) > 50.0,

@@ -14,7 +14,7 @@ use super::engine::Engine;
 use super::feed::{CodecIntent, DEFAULT_FEED, Feed, FeedKey};
 use super::offer::MediaKind;
 use super::peer::{IceMode, Peer, PeerMedia};
-use super::sessions::{AddedTrack, negotiated_outputs, rtc_codec, rtc_kind};
+use super::sessions::{AddedTrack, nacks_of, negotiated_outputs, rtc_codec, rtc_kind};
 use super::{DialOffer, DialRequest, MediaError, OfferRequest, Role};
 
 /// A cascade session's remote end, kept on its [`Peer`].
@@ -48,6 +48,7 @@ impl Engine {
         let feed_key = match request.role {
             Role::Publisher => FeedKey::new(&request.room, DEFAULT_FEED),
             Role::Subscriber => self.resolve_feed(&OfferRequest {
+                dialect: "cascade",
                 room: request.room.clone(),
                 feed: None,
                 label: None,
@@ -70,9 +71,15 @@ impl Engine {
         feed_key: FeedKey,
     ) -> Result<DialOffer, MediaError> {
         let now = Instant::now();
+        if request.role == Role::Publisher {
+            self.feeds
+                .entry(feed_key.clone())
+                .or_insert_with(|| Feed::new(feed_key.clone()));
+        }
+        let nacks = nacks_of(&self.feeds, &feed_key);
         let mut pc = self
             .factory
-            .build(now, request.role, IceMode::FullOfferer)?;
+            .build(now, request.role, IceMode::FullOfferer, nacks)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let (media, sending) = match request.role {
             Role::Publisher => {
@@ -118,7 +125,7 @@ impl Engine {
             .local_description()
             .map(|d| d.sdp)
             .ok_or_else(|| MediaError::Internal("no local description".into()))?;
-        let mut peer = Peer::new(id.clone(), feed_key, None, pc, media, &offer_sdp)?;
+        let mut peer = Peer::new(id.clone(), "cascade", feed_key, None, pc, media, &offer_sdp)?;
         peer.cascade = Some(Cascade {
             link: request.link,
             token: request.token,

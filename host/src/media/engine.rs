@@ -294,9 +294,7 @@ impl Engine {
                 }
                 Command::Totals(reply) => {
                     let mut totals = self.removed_feeds_traffic;
-                    self.feeds
-                        .values()
-                        .for_each(|r| totals.add(&r.traffic.get()));
+                    self.feeds.values().for_each(|r| totals.add(&r.totals()));
                     let _ = reply.send(totals);
                 }
                 Command::Rooms(reply) => {

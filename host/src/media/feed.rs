@@ -51,6 +51,8 @@ pub(crate) struct Feed {
     pub traffic: std::cell::Cell<super::Traffic>,
     /// Filled only when `[webrtc] keyframe_cache` is on.
     pub keyframe_cache: KeyframeCache,
+    /// Sequence numbers the subscribers NACKed, counted inside their interceptor chains.
+    pub nacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Feed {
@@ -65,7 +67,15 @@ impl Feed {
             intents: Vec::new(),
             traffic: Default::default(),
             keyframe_cache: KeyframeCache::default(),
+            nacks: Default::default(),
         }
+    }
+
+    /// Everything counted for this feed so far.
+    pub fn totals(&self) -> super::Traffic {
+        let mut traffic = self.traffic.get();
+        traffic.nack_requests = self.nacks.load(std::sync::atomic::Ordering::Relaxed);
+        traffic
     }
 
     /// The codec intent for `kind`, if one was recorded.

@@ -1,4 +1,5 @@
-//! Keyframe requests: getting viewers' PLI/FIR to the application, and pacing them upstream.
+//! Keyframe requests: getting viewers' PLI/FIR to the application, and pacing them upstream;
+//! counting viewers' NACKs.
 //!
 //! rtc's interceptor chain ends in a `NoopInterceptor` that drops inbound RTCP unless an
 //! interceptor marked it `DeliverToApplication` (specs/webrtc-rs.md §4); [`KeyframeRequestsToApp`]
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 
 /// Chain position: after every built-in interceptor (the last is JitterBuffer at 13000).
@@ -21,6 +23,72 @@ pub const KEYFRAME_REQUESTS_SLOT: usize = 14_000;
 pub struct KeyframeRequestsToApp {
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
+}
+
+/// Counts the sequence numbers subscribers ask to be retransmitted (their NACKs), into a
+/// counter the engine reads for metrics; the NACKs themselves go on to the responder.
+pub(crate) struct NacksCounted {
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    read_queue: std::collections::VecDeque<TaggedPacket>,
+    write_queue: std::collections::VecDeque<TaggedPacket>,
+}
+
+impl NacksCounted {
+    pub fn new(count: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        Self {
+            count,
+            read_queue: Default::default(),
+            write_queue: Default::default(),
+        }
+    }
+}
+
+/// Chain position: after the built-ins (every inbound packet passes every slot).
+pub(crate) const NACKS_COUNTED_SLOT: usize = 14_500;
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for NacksCounted {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let requested: usize = packets
+                .iter()
+                .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+                .flat_map(|nack| &nack.nacks)
+                .map(|pair| pair.packet_list().len())
+                .sum();
+            if requested > 0 {
+                self.count
+                    .fetch_add(requested as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.read_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read_queue.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write_queue.pop_front()
+    }
+}
+
+impl Interceptor for NacksCounted {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {

@@ -67,6 +67,8 @@ pub enum PublisherLeave {
 /// A request to open a session with a client's SDP offer.
 #[derive(Debug, Clone)]
 pub struct OfferRequest {
+    /// The signaling dialect that asked (`whip`, `rooms`, `runner365`…), for metrics and logs.
+    pub dialect: &'static str,
     pub room: String,
     /// The feed within the room. `None` for single-feed dialects: a publisher takes the
     /// [`DEFAULT_FEED`]; a subscriber gets the room's main feed (the default feed if it exists,
@@ -188,6 +190,8 @@ pub struct SessionIce {
 pub struct SessionSnapshot {
     pub id: String,
     pub role: Role,
+    /// See [`OfferRequest::dialect`]; `cascade` for sessions we offered.
+    pub dialect: &'static str,
     /// The feed the session publishes or receives.
     pub feed: String,
     /// See [`OfferRequest::label`].
@@ -231,6 +235,8 @@ pub struct Traffic {
     pub egress_bytes: u64,
     /// Keyframe requests (PLI) sent to publishers.
     pub keyframe_requests: u64,
+    /// Packets subscribers asked to be retransmitted (NACKed sequence numbers).
+    pub nack_requests: u64,
 }
 
 impl Traffic {
@@ -240,6 +246,7 @@ impl Traffic {
         self.egress_packets += other.egress_packets;
         self.egress_bytes += other.egress_bytes;
         self.keyframe_requests += other.keyframe_requests;
+        self.nack_requests += other.nack_requests;
     }
 }
 

@@ -18,7 +18,10 @@ use rtc::peer_connection::transport::{
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::shared::TaggedBytesMut;
 
-use super::feedback::{KEYFRAME_REQUESTS_SLOT, KeyframeRequestPacer, KeyframeRequestsToApp};
+use super::feedback::{
+    KEYFRAME_REQUESTS_SLOT, KeyframeRequestPacer, KeyframeRequestsToApp, NACKS_COUNTED_SLOT,
+    NacksCounted,
+};
 use super::forward::OutputForwarder;
 use super::keyframe::VideoCodec;
 use super::offer::MediaKind;
@@ -76,11 +79,13 @@ impl PeerFactory {
 
     /// A fresh PeerConnection with the default codecs and the interceptors its role needs;
     /// keyframe requests are delivered to the application.
+    /// `nacks` counts what a subscriber NACKs.
     pub fn build(
         &self,
         now: Instant,
         role: Role,
         ice: IceMode,
+        nacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<RTCPeerConnection, MediaError> {
         let mut media_engine = MediaEngine::default();
         media_engine
@@ -104,7 +109,8 @@ impl PeerFactory {
                         .with_size(self.nack_buffer_packets)
                         .build(),
                 )
-                .with(Slot::SenderReport, SenderReportBuilder::new().build()),
+                .with(Slot::SenderReport, SenderReportBuilder::new().build())
+                .with(Slot::from(NACKS_COUNTED_SLOT), NacksCounted::new(nacks)),
         }
         .with(
             Slot::from(KEYFRAME_REQUESTS_SLOT),
@@ -219,6 +225,8 @@ pub(crate) enum PeerMedia {
 /// One session owned by the engine.
 pub(crate) struct Peer {
     pub id: String,
+    /// See [`super::OfferRequest::dialect`].
+    pub dialect: &'static str,
     pub feed: super::feed::FeedKey,
     /// See [`super::OfferRequest::label`].
     pub label: Option<String>,
@@ -253,6 +261,7 @@ impl Peer {
     /// A session whose local description is `local_sdp` (our answer, or our offer).
     pub fn new(
         id: String,
+        dialect: &'static str,
         feed: super::feed::FeedKey,
         label: Option<String>,
         pc: RTCPeerConnection,
@@ -268,6 +277,7 @@ impl Peer {
         let now = Instant::now();
         Ok(Self {
             id,
+            dialect,
             feed,
             label,
             pc,

@@ -51,7 +51,7 @@ impl Engine {
                 self.close(session, "room deleted", PublisherLeave::CloseSubscribers);
             }
             if let Some(feed) = self.feeds.remove(&key) {
-                self.removed_feeds_traffic.add(&feed.traffic.get());
+                self.removed_feeds_traffic.add(&feed.totals());
             }
         }
         tracing::info!(room = %name, "room removed by an operator");
@@ -62,6 +62,7 @@ impl Engine {
         self.peers.get(&key).map(|p| SessionSnapshot {
             id: p.id.clone(),
             role: p.role(),
+            dialect: p.dialect,
             feed: p.feed.feed.clone(),
             label: p.label.clone(),
             cascade: p.cascade.as_ref().map(|c| c.link.clone()),
@@ -109,7 +110,7 @@ impl Engine {
             }
         };
         let mut traffic = Traffic::default();
-        feeds.iter().for_each(|f| traffic.add(&f.traffic.get()));
+        feeds.iter().for_each(|f| traffic.add(&f.totals()));
         Some(RoomSnapshot {
             name: name.to_owned(),
             created_at_ms: unix_ms(first.created_at),

@@ -41,6 +41,14 @@ pub(super) fn rtc_codec(intent: &CodecIntent) -> RTCRtpCodec {
 }
 
 /// A send track added to a subscriber: `(kind, SSRC, sender, codec)`.
+/// The NACK counter of a feed (a detached one if the feed is gone).
+pub(super) fn nacks_of(
+    feeds: &std::collections::HashMap<FeedKey, Feed>,
+    key: &FeedKey,
+) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    feeds.get(key).map(|f| f.nacks.clone()).unwrap_or_default()
+}
+
 pub(super) type AddedTrack = (
     MediaKind,
     u32,
@@ -123,9 +131,12 @@ impl Engine {
             None => return Err(MediaError::RoomNotFound(request.room)),
         }
         let now = Instant::now();
-        let mut pc = self
-            .factory
-            .build(now, request.role, IceMode::LiteAnswerer)?;
+        let mut pc = self.factory.build(
+            now,
+            request.role,
+            IceMode::LiteAnswerer,
+            nacks_of(&self.feeds, &feed_key),
+        )?;
         let offer = RTCSessionDescription::offer(request.offer_sdp)
             .map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
         pc.set_remote_description(now, offer)
@@ -153,7 +164,15 @@ impl Engine {
             .local_description()
             .map(|d| d.sdp)
             .ok_or_else(|| MediaError::Internal("no local description".into()))?;
-        let mut peer = Peer::new(id.clone(), feed_key, request.label, pc, media, &answer_sdp)?;
+        let mut peer = Peer::new(
+            id.clone(),
+            request.dialect,
+            feed_key,
+            request.label,
+            pc,
+            media,
+            &answer_sdp,
+        )?;
         if let PeerMedia::Subscriber { outputs } = &mut peer.media {
             *outputs = negotiated_outputs(&mut peer.pc, subscriber_tracks);
         }
@@ -483,7 +502,7 @@ impl Engine {
             && self.feeds.get(&peer.feed).is_some_and(Feed::is_empty)
             && let Some(feed) = self.feeds.remove(&peer.feed)
         {
-            self.removed_feeds_traffic.add(&feed.traffic.get());
+            self.removed_feeds_traffic.add(&feed.totals());
             tracing::info!(room = %peer.feed.room, feed = %peer.feed.feed, "feed removed");
             if !self.room_exists(&peer.feed.room) {
                 tracing::info!(room = %peer.feed.room, "room removed");

@@ -1,6 +1,7 @@
 //! `GET /metrics`: Prometheus text for the operators of every dialect — go-live's names
 //! (`webrtc_*` as implemented, `live_*` as its document names them), Live777's `live777_*`,
-//! and Gatehouse's own `gatehouse_*` (traffic, keyframe requests, policy decisions).
+//! and Gatehouse's own `gatehouse_*` (sessions by dialect, traffic, keyframe and NACK requests,
+//! policy decisions).
 
 use std::collections::BTreeMap;
 
@@ -142,18 +143,24 @@ fn render(
     )?;
 
     let sessions = IntGaugeVec::new(
-        Opts::new("gatehouse_sessions", "Sessions by role"),
-        &["role"],
+        Opts::new(
+            "gatehouse_sessions",
+            "Sessions by signaling dialect and role",
+        ),
+        &["dialect", "role"],
     )?;
     for role in [Role::Publisher, Role::Subscriber] {
-        let count = rooms
-            .iter()
-            .flat_map(|r| &r.sessions)
-            .filter(|s| s.role == role)
-            .count();
-        sessions
-            .with_label_values(&[role.as_str()])
-            .set(count as i64);
+        // Both roles always appear, so a dashboard sees 0 rather than no series.
+        sessions.with_label_values(&["whip", role.as_str()]).set(0);
+    }
+    let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for session in rooms.iter().flat_map(|r| &r.sessions) {
+        *counts
+            .entry((session.dialect, session.role.as_str()))
+            .or_default() += 1;
+    }
+    for ((dialect, role), count) in counts {
+        sessions.with_label_values(&[dialect, role]).set(count);
     }
     registry.register(Box::new(sessions))?;
     let help = "RTP packets since start: in = from publishers, out = handed to subscribers";
@@ -182,6 +189,12 @@ fn render(
     )?;
     requests.inc_by(totals.keyframe_requests);
     registry.register(Box::new(requests))?;
+    let nacks = IntCounter::new(
+        "gatehouse_nack_requests_total",
+        "Packets subscribers asked to be retransmitted (NACKed sequence numbers)",
+    )?;
+    nacks.inc_by(totals.nack_requests);
+    registry.register(Box::new(nacks))?;
 
     let mut text = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut text)?;
@@ -216,7 +229,16 @@ mod tests {
             subscribers,
             publisher_left_at_ms: 0,
             subscriber_left_at_ms: 0,
-            sessions: Vec::new(),
+            sessions: vec![crate::media::SessionSnapshot {
+                id: "s1".into(),
+                role: Role::Subscriber,
+                dialect: "runner365",
+                feed: "default".into(),
+                label: None,
+                cascade: None,
+                created_at_ms: 0,
+                state: "connected".into(),
+            }],
             traffic: Traffic {
                 ingress_packets,
                 ingress_bytes: ingress_packets * 1000,
@@ -231,6 +253,7 @@ mod tests {
         let totals = Traffic {
             ingress_packets: 7,
             egress_packets: 21,
+            nack_requests: 4,
             ..Traffic::default()
         };
         let policy = BTreeMap::from([(
@@ -246,6 +269,9 @@ mod tests {
             "live_rtp_bytes_total{room=\"demo\"} 7000",
             "live777_subscribe 3",
             "gatehouse_rtp_packets_total{direction=\"out\"} 21",
+            "gatehouse_sessions{dialect=\"runner365\",role=\"subscriber\"} 1",
+            "gatehouse_sessions{dialect=\"whip\",role=\"publisher\"} 0",
+            "gatehouse_nack_requests_total 4",
             "gatehouse_policy_decisions_total{module=\"token-auth\",outcome=\"allow\"} 2",
         ] {
             assert!(
