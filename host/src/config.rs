@@ -36,7 +36,44 @@ pub struct Config {
     pub policies: PolicyConfig,
     pub record: RecordConfig,
     pub rooms: RoomsConfig,
+    pub leb: LebConfig,
     pub log: LogConfig,
+}
+
+/// Which part of a LEB `streamurl` names the room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LebRoomFrom {
+    /// `webrtc://domain/app/stream` → `stream` (DESIGN.md §1's default).
+    #[default]
+    Stream,
+    /// → `app_stream` (the app and the stream joined by `_`, for deployments that reuse
+    /// stream names across apps).
+    AppStream,
+}
+
+/// `[leb]`: Tencent LEB pull signaling (`/webrtc/v1/*`) and its quality reports.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LebConfig {
+    pub room_from: LebRoomFrom,
+    /// Accepted reports are appended to this JSON-lines file when set.
+    pub report_log: Option<std::path::PathBuf>,
+    /// The report log is rotated (to `<file>.1`) beyond this size.
+    pub report_log_max_bytes: u64,
+    /// Reports waiting for the quality policy; beyond it a report is refused (errcode).
+    pub report_queue: usize,
+}
+
+impl Default for LebConfig {
+    fn default() -> Self {
+        Self {
+            room_from: LebRoomFrom::Stream,
+            report_log: None,
+            report_log_max_bytes: 64 * 1024 * 1024,
+            report_queue: 65_536,
+        }
+    }
 }
 
 /// `[rooms]`: go-live's rooms API (`/api/whip/publish/{room}`, `/api/whep/play/{room}`, …).
@@ -263,6 +300,20 @@ const ENV_OVERRIDES: [(&str, &str, &str); 6] = [
 ];
 
 impl PolicyConfig {
+    /// LEB sessions need a `svrsig` signing key; without a configured
+    /// `[policies.config.leb-svrsig] svrsig_key` each process makes a random one (its svrsigs
+    /// then end with it, as its sessions do).
+    pub fn ensure_svrsig_key(&mut self) {
+        let table = self.config.entry("leb-svrsig".to_owned()).or_default();
+        if !table.contains_key("svrsig_key") {
+            let key: String = (0..32)
+                .map(|_| format!("{:02x}", rand::random::<u8>()))
+                .collect();
+            table.insert("svrsig_key".to_owned(), toml::Value::String(key));
+            tracing::info!("LEB svrsig_key not configured: using a random key for this process");
+        }
+    }
+
     /// Whether anyone may publish and play: no authorize module, or the shipped token-auth
     /// without any token or JWT secret.
     pub fn access_is_open(&self) -> bool {

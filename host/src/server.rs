@@ -36,6 +36,8 @@ pub enum StartError {
     CorsOrigin(String),
     #[error("cannot set up the cascade HTTP client: {0}")]
     RemoteClient(String),
+    #[error("cannot start LEB report ingestion ([leb] report_log): {0}")]
+    QualityLog(std::io::Error),
 }
 
 /// A running gateway.
@@ -50,13 +52,22 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds the HTTP and media sockets and starts serving.
-    pub async fn start(config: Config) -> Result<Gateway, StartError> {
+    pub async fn start(mut config: Config) -> Result<Gateway, StartError> {
+        config.policies.ensure_svrsig_key();
         let policy = PolicyPlane::start(&config.policies)?;
         let (media, media_thread) = MediaHandle::start(&config.webrtc, &config.record)?;
         let remote = crate::cascade::RemoteClient::new()
             .map_err(|e| StartError::RemoteClient(e.to_string()))?;
         remote.spawn_remote_cleanup(&media);
-        let gate = Gate::new(media.clone(), config.strategy.clone(), policy, remote);
+        let quality = crate::ops::quality::QualityIngest::start(policy.clone(), &config.leb)
+            .map_err(StartError::QualityLog)?;
+        let gate = Gate::new(
+            media.clone(),
+            config.strategy.clone(),
+            policy,
+            remote,
+            quality,
+        );
         let app = router(&config, gate.clone())?;
         let listener = TcpListener::bind(config.http.listen)
             .await
@@ -167,6 +178,14 @@ fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
         .merge(rooms)
         .merge(dialect::streams::routes(gate.clone()))
         .merge(dialect::live777_info::routes(gate.clone()))
+        .merge(dialect::leb::routes(dialect::leb::LebState {
+            gate: gate.clone(),
+            room_from: config.leb.room_from,
+        }))
+        .merge(dialect::srs::routes(dialect::srs::SrsState {
+            gate: gate.clone(),
+            room_from: config.leb.room_from,
+        }))
         .merge(dialect::runner365::routes(
             dialect::runner365::Runner365State {
                 gate: gate.clone(),

@@ -33,14 +33,17 @@ async fn metrics(State(gate): State<Gate>) -> Response {
     };
     let policy = gate.policy().metrics().snapshot();
     match render(&rooms, &totals, &policy) {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+        Ok(mut text) => {
+            text.push_str(&gate.quality_figures().exposition());
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "metrics rendering failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "metrics unavailable\n").into_response()

@@ -3,4 +3,5 @@
 pub mod logging;
 pub mod metrics;
 pub mod pages;
+pub mod quality;
 pub mod rate_limit;

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use bindings::types::{
-    Action, Admission, Denial, Measurement, Principal, QualityOutcome, QualityReport, ReportBody,
-    Request, RoomState, SessionFacts, StreamUrl,
+    Action, Admission, Denial, Measurement, Principal, QualityOutcome, QualityReport, QualityStats,
+    ReportBody, Request, RoomState, SessionFacts, StreamUrl,
 };
 pub use metrics::PolicyMetrics;
 pub use module::ModuleSource;

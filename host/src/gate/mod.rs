@@ -2,7 +2,11 @@
 //! calls of its own. The gate decides (stream strategy, then the `authorize` and `admit`
 //! policies) and then acts on the media core, so decide-then-act exists once for all dialects.
 
+mod leb;
+
 use std::net::IpAddr;
+
+pub use leb::{PullError, ReportError};
 
 use crate::cascade::{RemoteClient, RemoteError};
 use crate::config::StrategyConfig;
@@ -10,6 +14,7 @@ use crate::media::{
     CascadeLink, DialRequest, IceRestartAnswer, MediaError, MediaHandle, OfferRequest,
     PublisherLeave, RemoteCandidate, Role, RoomSnapshot, SessionAnswer, SessionIce,
 };
+use crate::ops::quality::QualityIngest;
 use crate::policy::{Action, Admission, Denial, PolicyPlane, Principal, Request, RoomState};
 
 /// Why the gate refused or failed a request; each dialect maps it to its own status and body.
@@ -135,6 +140,8 @@ pub struct Gate {
     strategy: StrategyConfig,
     policy: PolicyPlane,
     remote: RemoteClient,
+    quality: QualityIngest,
+    verified: leb::VerifiedSvrsigs,
 }
 
 impl Gate {
@@ -143,13 +150,21 @@ impl Gate {
         strategy: StrategyConfig,
         policy: PolicyPlane,
         remote: RemoteClient,
+        quality: QualityIngest,
     ) -> Self {
         Self {
             media,
             strategy,
             policy,
             remote,
+            quality,
+            verified: Default::default(),
         }
+    }
+
+    /// The LEB quality figures so far (for `/metrics`).
+    pub fn quality_figures(&self) -> crate::ops::quality::QualityFigures {
+        self.quality.figures()
     }
 
     /// The stream strategy in force (Live777's `/api/strategy/`).

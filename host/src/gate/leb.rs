@@ -1,0 +1,165 @@
+//! Tencent LEB through the gate: a pull checks the play URL (`txSecret`), subscribes like any
+//! player and gets a `svrsig` signed by the svrsig policy; every later call proves its session
+//! with that `svrsig`, verified (fail closed) before anything changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Gate, GateError, RequestFacts};
+use crate::media::{MediaError, PublisherLeave, SessionAnswer};
+use crate::ops::quality::IngestError;
+use crate::policy::{Denial, QualityReport, ReportBody, SessionFacts, StreamUrl};
+
+/// How long a verified `svrsig` is trusted without asking the policy again: reports arrive
+/// every 2 s per player, and a burst must not cost one Wasm call each.
+const VERIFIED_FOR: Duration = Duration::from_secs(10);
+/// Cache entries beyond which the cache is cleared (bounded memory under forged floods).
+const MAX_VERIFIED: usize = 100_000;
+
+/// Recently verified `svrsig` values.
+#[derive(Clone, Default)]
+pub(super) struct VerifiedSvrsigs(Arc<Mutex<HashMap<String, (SessionFacts, Instant)>>>);
+
+impl VerifiedSvrsigs {
+    fn get(&self, svrsig: &str) -> Option<SessionFacts> {
+        let cache = self.0.lock().ok()?;
+        let (facts, at) = cache.get(svrsig)?;
+        (at.elapsed() < VERIFIED_FOR).then(|| facts.clone())
+    }
+
+    fn put(&self, svrsig: &str, facts: &SessionFacts) {
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() >= MAX_VERIFIED {
+                cache.clear();
+            }
+            cache.insert(svrsig.to_owned(), (facts.clone(), Instant::now()));
+        }
+    }
+
+    fn forget(&self, svrsig: &str) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.remove(svrsig);
+        }
+    }
+}
+
+/// Why a pull was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PullError {
+    /// The svrsig policy refused the play URL's `txSecret`/`txTime`.
+    #[error("{}", .0.reason)]
+    PlayUrl(Denial),
+    #[error(transparent)]
+    Gate(#[from] GateError),
+}
+
+/// Why a report was not taken.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Denial> + Send + 'static,
+) -> Result<T, GateError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| GateError::Media(MediaError::Internal(format!("policy task: {e}"))))?
+        .map_err(GateError::Denied)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Gate {
+    /// A LEB pull of `room` (already derived from `url`): txSecret, then subscribe, then the
+    /// session's `svrsig`. A refused signature ends the new session (fail closed).
+    pub async fn leb_pull(
+        &self,
+        facts: &RequestFacts,
+        url: StreamUrl,
+        room: &str,
+        offer_sdp: String,
+    ) -> Result<(SessionAnswer, String), PullError> {
+        let policy = self.policy.clone();
+        match blocking(move || policy.check_url(&url)).await {
+            Err(GateError::Denied(d)) if d.status != 503 => return Err(PullError::PlayUrl(d)),
+            result => result?,
+        }
+        let answer = self.subscribe(facts, room, offer_sdp).await?;
+        let session = SessionFacts {
+            session_id: answer.session_id.clone(),
+            stream: room.to_owned(),
+            issued_at_ms: now_ms(),
+        };
+        let policy = self.policy.clone();
+        match blocking(move || policy.sign(&session)).await {
+            Ok(svrsig) if !svrsig.is_empty() => Ok((answer, svrsig)),
+            result => {
+                let _ = self
+                    .end_session(room, &answer.session_id, PublisherLeave::IdleSubscribers)
+                    .await;
+                Err(PullError::Gate(match result {
+                    Err(e) => e,
+                    Ok(_) => GateError::Denied(Denial {
+                        status: 503,
+                        reason: "the svrsig policy returned an empty signature".into(),
+                    }),
+                }))
+            }
+        }
+    }
+
+    /// The session a `svrsig` was issued for, if the svrsig policy vouches for it.
+    pub async fn leb_session(&self, svrsig: &str) -> Result<SessionFacts, GateError> {
+        if let Some(facts) = self.verified.get(svrsig) {
+            return Ok(facts);
+        }
+        let policy = self.policy.clone();
+        let presented = svrsig.to_owned();
+        let facts = blocking(move || policy.verify(&presented)).await?;
+        self.verified.put(svrsig, &facts);
+        Ok(facts)
+    }
+
+    /// `stopstream`: ends the session the `svrsig` names (already gone is fine).
+    pub async fn leb_stop(&self, svrsig: &str) -> Result<SessionFacts, GateError> {
+        let session = self.leb_session(svrsig).await?;
+        self.verified.forget(svrsig);
+        match self
+            .end_session(
+                &session.stream,
+                &session.session_id,
+                PublisherLeave::IdleSubscribers,
+            )
+            .await
+        {
+            Ok(_) | Err(GateError::Media(MediaError::SessionNotFound(_))) => Ok(session),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A report of the session the `svrsig` names, queued for the quality policy.
+    pub async fn leb_report(
+        &self,
+        facts: &RequestFacts,
+        svrsig: &str,
+        body: ReportBody,
+    ) -> Result<(), ReportError> {
+        let session = self.leb_session(svrsig).await?;
+        let report = QualityReport {
+            stream: session.stream,
+            session_id: session.session_id,
+            client_ip: facts.client_ip.to_string(),
+            body,
+        };
+        Ok(self.quality.submit(report)?)
+    }
+}
