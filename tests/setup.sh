@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need: Debian's Chromium, a Python venv with aiortc
-# (tests/.venv) and playwright-core (tests/browser/node_modules).
+# (tests/.venv) and playwright-core + tcplayer.js (tests/browser/node_modules).
 # Idempotent and quiet: a re-run on a prepared machine takes a few seconds.
 # Run as root on Debian 12 (CI does: `bash tests/setup.sh`).
 set -euo pipefail
@@ -73,8 +73,9 @@ if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
     exit 1
 fi
 if [ ! -f "$BROWSER/node_modules/playwright-core/package.json" ] \
+    || [ ! -f "$BROWSER/node_modules/tcplayer.js/package.json" ] \
     || [ "$BROWSER/package-lock.json" -nt "$BROWSER/node_modules/.package-lock.json" ]; then
-    log "installing playwright-core (npm ci)"
+    log "installing playwright-core and tcplayer.js (npm ci)"
     (
         cd "$BROWSER"
         export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
@@ -86,4 +87,4 @@ if [ ! -f "$BROWSER/node_modules/playwright-core/package.json" ] \
     )
 fi
 
-log "ok: chromium $(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'), ffprobe $(ffprobe -version 2>/dev/null | awk 'NR==1 {print $3}'), aiortc $AIORTC_VERSION, playwright-core $(node -p "require('$BROWSER/node_modules/playwright-core/package.json').version")"
+log "ok: chromium $(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'), ffprobe $(ffprobe -version 2>/dev/null | awk 'NR==1 {print $3}'), aiortc $AIORTC_VERSION, playwright-core $(node -p "require('$BROWSER/node_modules/playwright-core/package.json').version"), tcplayer.js $(node -p "require('$BROWSER/node_modules/tcplayer.js/package.json').version")"

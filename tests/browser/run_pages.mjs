@@ -26,15 +26,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-
-const BASE_FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-];
-const REC_FLAGS = [
-  "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-];
+import { BASE_FLAGS, REC_FLAGS } from "./chromium.mjs";
 
 function parseArgs(argv) {
   const a = {

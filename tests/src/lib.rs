@@ -491,6 +491,37 @@ pub fn spawn_browser_pages_with(
     )
 }
 
+/// Tencent's web player TXLivePlayer 1.3.5 in Chromium (`browser/run_txliveplayer.mjs`) playing
+/// `stream` from the gateway at `base`; `stop` ends with `stopPlay()`, otherwise the page is
+/// closed without a stopstream.
+pub fn spawn_txliveplayer(base: &str, stream: &str, seconds: f64, stop: bool) -> Result<Client> {
+    let (node, _) = browser_tools()?;
+    let player = browser_dir().join("node_modules/tcplayer.js/package.json");
+    if !player.exists() {
+        bail!("{} is missing: {SETUP_HINT}", player.display());
+    }
+    let script = browser_dir().join("run_txliveplayer.mjs");
+    let mut a = vec![
+        script.display().to_string(),
+        s("--gateway"),
+        s(base),
+        s("--stream"),
+        s(stream),
+        s("--seconds"),
+        s(seconds),
+    ];
+    if !stop {
+        a.push(s("--close-without-stop"));
+    }
+    Client::spawn(
+        "run_txliveplayer.mjs",
+        &node,
+        &a,
+        &browser_dir(),
+        Duration::from_secs_f64(seconds + 50.0),
+    )
+}
+
 /// Real aiortc offers (generated once per test binary): `whip` (sendonly VP8+Opus),
 /// `whep` (recvonly video+audio) and `datachannel` (no audio/video m-line).
 #[derive(Debug, Clone)]

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use gatehouse_e2e::{Client, Publish, bounded, http, media_lock, offers, start_gateway};
+use gatehouse_e2e::{
+    Client, Publish, bounded, http, media_lock, offers, spawn_txliveplayer, start_gateway,
+};
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -248,6 +250,63 @@ async fn leb_mistakes_get_http_200_and_their_errcodes() {
             reply["code"] == 0 && reply["sdp"].as_str().is_some_and(|s| s.starts_with("v=0")),
             "SRS play: {reply}"
         );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+}
+
+/// Tencent's own web player plays a WHIP stream through pullstream; `stopPlay()` sends
+/// stopstream and the session ends at once. A page closed without stopstream is reaped by ICE
+/// consent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txliveplayer_plays_a_whip_stream_and_its_sessions_end_with_stop_or_consent() {
+    let _guard = media_lock().await;
+    run("txliveplayer", async {
+        let gw = start_gateway(|c| c.webrtc.consent_timeout_secs = 3).await?;
+        let base = gw.base_url();
+        let publisher = Publish {
+            seconds: 20.0,
+            ..Default::default()
+        }
+        .spawn(&format!("{base}/v1/whip/tx"))?;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+
+        let stopped = spawn_txliveplayer(&base, "tx", 6.0, true)?
+            .finish()
+            .await?
+            .expect_ok()?;
+        println!(
+            "TXLivePlayer: {} frames, first at {:?} ms, calls {}",
+            stopped.u64("frames"),
+            stopped.f64("first_frame_ms"),
+            stopped.json["calls"]
+        );
+        ensure!(stopped.u64("frames") >= 10, "{}", stopped.describe());
+        let calls = stopped.json["calls"].to_string();
+        ensure!(
+            calls.contains("[\"pullstream\",200]") && calls.contains("[\"stopstream\",200]"),
+            "signaling calls: {calls}"
+        );
+        ensure!(
+            subscribers(&base, "tx").await? == 0,
+            "stopPlay left the session"
+        );
+
+        let closed = spawn_txliveplayer(&base, "tx", 4.0, false)?
+            .finish()
+            .await?
+            .expect_ok()?;
+        ensure!(closed.u64("frames") >= 10, "{}", closed.describe());
+        // No stopstream: the session lives until consent (3 s here) runs out.
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while subscribers(&base, "tx").await? != 0 {
+            if Instant::now() > deadline {
+                bail!("a closed page's session was not reaped by consent");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = publisher.finish().await;
         gw.shutdown().await;
         Ok(())
     })
