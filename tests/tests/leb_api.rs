@@ -204,18 +204,35 @@ async fn leb_mistakes_get_http_200_and_their_errcodes() {
                 "{body} -> {status} {reply}"
             );
         }
-        // A correct txSecret is accepted: the pull succeeds with a svrsig.
-        let tx_time = format!("{:X}", std::time::SystemTime::now()
+        // txSecret = md5(key + stream + txTime): txTime in either case is accepted; a wrong
+        // key or a past txTime is refused.
+        let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs() + 600);
-        let secret = gatehouse_sdk::crypto::md5_hex(format!("{key}cam{tx_time}").as_bytes());
-        let signed = format!("webrtc://secure.example.com/live/cam?txSecret={secret}&txTime={tx_time}");
+            .as_secs();
+        let signed_url = |key: &str, tx_time: String| {
+            let secret = gatehouse_sdk::crypto::md5_hex(format!("{key}cam{tx_time}").as_bytes());
+            format!("webrtc://secure.example.com/live/cam?txSecret={secret}&txTime={tx_time}")
+        };
+        for (url, expected) in [
+            (signed_url("wrong-key", format!("{:X}", now + 600)), 403_002),
+            (signed_url(key, format!("{:X}", now - 5)), 403_002),
+            (signed_url(key, format!("{:x}", now + 600)), 0),
+        ] {
+            let (_, _, reply) = leb(&base, "pullstream", &pull(&url, "")).await?;
+            ensure!(errcode(&reply) == expected, "{url}: {reply}");
+        }
+        let signed = signed_url(key, format!("{:X}", now + 600));
         let (_, _, reply) = leb(&base, "pullstream", &pull(&signed, "10.0.0.1")).await?;
         ensure!(errcode(&reply) == 0, "signed pull: {reply}");
         let svrsig = reply["svrsig"].as_str().unwrap_or_default().to_owned();
         ensure!(!svrsig.is_empty() && reply["remotesdp"]["type"] == "answer", "{reply}");
-        ensure!(subscribers(&base, "cam").await? == 1, "the pull opened no session");
+        ensure!(subscribers(&base, "cam").await? == 2, "the pulls opened no sessions");
 
+        // A svrsig names its stream: presented for another one, it is refused.
+        let other = json!({"streamurl": "webrtc://d/live/other", "svrsig": svrsig,
+                           "iceConnectionState": "connected"});
+        let (_, _, reply) = leb(&base, "reporticestate", &other).await?;
+        ensure!(errcode(&reply) == 403_003, "svrsig of another stream: {reply}");
         // A forged svrsig changes nothing; the genuine one works, once.
         let forged = format!("{svrsig}x");
         for endpoint in ["stopstream", "reportquality", "reporticestate", "firstframeusetime"] {
@@ -224,14 +241,14 @@ async fn leb_mistakes_get_http_200_and_their_errcodes() {
             let (status, _, reply) = leb(&base, endpoint, &body).await?;
             ensure!(status == 200 && errcode(&reply) == 403_003, "{endpoint}: {reply}");
         }
-        ensure!(subscribers(&base, "cam").await? == 1, "forged stop ended the session");
+        ensure!(subscribers(&base, "cam").await? == 2, "forged stop ended a session");
         let (_, _, reply) = leb(&base, "tabrctl", &json!({"svrsig": svrsig, "seq": 7, "bitrate_name": "hd"})).await?;
         ensure!(errcode(&reply) == 403 && reply["seq"] == 7, "tabrctl: {reply}");
         let (_, _, reply) = leb(&base, "firstframeusetime", &json!({"svrsig": svrsig, "starttime": "5", "firstplaytime": "4"})).await?;
         ensure!(errcode(&reply) == 400_001, "first frame before start: {reply}");
         let (_, _, reply) = leb(&base, "stopstream", &json!({"streamurl": signed, "svrsig": svrsig})).await?;
         ensure!(reply == json!({"errcode": 0, "errmsg": "stop stream succ!"}), "stop: {reply}");
-        ensure!(subscribers(&base, "cam").await? == 0, "stopstream left the session");
+        ensure!(subscribers(&base, "cam").await? == 1, "stopstream left its session");
 
         // SRS's JSON form: an error is HTTP 200 {"code":400}; a play offer is answered.
         let srs = |body: Value| {
@@ -307,6 +324,43 @@ async fn txliveplayer_plays_a_whip_stream_and_its_sessions_end_with_stop_or_cons
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let _ = publisher.finish().await;
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+}
+
+/// A svrsig past its lifetime (`svrsig_ttl_secs`) is refused like a forged one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_svrsig_is_refused() {
+    run("leb_svrsig_expiry", async {
+        let gw = start_gateway(|c| {
+            c.policies.config.insert(
+                "leb-svrsig".into(),
+                toml::from_str("svrsig_key = \"k\"\nsvrsig_ttl_secs = 1").unwrap_or_default(),
+            );
+        })
+        .await?;
+        let base = gw.base_url();
+        let viewer = offers().await?.whep[0].clone();
+        let url = "webrtc://d/live/brief";
+        let body = json!({"streamurl": url, "sessionid": "s", "clientinfo": "t",
+                          "localsdp": {"type": "offer", "sdp": viewer}});
+        let (_, _, reply) = leb(&base, "pullstream", &body).await?;
+        let svrsig = reply["svrsig"].as_str().unwrap_or_default().to_owned();
+        ensure!(reply["errcode"] == 0 && !svrsig.is_empty(), "pull: {reply}");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let (_, _, reply) = leb(
+            &base,
+            "stopstream",
+            &json!({"streamurl": url, "svrsig": svrsig}),
+        )
+        .await?;
+        ensure!(reply["errcode"] == 403_003, "expired svrsig: {reply}");
+        ensure!(
+            subscribers(&base, "brief").await? == 1,
+            "an expired svrsig ended the session"
+        );
         gw.shutdown().await;
         Ok(())
     })

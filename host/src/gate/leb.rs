@@ -117,21 +117,39 @@ impl Gate {
         }
     }
 
-    /// The session a `svrsig` was issued for, if the svrsig policy vouches for it.
-    pub async fn leb_session(&self, svrsig: &str) -> Result<SessionFacts, GateError> {
-        if let Some(facts) = self.verified.get(svrsig) {
-            return Ok(facts);
+    /// The session a `svrsig` was issued for, if the svrsig policy vouches for it and, when the
+    /// caller names a stream, it was issued for that stream.
+    pub async fn leb_session(
+        &self,
+        svrsig: &str,
+        stream: Option<&str>,
+    ) -> Result<SessionFacts, GateError> {
+        let facts = match self.verified.get(svrsig) {
+            Some(facts) => facts,
+            None => {
+                let policy = self.policy.clone();
+                let presented = svrsig.to_owned();
+                let facts = blocking(move || policy.verify(&presented)).await?;
+                self.verified.put(svrsig, &facts);
+                facts
+            }
+        };
+        match stream {
+            Some(stream) if stream != facts.stream => Err(GateError::Denied(Denial {
+                status: 403,
+                reason: format!("svrsig was issued for another stream than `{stream}`"),
+            })),
+            _ => Ok(facts),
         }
-        let policy = self.policy.clone();
-        let presented = svrsig.to_owned();
-        let facts = blocking(move || policy.verify(&presented)).await?;
-        self.verified.put(svrsig, &facts);
-        Ok(facts)
     }
 
     /// `stopstream`: ends the session the `svrsig` names (already gone is fine).
-    pub async fn leb_stop(&self, svrsig: &str) -> Result<SessionFacts, GateError> {
-        let session = self.leb_session(svrsig).await?;
+    pub async fn leb_stop(
+        &self,
+        svrsig: &str,
+        stream: Option<&str>,
+    ) -> Result<SessionFacts, GateError> {
+        let session = self.leb_session(svrsig, stream).await?;
         self.verified.forget(svrsig);
         match self
             .end_session(
@@ -151,9 +169,10 @@ impl Gate {
         &self,
         facts: &RequestFacts,
         svrsig: &str,
+        stream: Option<&str>,
         body: ReportBody,
     ) -> Result<(), ReportError> {
-        let session = self.leb_session(svrsig).await?;
+        let session = self.leb_session(svrsig, stream).await?;
         let report = QualityReport {
             stream: session.stream,
             session_id: session.session_id,

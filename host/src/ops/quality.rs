@@ -406,6 +406,33 @@ mod tests {
     }
 
     #[test]
+    fn report_log_rotates_to_dot_1_when_full() {
+        let dir = std::env::temp_dir().join(format!("gatehouse-reportlog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("reports.jsonl");
+        let mut log = ReportLog::open(path.clone(), 300).unwrap();
+        let job = |ms| Job {
+            report: QualityReport {
+                stream: "cam".into(),
+                session_id: "s".into(),
+                client_ip: "127.0.0.1".into(),
+                body: ReportBody::FirstFrame(ms),
+            },
+            received_ms: 1,
+        };
+        for ms in [10, 20, 30] {
+            log.append(&job(ms), &[]);
+        }
+        log.flush();
+        let current = std::fs::read_to_string(&path).unwrap();
+        let rotated = std::fs::read_to_string(dir.join("reports.jsonl.1")).unwrap();
+        assert!(current.contains("\"firstFrameMs\":30"), "{current}");
+        assert!(rotated.contains("\"firstFrameMs\":10"), "{rotated}");
+        assert_eq!(current.lines().count() + rotated.lines().count(), 3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn first_frame_histogram_is_cumulative() {
         let mut h = FirstFrameHistogram::default();
         h.observe(150.0);

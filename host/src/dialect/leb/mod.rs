@@ -212,6 +212,23 @@ fn text<'a>(body: &'a serde_json::Map<String, Value>, key: &str) -> Result<&'a s
         .ok_or_else(|| LebError::BadRequest(format!("missing field `{key}`")))
 }
 
+/// The `svrsig` a session-bound call presents, and the room of its `streamurl` if it names one
+/// (a svrsig of another stream is refused).
+fn session_proof<'a>(
+    state: &LebState,
+    body: &'a serde_json::Map<String, Value>,
+) -> Result<(&'a str, Option<String>), LebError> {
+    let svrsig = text(body, "svrsig").map_err(|_| LebError::Svrsig("missing".into()))?;
+    let room = match body.get("streamurl").and_then(Value::as_str) {
+        Some(url) if !url.is_empty() => Some(streamurl::room_of(
+            &streamurl::parse(url)?,
+            state.room_from,
+        )?),
+        _ => None,
+    };
+    Ok((svrsig, room))
+}
+
 /// A counter field: a JSON number or a numeric string; absent counts as 0.
 fn number(body: &serde_json::Map<String, Value>, key: &str) -> u64 {
     match body.get(key) {
@@ -290,10 +307,10 @@ async fn stopstream(State(state): State<LebState>, request: Request) -> Response
     let request = LebRequest::read(request).await;
     let result = async {
         let body = request.body?;
-        let svrsig = text(&body, "svrsig").map_err(|_| LebError::Svrsig("missing".into()))?;
+        let (svrsig, room) = session_proof(&state, &body)?;
         state
             .gate
-            .leb_stop(svrsig)
+            .leb_stop(svrsig, room.as_deref())
             .await
             .map_err(LebError::from_svrsig_check)?;
         Ok(json!({ "errcode": 0, "errmsg": "stop stream succ!" }))
@@ -309,11 +326,11 @@ async fn report(
 ) -> Response {
     let result = async {
         let body = request.body?;
-        let svrsig = text(&body, "svrsig").map_err(|_| LebError::Svrsig("missing".into()))?;
+        let (svrsig, room) = session_proof(state, &body)?;
         let report = parse(&body)?;
         state
             .gate
-            .leb_report(&request.facts, svrsig, report)
+            .leb_report(&request.facts, svrsig, room.as_deref(), report)
             .await?;
         Ok(json!({ "errcode": 0, "errmsg": "succ" }))
     };
@@ -393,10 +410,10 @@ async fn tabrctl(State(state): State<LebState>, request: Request) -> Response {
         .unwrap_or(Value::Null);
     let result = async {
         let body = request.body?;
-        let svrsig = text(&body, "svrsig").map_err(|_| LebError::Svrsig("missing".into()))?;
+        let (svrsig, room) = session_proof(&state, &body)?;
         state
             .gate
-            .leb_session(svrsig)
+            .leb_session(svrsig, room.as_deref())
             .await
             .map_err(LebError::from_svrsig_check)?;
         Ok(json!({
