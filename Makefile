@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Both install what they need.
-.PHONY: run test bench wasm-target
+.PHONY: run test bench bench-reports wasm-target
 
 # The shipped policies (and test fixtures) are WebAssembly components built by host/build.rs.
 wasm-target:
@@ -23,3 +23,10 @@ test: wasm-target
 bench: wasm-target
 	cargo build --release -j2 -p gatehouse -p gatehouse-bench
 	./target/release/gatehouse-bench run --keyframe-cache --out target/bench
+
+# LEB quality-report burst (not a set-up command): the gateway pinned to CPU 0, 2000 LEB pulls,
+# then reportquality at 10 000/s for 5 s while a probe keeps opening pulls; writes
+# target/bench/reports.json (rate, accepted, latencies, gateway CPU, reports in the log).
+bench-reports: wasm-target
+	cargo build --release -j2 -p gatehouse -p gatehouse-bench
+	./target/release/gatehouse-bench reports --out target/bench

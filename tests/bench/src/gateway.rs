@@ -30,16 +30,32 @@ impl GatewayProcess {
         work_dir: &Path,
         log_path: &Path,
     ) -> anyhow::Result<Self> {
+        let webrtc = if keyframe_cache {
+            "keyframe_cache = true\n"
+        } else {
+            ""
+        };
+        Self::start_with(binary, cpu, webrtc, "", work_dir, log_path)
+    }
+
+    /// [`GatewayProcess::start`] with extra `[webrtc]` keys and extra sections.
+    pub fn start_with(
+        binary: &Path,
+        cpu: usize,
+        webrtc_keys: &str,
+        sections: &str,
+        work_dir: &Path,
+        log_path: &Path,
+    ) -> anyhow::Result<Self> {
         let http_port = free_port()?;
         let udp_port = free_port()?;
         let config = work_dir.join(format!("gateway-{http_port}.toml"));
         let mut text = format!(
             "[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n[webrtc]\nudp_listen = \"127.0.0.1:{udp_port}\"\n"
         );
-        if keyframe_cache {
-            text.push_str("keyframe_cache = true\n");
-        }
+        text.push_str(webrtc_keys);
         text.push_str("\n[log]\nlevel = \"warn\"\n");
+        text.push_str(sections);
         std::fs::write(&config, text).context("writing the gateway config")?;
         let log = std::fs::File::create(log_path).context("gateway log file")?;
         let child = Command::new("taskset")

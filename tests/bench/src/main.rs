@@ -11,6 +11,7 @@ mod generator;
 mod netio;
 mod procstat;
 mod report;
+mod reports;
 mod runner;
 mod signaling;
 mod stream;
@@ -95,6 +96,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Srtp::Cm)]
         srtp: Srtp,
     },
+    /// LEB quality-report burst: reportquality at --rate per second while pulls keep opening.
+    Reports {
+        #[arg(long)]
+        gateway: Option<PathBuf>,
+        /// LEB sessions whose svrsigs the reports carry.
+        #[arg(long, default_value_t = 2000)]
+        sessions: usize,
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 5)]
+        secs: u64,
+        /// Requests in flight at most.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+    },
     /// Only the floor baseline.
     Floor {
         #[arg(long, default_value_t = 3)]
@@ -176,6 +194,30 @@ fn main() -> anyhow::Result<()> {
             let step = runner::measure_step(&plan, None, &mut generator, subscribers);
             generator.shutdown();
             println!("{}", serde_json::to_string(&step?)?);
+        }
+        Command::Reports {
+            gateway,
+            sessions,
+            rate,
+            secs,
+            concurrency,
+            out,
+        } => {
+            let gateway = match gateway {
+                Some(g) => g,
+                None => sibling_gateway()?,
+            };
+            let burst = reports::run(&reports::ReportOptions {
+                gateway,
+                sessions,
+                rate,
+                secs,
+                concurrency,
+                out_dir: out.clone(),
+            })?;
+            let json = serde_json::to_string_pretty(&burst)?;
+            std::fs::write(out.join("reports.json"), &json).context("writing reports.json")?;
+            println!("{json}");
         }
         Command::Floor { secs, srtp } => {
             let srtp: SrtpChoice = srtp.into();
