@@ -28,7 +28,7 @@ pub fn parse(url: &str) -> Result<StreamUrl, StreamUrlError> {
     if domain.is_empty() {
         return Err(StreamUrlError::NoDomain);
     }
-    let path = path.trim_matches('/');
+    let path = path.trim_start_matches('/');
     let (app, stream) = path.rsplit_once('/').unwrap_or(("", path));
     if stream.is_empty() {
         return Err(StreamUrlError::NoStream);
