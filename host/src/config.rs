@@ -302,7 +302,8 @@ const ENV_OVERRIDES: [(&str, &str, &str); 6] = [
 impl PolicyConfig {
     /// LEB sessions need a `svrsig` signing key; without a configured
     /// `[policies.config.leb-svrsig] svrsig_key` each process makes a random one (its svrsigs
-    /// then end with it, as its sessions do).
+    /// then end with it, as its sessions do). `svrsig_key = ""` switches signing off (every
+    /// pull is refused: fail closed).
     pub fn ensure_svrsig_key(&mut self) {
         let table = self.config.entry("leb-svrsig".to_owned()).or_default();
         if !table.contains_key("svrsig_key") {

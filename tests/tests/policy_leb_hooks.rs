@@ -1,5 +1,5 @@
-//! The LEB hooks of the policy plane, called in-process the way the LEB dialect (issue 6) will
-//! call them: `leb-svrsig` (sign/verify svrsig, txSecret/txTime) fails closed, and
+//! The LEB hooks of the policy plane, called in-process the way the LEB dialect
+//! does: `leb-svrsig` (sign/verify svrsig, txSecret/txTime) fails closed, and
 //! `quality-report` runs on warm instances and fails open.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -77,16 +77,28 @@ async fn svrsig_round_trips_and_forged_or_expired_values_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signing_without_a_key_fails_closed() {
-    run("svrsig_no_key", async {
-        let gw = start_gateway(|_| {}).await?;
+async fn an_empty_svrsig_key_fails_closed_and_an_absent_one_is_a_random_process_key() {
+    run("svrsig_keys", async {
         let facts = SessionFacts {
             session_id: "s".into(),
             stream: "cam".into(),
-            issued_at_ms: 0,
+            issued_at_ms: now_secs() * 1000,
         };
+        // `svrsig_key = ""` switches signing off: every pull is refused (fail closed).
+        let gw = start_gateway(|c| {
+            c.policies.config.insert(
+                "leb-svrsig".into(),
+                toml::from_str("svrsig_key = \"\"").unwrap_or_default(),
+            );
+        })
+        .await?;
         let refused = gw.gate().policy().sign(&facts).err().map(|d| d.status);
         ensure!(refused == Some(503), "{refused:?}");
+        gw.shutdown().await;
+        // No key configured: the gateway signs with a random key of its own.
+        let gw = start_gateway(|_| {}).await?;
+        let sig = gw.gate().policy().sign(&facts);
+        ensure!(sig.as_ref().is_ok_and(|s| !s.is_empty()), "{sig:?}");
         gw.shutdown().await;
         Ok(())
     })
