@@ -178,6 +178,7 @@ fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
         .merge(rooms)
         .merge(dialect::streams::routes(gate.clone()))
         .merge(dialect::live777_info::routes(gate.clone()))
+        .merge(dialect::layer::routes(gate.clone()))
         .merge(dialect::leb::routes(dialect::leb::LebState {
             gate: gate.clone(),
             room_from: config.leb.room_from,

@@ -2,7 +2,7 @@
 // Headless Chromium driver for Gatehouse's own pages.
 //
 //   node run_pages.mjs --base http://127.0.0.1:PORT --stream S [--seconds N] [--timeout T]
-//                      [--video vp8|vp9|h264|av1] [--ice-restart]
+//                      [--video vp8|vp9|h264|av1] [--ice-restart] [--simulcast]
 //                      [--ice-restart]
 //
 // Opens /publish.html?stream=S&autostart=1 and, once the publisher is live (or after a short
@@ -31,7 +31,7 @@ import { BASE_FLAGS, REC_FLAGS } from "./chromium.mjs";
 function parseArgs(argv) {
   const a = {
     base: null, stream: "demo", seconds: 5, timeout: null, chromium: "/usr/bin/chromium",
-    iceRestart: false, video: null,
+    iceRestart: false, video: null, simulcast: false,
   };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
@@ -43,6 +43,7 @@ function parseArgs(argv) {
     else if (k === "--chromium") { a.chromium = v; i++; }
     else if (k === "--ice-restart") { a.iceRestart = true; }
     else if (k === "--video") { a.video = v; i++; }
+    else if (k === "--simulcast") { a.simulcast = true; }
     else throw new Error(`unknown argument ${k}`);
   }
   if (!a.base) throw new Error("--base URL is required");
@@ -335,7 +336,8 @@ async function main() {
     pub.on("pageerror", (e) => record("publish pageerror")(String(e)));
     pub.on("console", consoleError("publish console"));
     const q = `stream=${encodeURIComponent(args.stream)}&autostart=1`;
-    const pq = args.video ? `${q}&video=${encodeURIComponent(args.video)}` : q;
+    let pq = args.video ? `${q}&video=${encodeURIComponent(args.video)}` : q;
+    if (args.simulcast) pq += "&simulcast=1";
     const r1 = await pub.goto(`${args.base}/publish.html?${pq}`, { timeout: 15000 });
     if (!r1 || !r1.ok()) throw new Error(`publish.html -> HTTP ${r1 ? r1.status() : "no response"}`);
 

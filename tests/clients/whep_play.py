@@ -129,6 +129,16 @@ async def ice_restart(args, res, session, pc, location, offer_sdp, counter, dead
     r_out["media_checked"] = True
 
 
+async def switch_layer(args, res: dict, session, location: str, counter: "Counter") -> None:
+    """Switches the simulcast layer mid-play and records the decoded widths around it."""
+    rid, _, after = args.switch_layer.partition("@")
+    await asyncio.sleep(float(after or 3))
+    res["width_before_switch"] = counter.width
+    res["frames_before_switch"] = counter.video
+    async with session.post(f"{location}/layer", json={"encodingId": rid}) as r:
+        res["switch_status"] = r.status
+
+
 async def send_plis(receiver, media_ssrc: int, interval: float, res: dict) -> None:
     """Keyframe requests (PLI) on a fixed interval, as an impatient viewer would send them."""
     res["plis_sent"] = 0
@@ -205,6 +215,9 @@ async def run(args: argparse.Namespace, res: dict) -> int:
             tasks.append(asyncio.ensure_future(send_plis(
                 video_transceiver.receiver, media_ssrc, args.pli_interval_ms / 1000, res)))
 
+        if args.switch_layer:
+            tasks.append(asyncio.ensure_future(switch_layer(args, res, session, location, counter)))
+
         if args.ice_restart:
             res["phase"] = "ice-restart"
             await ice_restart(args, res, session, pc, location, offer, counter, deadline)
@@ -268,6 +281,9 @@ def main() -> None:
                    help='If-Match value of the ICE restart PATCH (default "*", quoted as in the WHIP/WHEP examples)')
     p.add_argument("--delete", action="store_true", help="DELETE the session at the end")
     p.add_argument("--no-audio", action="store_true")
+    p.add_argument("--switch-layer", default=None, metavar="RID@SECONDS",
+                   help="POST {session}/layer {encodingId: RID} SECONDS after connecting "
+                        "(Live777's layer extension); reports widths before and after")
     p.add_argument("--pli-interval-ms", type=int, default=0,
                    help="send a PLI for the video stream every N ms once connected")
     args = p.parse_args()

@@ -418,6 +418,8 @@ pub struct Play {
     pub no_session_resource: bool,
     /// runner365 signaling: 200 + answer, and this unsubscribe URL POSTed at the end.
     pub runner365_close: Option<String>,
+    /// `RID@SECONDS`: switch to that simulcast layer through `{session}/layer` mid-play.
+    pub switch_layer: Option<String>,
 }
 
 impl Play {
@@ -450,6 +452,9 @@ impl Play {
         }
         if let Some(url) = &self.runner365_close {
             a.extend([s("--runner365-close"), s(url)]);
+        }
+        if let Some(switch) = &self.switch_layer {
+            a.extend([s("--switch-layer"), s(switch)]);
         }
         let limit = Duration::from_secs_f64(self.seconds + 40.0);
         a.extend([s("--timeout"), s(self.seconds + 30.0)]);

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use anyhow::ensure;
+use anyhow::{Result, ensure};
 use gatehouse_e2e::{
-    Client, bounded, browser_dir, browser_tools, media_lock, spawn_browser_pages,
+    Client, Play, bounded, browser_dir, browser_tools, http, media_lock, spawn_browser_pages,
     spawn_browser_pages_with, start_gateway,
 };
 
@@ -251,5 +251,77 @@ async fn chromium_ice_restart_keeps_media_flowing_on_the_new_ice_session() {
     };
     if let Err(e) = bounded(name, Duration::from_secs(150), body).await {
         panic!("{name}: {e:#}");
+    }
+}
+
+/// A Chromium publisher sends three simulcast layers (q, h, f of 1280x720); an aiortc player
+/// starts on the best one, lists the layers and switches to `q` through Live777's layer
+/// extension: the decoded width drops to a quarter and frames keep coming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_subscriber_switches_layers_through_the_layer_extension() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("simulcast", Duration::from_secs(90), async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let pages = spawn_browser_pages_with(&base, "layers", 12.0, &["--simulcast"])?;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let player = Play {
+            min_video_frames: 20,
+            switch_layer: Some("q@3".into()),
+            ..Play::for_seconds(7.0)
+        }
+        .spawn(&format!("{base}/whep/layers"))?;
+        // Meanwhile the listing shows the three layers.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let streams = http()
+            .get(format!("{base}/api/streams/layers"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let listed: serde_json::Value = serde_json::from_str(&streams)?;
+        let session = listed
+            .pointer("/subscribe/sessions")
+            .and_then(|s| s.as_array())
+            .and_then(|s| s.iter().find_map(|s| s["id"].as_str().map(str::to_owned)));
+        let layers = match session {
+            Some(id) => {
+                http()
+                    .get(format!("{base}/session/layers/{id}/layer"))
+                    .send()
+                    .await?
+                    .text()
+                    .await?
+            }
+            None => String::new(),
+        };
+        let player = player.finish().await?.expect_ok()?;
+        let _ = pages.finish().await;
+        gw.shutdown().await;
+        println!(
+            "simulcast: layers {layers}; width {} before the switch, {} after; {} frames",
+            player.u64("width_before_switch"),
+            player.u64("width"),
+            player.u64("video_frames")
+        );
+        ensure!(
+            ["q", "h", "f"]
+                .iter()
+                .all(|r| layers.contains(&format!("\"encodingId\":\"{r}\""))),
+            "layers: {layers}"
+        );
+        ensure!(
+            player.u64("switch_status") == 200
+                && player.u64("width_before_switch") == 1280
+                && player.u64("width") == 320
+                && player.u64("video_frames") > player.u64("frames_before_switch") + 10,
+            "{}",
+            player.describe()
+        );
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("simulcast_subscriber_switches_layers_through_the_layer_extension: {e:#}");
     }
 }

@@ -428,6 +428,25 @@ impl Gate {
         Ok(self.media.close(room, session, on_publisher_leave).await?)
     }
 
+    /// The simulcast layers (rids) a subscriber's publisher sends.
+    pub async fn session_layers(
+        &self,
+        room: &str,
+        session: &str,
+    ) -> Result<Vec<String>, GateError> {
+        Ok(self.media.layers(room, session).await?)
+    }
+
+    /// Chooses the simulcast layer a subscriber receives (its session URL is the capability).
+    pub async fn select_layer(
+        &self,
+        room: &str,
+        session: &str,
+        choice: crate::media::LayerChoice,
+    ) -> Result<(), GateError> {
+        Ok(self.media.select_layer(room, session, choice).await?)
+    }
+
     /// A snapshot of one room.
     pub async fn room(&self, name: &str) -> Result<Option<RoomSnapshot>, GateError> {
         Ok(self.media.room(name).await?)

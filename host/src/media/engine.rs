@@ -283,6 +283,21 @@ impl Engine {
                             .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));
                     let _ = reply.send(result);
                 }
+                Command::Layers {
+                    room,
+                    session,
+                    reply,
+                } => {
+                    let _ = reply.send(self.layers(&room, &session));
+                }
+                Command::SelectLayer {
+                    room,
+                    session,
+                    choice,
+                    reply,
+                } => {
+                    let _ = reply.send(self.select_layer(&room, &session, choice));
+                }
                 Command::Room(name, reply) => {
                     let _ = reply.send(self.room_snapshot(&name));
                 }

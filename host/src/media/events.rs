@@ -11,6 +11,7 @@ use super::feedback::KeyframeRequestPacer;
 use super::keyframe::VideoCodec;
 use super::offer::MediaKind;
 use super::peer::{PeerMedia, PublishedTrack};
+use super::simulcast::Layer;
 
 impl Engine {
     pub(super) fn on_event(&mut self, key: u64, event: RTCPeerConnectionEvent) {
@@ -101,11 +102,18 @@ impl Engine {
         let PeerMedia::Publisher { tracks } = &mut peer.media else {
             return;
         };
-        if tracks.iter().any(|t| t.track_id == init.track_id) {
-            return; // another simulcast layer of a track already forwarded
+        let layer = Layer {
+            ssrc: init.ssrc,
+            rid: init.rid.clone(),
+        };
+        if let Some(track) = tracks.iter_mut().find(|t| t.track_id == init.track_id) {
+            tracing::info!(session = %peer.id, room = %peer.feed.room, rid = ?layer.rid,
+                ssrc = init.ssrc, "publisher simulcast layer open");
+            track.layers.push(layer);
+            return;
         }
         tracing::info!(session = %peer.id, room = %peer.feed.room, feed = %peer.feed.feed, kind = kind.as_str(),
-            codec = %mime_lower, ssrc = init.ssrc, "publisher track open");
+            codec = %mime_lower, ssrc = init.ssrc, rid = ?layer.rid, "publisher track open");
         let recording = self
             .recorder
             .as_mut()
@@ -114,7 +122,7 @@ impl Engine {
             track_id: init.track_id,
             receiver_id: init.receiver_id,
             kind,
-            ssrc: init.ssrc,
+            layers: vec![layer],
             video_codec: VideoCodec::from_mime(&mime_lower),
             mime_lower,
             codec,

@@ -6,12 +6,14 @@ use std::time::Instant;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::shared::marshal::MarshalSize;
 
+use super::LayerChoice;
 use super::engine::{Engine, contained};
 use super::feed::{Feed, FeedKey};
 use super::feedback::PacerDecision;
 use super::forward::{Skip, SourcePacketInfo};
 use super::offer::MediaKind;
 use super::peer::PeerMedia;
+use super::simulcast;
 
 impl Engine {
     /// Forwards one publisher packet to every connected subscriber of its feed.
@@ -25,13 +27,22 @@ impl Engine {
         let Some(track) = tracks.iter().find(|t| t.track_id == track_id) else {
             return;
         };
-        if packet.header.ssrc != track.ssrc {
-            return; // only the first simulcast layer is forwarded for now
-        }
+        let Some(layer) = track
+            .layers
+            .iter()
+            .position(|l| l.ssrc == packet.header.ssrc)
+        else {
+            return;
+        };
+        let default_layer = layer == simulcast::default_layer(&track.layers);
+        // Each subscriber gets one layer: the list is needed only with simulcast.
+        let layers = (track.layers.len() > 1).then(|| track.layers.clone());
         let kind = track.kind;
         let mime_lower = track.mime_lower.clone();
         let video_codec = track.video_codec;
-        if let (Some(recording), Some(recorder)) = (track.recording, &self.recorder) {
+        if let (Some(recording), Some(recorder), true) =
+            (track.recording, &self.recorder, default_layer)
+        {
             recorder.packet(recording, &packet);
         }
         let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
@@ -51,6 +62,7 @@ impl Engine {
         packet.header.extension = false;
         if self.config.keyframe_cache
             && kind == MediaKind::Video
+            && default_layer
             && let Some(feed) = self.feeds.get_mut(&peer.feed)
         {
             feed.keyframe_cache.observe(&packet, info.is_keyframe_start);
@@ -80,6 +92,13 @@ impl Engine {
             let Some(output) = outputs.iter_mut().find(|o| o.kind == kind) else {
                 continue;
             };
+            let wanted = match &layers {
+                Some(layers) => simulcast::chosen_layer(layers, &output.layer) == Some(layer),
+                None => output.layer != LayerChoice::Off,
+            };
+            if !wanted {
+                continue;
+            }
             let mut header = packet.header.clone();
             match output.forwarder.prepare(&mut header, &info, now) {
                 Ok(()) => {}
@@ -231,9 +250,9 @@ impl Engine {
             let wanted: Vec<_> = tracks
                 .iter_mut()
                 .filter_map(|t| {
-                    (t.kind == MediaKind::Video && t.pacer.take_deferred(now))
-                        .then_some((t.receiver_id, t.ssrc))
+                    (t.kind == MediaKind::Video && t.pacer.take_deferred(now)).then_some(&*t)
                 })
+                .flat_map(|t| t.layers.iter().map(|l| (t.receiver_id, l.ssrc)))
                 .collect();
             send_plis(peer, &wanted, now);
             count_keyframe_requests(self.feeds.get(&peer.feed), wanted.len());
@@ -259,7 +278,10 @@ impl Engine {
         let mut due = Vec::new();
         for track in tracks.iter_mut().filter(|t| t.kind == MediaKind::Video) {
             match track.pacer.allow(now) {
-                PacerDecision::Send => due.push((track.receiver_id, track.ssrc)),
+                // Every layer: the subscriber may be on any of them.
+                PacerDecision::Send => {
+                    due.extend(track.layers.iter().map(|l| (track.receiver_id, l.ssrc)))
+                }
                 PacerDecision::DeferUntil(at) => self.deferred_keyframes.push((at, publisher)),
                 PacerDecision::Coalesced => {}
             }

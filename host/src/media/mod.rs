@@ -22,6 +22,7 @@ pub mod rewrite;
 mod rooms;
 mod rtx;
 mod sessions;
+mod simulcast;
 mod udp;
 
 use std::net::SocketAddr;
@@ -53,6 +54,18 @@ impl Role {
             Role::Subscriber => "subscriber",
         }
     }
+}
+
+/// Which simulcast layer of the publisher's video a subscriber receives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LayerChoice {
+    /// The best layer (rid `f`, `high`, `h`, `hi` or `2`, else the first that opened).
+    #[default]
+    Default,
+    /// The layer with this RTP stream id (the default while the publisher does not send it).
+    Rid(String),
+    /// No video (Live777's `DELETE …/layer`).
+    Off,
 }
 
 /// What to do with a room's subscribers when its publisher leaves.
@@ -284,6 +297,17 @@ pub(crate) enum Command {
         session_url: Option<String>,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
+    Layers {
+        room: String,
+        session: String,
+        reply: oneshot::Sender<Result<Vec<String>, MediaError>>,
+    },
+    SelectLayer {
+        room: String,
+        session: String,
+        choice: LayerChoice,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
     Room(String, oneshot::Sender<Option<RoomSnapshot>>),
     /// Creates an empty room with its default feed (an operator provisioning a stream).
     CreateRoom(String, oneshot::Sender<Result<(), MediaError>>),
@@ -431,6 +455,33 @@ impl MediaHandle {
         &self,
     ) -> Option<tokio::sync::mpsc::UnboundedReceiver<CascadeEnded>> {
         self.cascade_endings.lock().ok()?.take()
+    }
+
+    /// The rids of the simulcast layers a subscriber's publisher sends (empty without
+    /// simulcast).
+    pub async fn layers(&self, room: &str, session: &str) -> Result<Vec<String>, MediaError> {
+        self.ask(|reply| Command::Layers {
+            room: room.into(),
+            session: session.into(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Chooses the simulcast layer a subscriber receives.
+    pub async fn select_layer(
+        &self,
+        room: &str,
+        session: &str,
+        choice: LayerChoice,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::SelectLayer {
+            room: room.into(),
+            session: session.into(),
+            choice,
+            reply,
+        })
+        .await?
     }
 
     /// A snapshot of one room, `None` when it does not exist.

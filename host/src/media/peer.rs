@@ -196,8 +196,8 @@ pub(crate) struct PublishedTrack {
     pub track_id: String,
     pub receiver_id: RTCRtpReceiverId,
     pub kind: MediaKind,
-    /// The SSRC being forwarded (the first one seen for this track).
-    pub ssrc: u32,
+    /// Its RTP streams: one, or one per simulcast layer (in the order they opened).
+    pub layers: Vec<super::simulcast::Layer>,
     pub mime_lower: String,
     /// The negotiated codec (a cascade push re-offers it downstream).
     pub codec: Option<rtc::rtp_transceiver::rtp_sender::RTCRtpCodec>,
@@ -211,6 +211,8 @@ pub(crate) struct PublishedTrack {
 #[derive(Debug)]
 pub(crate) struct OutputTrack {
     pub kind: MediaKind,
+    /// Which simulcast layer of the publisher's video this output receives.
+    pub layer: super::LayerChoice,
     pub sender_id: RTCRtpSenderId,
     pub forwarder: OutputForwarder,
 }

@@ -534,6 +534,7 @@ pub(super) fn negotiated_outputs(
                 OutputForwarder::new(ssrc, intent.clock_rate, codecs, kind == MediaKind::Video);
             Some(OutputTrack {
                 kind,
+                layer: super::LayerChoice::Default,
                 sender_id,
                 forwarder,
             })

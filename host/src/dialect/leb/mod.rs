@@ -14,6 +14,7 @@
 //! | 401001 / 403001 | refused by the authorize/admit policies (their reason in `errmsg`) |
 //! | 403002 | `txSecret`/`txTime` refused (svrsig policy) |
 //! | 403003 | `svrsig` missing, forged, foreign or expired |
+//! | 403 | `tabrctl` for a layer the publisher does not send ("not allowed", the SDK's code) |
 //! | 404001 | the stream does not exist (and the strategy does not create it) |
 //! | 429001 | too many quality reports queued: this one was not taken |
 //! | 503001 | a policy or the media core is unavailable (fail closed) |
@@ -35,7 +36,7 @@ use serde_json::{Value, json};
 
 use crate::config::LebRoomFrom;
 use crate::gate::{Gate, GateError, PullError, ReportError, RequestFacts};
-use crate::media::MediaError;
+use crate::media::{LayerChoice, MediaError};
 use crate::ops::quality::IngestError;
 use crate::policy::{QualityStats, ReportBody};
 
@@ -398,8 +399,9 @@ async fn firstframeusetime(State(state): State<LebState>, request: Request) -> R
     .await
 }
 
-/// ABR: this gateway forwards one layer per track, so a switch is "not allowed" (403, the
-/// web SDK's documented refusal) once the `svrsig` is genuine.
+/// ABR: `bitrate_name` names a simulcast layer (rid) of the stream's publisher; the player
+/// switches to it from the next keyframe. A name the publisher does not send is "not allowed"
+/// (403, the web SDK's documented refusal).
 async fn tabrctl(State(state): State<LebState>, request: Request) -> Response {
     let request = LebRequest::read(request).await;
     let seq = request
@@ -411,15 +413,31 @@ async fn tabrctl(State(state): State<LebState>, request: Request) -> Response {
     let result = async {
         let body = request.body?;
         let (svrsig, room) = session_proof(&state, &body)?;
-        state
+        let session = state
             .gate
             .leb_session(svrsig, room.as_deref())
             .await
             .map_err(LebError::from_svrsig_check)?;
-        Ok(json!({
-            "errcode": 403,
-            "errmsg": "not allowed: the stream has no bitrate layers to switch",
-        }))
+        let wanted = text(&body, "bitrate_name")?;
+        let layers = state
+            .gate
+            .session_layers(&session.stream, &session.session_id)
+            .await?;
+        if !layers.iter().any(|rid| rid == wanted) {
+            return Ok(json!({
+                "errcode": 403,
+                "errmsg": format!("not allowed: the stream has no layer `{wanted}` (layers: {layers:?})"),
+            }));
+        }
+        state
+            .gate
+            .select_layer(
+                &session.stream,
+                &session.session_id,
+                LayerChoice::Rid(wanted.to_owned()),
+            )
+            .await?;
+        Ok(json!({ "errcode": 0, "errmsg": "succ" }))
     };
     let mut body = result.await.unwrap_or_else(|e: LebError| e.body());
     if let Some(map) = body.as_object_mut() {
