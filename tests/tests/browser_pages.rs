@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use gatehouse_e2e::{
-    Client, Play, bounded, browser_dir, browser_tools, http, media_lock, spawn_browser_pages,
-    spawn_browser_pages_with, start_gateway,
+    Client, Play, bounded, browser_dir, browser_tools, http, media_lock, offers,
+    spawn_browser_pages, spawn_browser_pages_with, start_gateway,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,9 +254,10 @@ async fn chromium_ice_restart_keeps_media_flowing_on_the_new_ice_session() {
     }
 }
 
-/// A Chromium publisher sends three simulcast layers (q, h, f of 1280x720); an aiortc player
-/// starts on the best one, lists the layers and switches to `q` through Live777's layer
-/// extension: the decoded width drops to a quarter and frames keep coming.
+/// A Chromium publisher sends simulcast layers (q, h, f of 1280x720; f once its bandwidth
+/// estimate allows); an aiortc player starts on the best one sent, the layers are listed, and
+/// it switches to `q` through Live777's layer extension: the decoded width drops to 320 and
+/// frames keep coming. LEB's tabrctl switches a pulled session the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulcast_subscriber_switches_layers_through_the_layer_extension() {
     let _guard = media_lock().await;
@@ -296,8 +297,45 @@ async fn simulcast_subscriber_switches_layers_through_the_layer_extension() {
             None => String::new(),
         };
         let player = player.finish().await?.expect_ok()?;
+        // LEB's ABR call switches a pulled session to a layer the publisher sends, and refuses
+        // one it does not (403, "not allowed").
+        let viewer = offers().await?.whep[0].clone();
+        let leb = |endpoint: &str, body: serde_json::Value| {
+            http()
+                .post(format!("{base}/webrtc/v1/{endpoint}"))
+                .body(body.to_string())
+                .send()
+        };
+        let pulled: serde_json::Value = serde_json::from_str(
+            &leb(
+                "pullstream",
+                serde_json::json!({"streamurl": "webrtc://d/live/layers", "sessionid": "s",
+                    "clientinfo": "t", "localsdp": {"type": "offer", "sdp": viewer}}),
+            )
+            .await?
+            .text()
+            .await?,
+        )?;
+        let svrsig = pulled["svrsig"].as_str().unwrap_or_default().to_owned();
+        let mut abr = Vec::new();
+        for name in ["q", "x"] {
+            let reply: serde_json::Value = serde_json::from_str(
+                &leb(
+                    "tabrctl",
+                    serde_json::json!({"svrsig": svrsig, "seq": 1, "bitrate_name": name}),
+                )
+                .await?
+                .text()
+                .await?,
+            )?;
+            abr.push(reply["errcode"].as_u64());
+        }
         let _ = pages.finish().await;
         gw.shutdown().await;
+        ensure!(
+            abr == [Some(0), Some(403)],
+            "tabrctl h / x: {abr:?} (pull {pulled})"
+        );
         println!(
             "simulcast: layers {layers}; width {} before the switch, {} after; {} frames",
             player.u64("width_before_switch"),

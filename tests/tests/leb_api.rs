@@ -366,3 +366,79 @@ async fn an_expired_svrsig_is_refused() {
     })
     .await;
 }
+
+/// The remaining error paths, each with its errcode and HTTP 200: a stream the strategy does
+/// not create (404001), a policy refusal (401001), signing switched off (503001, fail closed);
+/// and SRS's publish form. (A full report queue, 429001, is proven in `ops::quality`'s tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_of_strategy_and_policy_have_their_errcodes_and_srs_publishes() {
+    run("leb_refusals", async {
+        let viewer = offers().await?.whep[0].clone();
+        let publish_offer = offers().await?.whip[0].clone();
+        let pull = |stream: &str| {
+            json!({"streamurl": format!("webrtc://d/live/{stream}"), "sessionid": "s",
+                   "clientinfo": "t", "localsdp": {"type": "offer", "sdp": viewer}})
+        };
+        let gw = start_gateway(|c| {
+            c.strategy.auto_create_whep = false;
+        })
+        .await?;
+        let base = gw.base_url();
+        let (status, _, reply) = leb(&base, "pullstream", &pull("nobody")).await?;
+        ensure!(status == 200 && reply["errcode"] == 404_001, "{reply}");
+        // SRS's publish form creates the stream; then a pull of it succeeds.
+        let srs: Value = serde_json::from_str(
+            &http()
+                .post(format!("{base}/rtc/v1/publish/"))
+                .body(
+                    json!({"sdp": publish_offer, "streamurl": "webrtc://h/live/made"}).to_string(),
+                )
+                .send()
+                .await?
+                .text()
+                .await?,
+        )?;
+        ensure!(
+            srs["code"] == 0 && srs["sessionid"].is_string(),
+            "SRS publish: {srs}"
+        );
+        let (_, _, reply) = leb(&base, "pullstream", &pull("made")).await?;
+        let svrsig = reply["svrsig"].as_str().unwrap_or_default().to_owned();
+        ensure!(reply["errcode"] == 0, "{reply}");
+        let report = json!({"streamurl": "webrtc://d/live/made", "svrsig": svrsig,
+                            "iceConnectionState": "checking", "iceGatheringState": "complete"});
+        let (_, _, reply) = leb(&base, "reporticestate", &report).await?;
+        ensure!(reply["errcode"] == 0, "report: {reply}");
+        gw.shutdown().await;
+
+        let gw = start_gateway(|c| {
+            c.policies.config.insert(
+                "token-auth".into(),
+                toml::from_str("auth_token = \"secret\"").unwrap_or_default(),
+            );
+            c.policies.config.insert(
+                "leb-svrsig".into(),
+                toml::from_str("svrsig_key = \"\"").unwrap_or_default(),
+            );
+        })
+        .await?;
+        let base = gw.base_url();
+        let (_, _, reply) = leb(&base, "pullstream", &pull("cam")).await?;
+        ensure!(reply["errcode"] == 401_001, "no token: {reply}");
+        let response = http()
+            .post(format!("{base}/webrtc/v1/pullstream"))
+            .header("Authorization", "Bearer secret")
+            .body(pull("cam").to_string())
+            .send()
+            .await?;
+        let reply: Value = serde_json::from_str(&response.text().await?)?;
+        ensure!(reply["errcode"] == 503_001, "signing off: {reply}");
+        ensure!(
+            subscribers(&base, "cam").await? == 0,
+            "a refused pull left a session"
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+}

@@ -405,6 +405,31 @@ mod tests {
         }
     }
 
+    fn ice_report() -> QualityReport {
+        QualityReport {
+            stream: "cam".into(),
+            session_id: "s".into(),
+            client_ip: "127.0.0.1".into(),
+            body: ReportBody::IceState(("connected".into(), "complete".into())),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_refuses_the_report_and_counts_it() {
+        let (queue, _held) = sync_channel(1);
+        let ingest = QualityIngest {
+            queue,
+            figures: Default::default(),
+        };
+        assert_eq!(ingest.submit(ice_report()), Ok(()));
+        assert_eq!(ingest.submit(ice_report()), Err(IngestError::QueueFull));
+        let refused = ingest.figures().reports;
+        assert_eq!(
+            refused.get(&("cam".to_owned(), "ice-state", "refused")),
+            Some(&1)
+        );
+    }
+
     #[test]
     fn report_log_rotates_to_dot_1_when_full() {
         let dir = std::env::temp_dir().join(format!("gatehouse-reportlog-{}", std::process::id()));
