@@ -130,9 +130,11 @@ async def ice_restart(args, res, session, pc, location, offer_sdp, counter, dead
 
 
 async def switch_layer(args, res: dict, session, location: str, counter: "Counter") -> None:
-    """Switches the simulcast layer mid-play and records the decoded widths around it."""
+    """Switches the simulcast layer mid-play (after SECONDS, and once 30 frames were decoded)
+    and records the decoded widths around it."""
     rid, _, after = args.switch_layer.partition("@")
     await asyncio.sleep(float(after or 3))
+    await wait_frames(counter, 30, 10)
     res["width_before_switch"] = counter.width
     res["frames_before_switch"] = counter.video
     async with session.post(f"{location}/layer", json={"encodingId": rid}) as r:
@@ -282,8 +284,9 @@ def main() -> None:
     p.add_argument("--delete", action="store_true", help="DELETE the session at the end")
     p.add_argument("--no-audio", action="store_true")
     p.add_argument("--switch-layer", default=None, metavar="RID@SECONDS",
-                   help="POST {session}/layer {encodingId: RID} SECONDS after connecting "
-                        "(Live777's layer extension); reports widths before and after")
+                   help="POST {session}/layer {encodingId: RID} SECONDS after connecting, once "
+                        "30 frames were decoded (Live777's layer extension); reports widths "
+                        "before and after")
     p.add_argument("--pli-interval-ms", type=int, default=0,
                    help="send a PLI for the video stream every N ms once connected")
     args = p.parse_args()

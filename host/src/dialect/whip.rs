@@ -277,6 +277,16 @@ async fn create(
     for link in &state.ice_links {
         h.append(header::LINK, link.clone());
     }
+    // The WHEP layer extension, when the publisher sends simulcast layers (as Live777 does).
+    if role == Role::Subscriber
+        && let Ok(layers) = state.gate.session_layers(&stream, &answer.session_id).await
+        && !layers.is_empty()
+        && let Ok(link) = HeaderValue::from_str(&format!(
+            "<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\""
+        ))
+    {
+        response.headers_mut().append(header::LINK, link);
+    }
     Ok(response)
 }
 
