@@ -83,7 +83,7 @@ impl Engine {
             let Some(sub) = peers.get_mut(key) else {
                 continue;
             };
-            if !sub.can_receive_media() {
+            if !sub.can_receive_media(now) {
                 continue;
             }
             let PeerMedia::Subscriber { outputs } = &mut sub.media else {

@@ -35,6 +35,11 @@ const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(12);
 /// default, usually ends the session first).
 const ICE_FAILED_AFTER_DISCONNECTED: Duration = Duration::from_secs(25);
 
+/// A subscriber silent this long (no STUN, no RTCP) gets no more forwarded media: a live client
+/// sends something at least every 6 s (RFC 7675 consent checks every 4-6 s; browsers' and
+/// aiortc's RTCP far more often; full-ICE keepalives every 2 s).
+pub(crate) const FORWARD_SILENCE_LIMIT: Duration = Duration::from_secs(8);
+
 /// How a session's ICE agent runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IceMode {
@@ -311,13 +316,15 @@ impl Peer {
         self.state == RTCPeerConnectionState::Connected
     }
 
-    /// Media can be sent: connected, or `disconnected` (silent for a while, which a late
-    /// consent check ends), where a gap would be unrepairable (never sent, never buffered).
-    pub fn can_receive_media(&self) -> bool {
+    /// Media is worth sending: connected (or `disconnected`, which rtc says after a late
+    /// consent check while the client still sends RTCP) and heard from within
+    /// [`FORWARD_SILENCE_LIMIT`]. A live client is never skipped (a gap it could not repair),
+    /// a vanished one stops costing a forward long before its consent expires.
+    pub fn can_receive_media(&self, now: Instant) -> bool {
         matches!(
             self.state,
             RTCPeerConnectionState::Connected | RTCPeerConnectionState::Disconnected
-        )
+        ) && now.saturating_duration_since(self.last_received) < FORWARD_SILENCE_LIMIT
     }
 
     /// The strong entity tag of the current ICE session.
