@@ -10,3 +10,18 @@ pub mod sdpfrag;
 pub mod srs;
 pub mod streams;
 pub mod whip;
+
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::Response;
+
+/// Sets fixed headers on a response (the CORS and type headers a dialect always sends).
+pub(crate) fn with_headers(
+    mut response: Response,
+    headers: &[(HeaderName, &'static str)],
+) -> Response {
+    let h = response.headers_mut();
+    for (name, value) in headers {
+        h.insert(name.clone(), HeaderValue::from_static(value));
+    }
+    response
+}

@@ -15,7 +15,9 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+
+use super::with_headers;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
@@ -157,34 +159,22 @@ impl Runner365Error {
 
 /// The original's CORS and type headers on every API reply.
 fn reply(body: String, location: Option<String>) -> Response {
-    let mut response = (StatusCode::OK, body).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain;charset=utf-8"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ALLOW,
-        HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, TRACE, OPTIONS, PATCH"),
-    );
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("Access-Control-Request-Headers"),
+    let mut response = with_headers(
+        (StatusCode::OK, body).into_response(),
+        &[
+            (header::CONTENT_TYPE, "text/plain;charset=utf-8"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "POST"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "*"),
+            (
+                header::ALLOW,
+                "GET, HEAD, POST, PUT, DELETE, TRACE, OPTIONS, PATCH",
+            ),
+            (header::VARY, "Access-Control-Request-Headers"),
+        ],
     );
     if let Some(value) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-        h.insert(header::LOCATION, value);
+        response.headers_mut().insert(header::LOCATION, value);
     }
     response
 }
@@ -205,26 +195,19 @@ fn close_reply(result: Result<(), Runner365Error>) -> Response {
 
 /// `OPTIONS` on any runner365 path, as the original answers it.
 async fn preflight() -> Response {
-    let mut response = StatusCode::OK.into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, PUT"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        "access-control-allow-private-network",
-        HeaderValue::from_static("true"),
-    );
-    response
+    with_headers(
+        StatusCode::OK.into_response(),
+        &[
+            (header::CONTENT_LENGTH, "0"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, PUT"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "*"),
+            (
+                HeaderName::from_static("access-control-allow-private-network"),
+                "true",
+            ),
+        ],
+    )
 }
 
 /// Room ids and uids are path segments: letters, digits and `_ - . ~`, at most 128.

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::leb::streamurl;
+use super::with_headers;
 use crate::config::LebRoomFrom;
 use crate::gate::{Gate, RequestFacts};
 use crate::media::Role;
@@ -57,16 +58,14 @@ fn reply(body: serde_json::Value, cors: bool) -> Response {
 }
 
 async fn preflight() -> Response {
-    let mut response = StatusCode::OK.into_response();
-    let h = response.headers_mut();
-    for (name, value) in [
-        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-        (header::ACCESS_CONTROL_ALLOW_METHODS, "*"),
-        (header::ACCESS_CONTROL_ALLOW_HEADERS, "*"),
-    ] {
-        h.insert(name, HeaderValue::from_static(value));
-    }
-    response
+    with_headers(
+        StatusCode::OK.into_response(),
+        &[
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "*"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "*"),
+        ],
+    )
 }
 
 async fn handle(State(state): State<SrsState>, request: Request, role: Role) -> Response {

@@ -29,11 +29,12 @@ use std::net::{IpAddr, SocketAddr};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use super::with_headers;
 use crate::config::LebRoomFrom;
 use crate::gate::{Gate, GateError, PullError, ReportError, RequestFacts};
 use crate::media::{LayerChoice, MediaError};
@@ -167,12 +168,10 @@ impl From<ReportError> for LebError {
 
 /// HTTP 200 with `body` and the CORS header browsers need on the POST reply itself.
 fn reply(body: Value) -> Response {
-    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    response.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    response
+    with_headers(
+        (StatusCode::OK, axum::Json(body)).into_response(),
+        &[(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+    )
 }
 
 fn outcome(result: Result<Value, LebError>) -> Response {
@@ -180,21 +179,14 @@ fn outcome(result: Result<Value, LebError>) -> Response {
 }
 
 async fn preflight() -> Response {
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("*"),
-    );
-    response
+    with_headers(
+        StatusCode::NO_CONTENT.into_response(),
+        &[
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS"),
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, "*"),
+        ],
+    )
 }
 
 /// The request body as a JSON object, whatever the Content-Type.
