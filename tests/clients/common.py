@@ -415,6 +415,25 @@ def ice_connection_of(pc: RTCPeerConnection) -> Any:
     raise RuntimeError("no ICE transport")
 
 
+def run_client(name: str, args: Any, run: Any) -> None:
+    """Runs a client's `run(args, res)` under the hard timeout and prints its one JSON line;
+    the exit code is 0 only when it returned 0 and recorded no error."""
+    res: dict[str, Any] = {"client": name, "url": args.url, "phase": "start"}
+    install_hard_timeout(args.timeout or args.seconds + 30, res)
+    try:
+        code = asyncio.run(run(args, res))
+    except Exception as e:  # noqa: BLE001
+        res["error"] = f"{type(e).__name__}: {e}"
+        code = 1
+    res.pop("_answer", None)
+    if "error" in res:
+        code = code or 1
+    res["ok"] = code == 0
+    if code == 0:
+        res.pop("phase", None)
+    finish(res, code)
+
+
 def common_args(parser: Any, default_seconds: float) -> None:
     parser.add_argument("--url", required=True, help="WHIP/WHEP endpoint URL")
     parser.add_argument("--seconds", type=float, default=default_seconds)

@@ -176,20 +176,7 @@ def main() -> None:
     p.add_argument("--connect-timeout", type=float, default=10.0)
     p.add_argument("--no-stop", action="store_true", help="leave without stopstream")
     p.add_argument("--timeout", type=float, default=None)
-    args = p.parse_args()
-    res: dict = {"client": "leb_play", "url": args.url, "phase": "start"}
-    c.install_hard_timeout(args.timeout or args.seconds + 30, res)
-    try:
-        code = asyncio.run(run(args, res))
-    except Exception as e:  # noqa: BLE001
-        res["error"] = f"{type(e).__name__}: {e}"
-        code = 1
-    if "error" in res:
-        code = code or 1
-    res["ok"] = code == 0
-    if code == 0:
-        res.pop("phase", None)
-    c.finish(res, code)
+    c.run_client("leb_play", p.parse_args(), run)
 
 
 if __name__ == "__main__":

@@ -289,21 +289,7 @@ def main() -> None:
                         "before and after")
     p.add_argument("--pli-interval-ms", type=int, default=0,
                    help="send a PLI for the video stream every N ms once connected")
-    args = p.parse_args()
-    res: dict = {"client": "whep_play", "url": args.url, "phase": "start"}
-    c.install_hard_timeout(args.timeout or args.seconds + 30, res)
-    try:
-        code = asyncio.run(run(args, res))
-    except Exception as e:  # noqa: BLE001
-        res["error"] = f"{type(e).__name__}: {e}"
-        code = 1
-    res.pop("_answer", None)
-    if "error" in res:
-        code = code or 1
-    res["ok"] = code == 0
-    if code == 0:
-        res.pop("phase", None)
-    c.finish(res, code)
+    c.run_client("whep_play", p.parse_args(), run)
 
 
 if __name__ == "__main__":

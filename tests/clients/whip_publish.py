@@ -125,20 +125,7 @@ def main() -> None:
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--ignore-keyframe-requests", action="store_true",
                    help="count PLI/FIR but never answer them (aiortc then sends one keyframe per 3000 frames)")
-    args = p.parse_args()
-    res: dict = {"client": "whip_publish", "url": args.url, "phase": "start"}
-    c.install_hard_timeout(args.timeout or args.seconds + 30, res)
-    try:
-        code = asyncio.run(run(args, res))
-    except Exception as e:  # noqa: BLE001
-        res["error"] = f"{type(e).__name__}: {e}"
-        code = 1
-    if "error" in res:
-        code = code or 1
-    res["ok"] = code == 0
-    if code == 0:
-        res.pop("phase", None)
-    c.finish(res, code)
+    c.run_client("whip_publish", p.parse_args(), run)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,14 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use super::engine::Engine;
 use super::feed::{CodecIntent, DEFAULT_FEED, Feed, FeedKey};
 use super::offer::MediaKind;
 use super::peer::{IceMode, Peer, PeerMedia};
-use super::sessions::{AddedTrack, nacks_of, negotiated_outputs, rtc_codec, rtc_kind};
+use super::sessions::{AddedTrack, nacks_of, negotiated_outputs, rtc_kind, send_track};
 use super::{DialOffer, DialRequest, MediaError, OfferRequest, Role};
 
 /// A cascade session's remote end, kept on its [`Peer`].
@@ -174,22 +172,8 @@ impl Engine {
         let mut added = Vec::new();
         for intent in intents {
             let ssrc = rand::random::<u32>();
-            let track = MediaStreamTrack::new(
-                feed_key.room.clone(),
-                format!("{}-{session}", intent.kind.as_str()),
-                format!("gatehouse-{}", intent.kind.as_str()),
-                rtc_kind(intent.kind),
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: rtc_codec(&intent),
-                    ..Default::default()
-                }],
-            );
             let sender = pc
-                .add_track(track)
+                .add_track(send_track(&feed_key.room, session, &intent, ssrc))
                 .map_err(|e| MediaError::Internal(format!("push track: {e}")))?;
             added.push((intent.kind, ssrc, sender, intent));
         }

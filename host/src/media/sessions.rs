@@ -40,6 +40,30 @@ pub(super) fn rtc_codec(intent: &CodecIntent) -> RTCRtpCodec {
     }
 }
 
+/// The track a subscriber leg sends a feed's `intent` codec on, with SSRC `ssrc`.
+pub(super) fn send_track(
+    room: &str,
+    session: &str,
+    intent: &CodecIntent,
+    ssrc: u32,
+) -> MediaStreamTrack {
+    let kind = intent.kind.as_str();
+    MediaStreamTrack::new(
+        room.to_owned(),
+        format!("{kind}-{session}"),
+        format!("gatehouse-{kind}"),
+        rtc_kind(intent.kind),
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: rtc_codec(intent),
+            ..Default::default()
+        }],
+    )
+}
+
 /// A send track added to a subscriber: `(kind, SSRC, sender, codec)`.
 /// The NACK counter of a feed (a detached one if the feed is gone).
 pub(super) fn nacks_of(
@@ -286,22 +310,8 @@ impl Engine {
             let intent = intent_from_offered(kind, chosen);
             feed.set_intent_if_absent(intent.clone());
             let ssrc = rand::random::<u32>();
-            let track = MediaStreamTrack::new(
-                feed_key.room.clone(),
-                format!("{}-{session}", kind.as_str()),
-                format!("gatehouse-{}", kind.as_str()),
-                rtc_kind(kind),
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: rtc_codec(&intent),
-                    ..Default::default()
-                }],
-            );
             let sender = pc
-                .add_track(track)
+                .add_track(send_track(&feed_key.room, session, &intent, ssrc))
                 .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
             added.push((kind, ssrc, sender, intent));
         }
