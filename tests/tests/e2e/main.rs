@@ -1,0 +1,21 @@
+//! End-to-end tests, one binary: each of these links the whole gateway (wasmtime, rtc), so one
+//! binary instead of one per file saves minutes of linking and gigabytes of disk.
+mod browser_pages;
+mod cascade;
+mod client_mistakes;
+mod cross_dialect;
+mod leb_api;
+mod live777_streams;
+mod media_aiortc;
+mod media_feedback;
+mod media_lifecycle;
+mod media_loss;
+mod metrics;
+mod policy_containment;
+mod policy_leb_hooks;
+mod policy_reload;
+mod policy_shipped;
+mod recording;
+mod rooms_api;
+mod runner365_api;
+mod whip_contract;
