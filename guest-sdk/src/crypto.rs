@@ -4,7 +4,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 
@@ -16,14 +15,11 @@ const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// HMAC-SHA256 of `message` under `key` (any key length).
+/// HMAC-SHA256 of `message` under `key` (any key length), computed by the gateway
+/// ([`crate::host::hmac`]). All zeros for a message over 1 MiB.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of every length: longer ones are hashed, shorter ones padded.
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
-        unreachable!("HMAC takes keys of any length")
-    };
-    mac.update(message);
-    mac.finalize().into_bytes().into()
+    let mac = crate::host::hmac(crate::host::Hash::Sha256, key, message);
+    <[u8; 32]>::try_from(mac.as_slice()).unwrap_or([0; 32])
 }
 
 /// Lowercase hex MD5 of `data` (32 characters).

@@ -3,10 +3,10 @@
 //!
 //! Off wasm (when a policy's unit tests run natively) these functions do not reach a gateway:
 //! [`log`] writes to stderr, [`now_ms`] reads the system clock, [`config`] returns `None`, and
-//! [`count`] does nothing. Tests of decision logic should pass configuration explicitly (see
+//! [`count`] does nothing, and [`hmac`] is computed in this process. Tests of decision logic should pass configuration explicitly (see
 //! [`crate::config::Source`]).
 
-pub use crate::host_bindings::gatehouse::policy::host::Level;
+pub use crate::host_bindings::gatehouse::policy::host::{Hash, Level};
 
 /// Writes `message` to the gateway's log at `level`, tagged with the module's name.
 pub fn log(level: Level, message: &str) {
@@ -61,6 +61,16 @@ pub fn count(name: &str, labels: &[(&str, &str)], value: f64) {
     imp::count(name, labels, value);
 }
 
+/// Longest message [`hmac`] signs (1 MiB), as the gateway's `hmac` import.
+pub const MAX_HMAC_MESSAGE: usize = 1 << 20;
+
+/// HMAC of `message` under `key`, computed by the gateway natively (with the CPU's SHA
+/// instructions where it has them). [`crate::crypto::hmac_sha256`] and [`crate::jwt`] use it.
+/// Messages over 1 MiB give an empty result, which matches no signature.
+pub fn hmac(hash: Hash, key: &[u8], message: &[u8]) -> Vec<u8> {
+    imp::hmac(hash, key, message)
+}
+
 #[cfg(target_arch = "wasm32")]
 mod imp {
     use super::Level;
@@ -85,6 +95,10 @@ mod imp {
             .collect();
         wit::count(name, &labels, value);
     }
+
+    pub fn hmac(hash: super::Hash, key: &[u8], message: &[u8]) -> Vec<u8> {
+        wit::hmac(hash, key, message)
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -106,6 +120,26 @@ mod imp {
     }
 
     pub fn count(_name: &str, _labels: &[(&str, &str)], _value: f64) {}
+
+    pub fn hmac(hash: super::Hash, key: &[u8], message: &[u8]) -> Vec<u8> {
+        use hmac::{Hmac, Mac};
+        fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
+            // HMAC accepts keys of every length.
+            let Ok(mut mac) = <M as Mac>::new_from_slice(key) else {
+                unreachable!("HMAC takes keys of any length")
+            };
+            mac.update(message);
+            mac.finalize().into_bytes().to_vec()
+        }
+        if message.len() > super::MAX_HMAC_MESSAGE {
+            return Vec::new();
+        }
+        match hash {
+            super::Hash::Sha256 => run::<Hmac<sha2::Sha256>>(key, message),
+            super::Hash::Sha384 => run::<Hmac<sha2::Sha384>>(key, message),
+            super::Hash::Sha512 => run::<Hmac<sha2::Sha512>>(key, message),
+        }
+    }
 }
 
 /// Logs a formatted message at debug level: `gatehouse_sdk::debug!("room {room} full")`.

@@ -15,7 +15,7 @@
 //! ```
 
 use crate::crypto::{base64url_decode, base64url_encode};
-use hmac::{Hmac, Mac};
+use crate::host::Hash;
 use serde_json::{Map, Value};
 
 /// The claims of a token: its JSON payload object.
@@ -51,20 +51,14 @@ impl Algorithm {
         }
     }
 
+    /// Computed by the gateway ([`crate::host::hmac`]): natively, with SHA instructions.
     fn mac(self, secret: &[u8], message: &[u8]) -> Vec<u8> {
-        fn run<M: Mac + hmac::digest::KeyInit>(secret: &[u8], message: &[u8]) -> Vec<u8> {
-            // HMAC accepts keys of every length.
-            let Ok(mut mac) = <M as Mac>::new_from_slice(secret) else {
-                unreachable!("HMAC takes keys of any length")
-            };
-            mac.update(message);
-            mac.finalize().into_bytes().to_vec()
-        }
-        match self {
-            Algorithm::Hs256 => run::<Hmac<sha2::Sha256>>(secret, message),
-            Algorithm::Hs384 => run::<Hmac<sha2::Sha384>>(secret, message),
-            Algorithm::Hs512 => run::<Hmac<sha2::Sha512>>(secret, message),
-        }
+        let hash = match self {
+            Algorithm::Hs256 => Hash::Sha256,
+            Algorithm::Hs384 => Hash::Sha384,
+            Algorithm::Hs512 => Hash::Sha512,
+        };
+        crate::host::hmac(hash, secret, message)
     }
 }
 
@@ -143,12 +137,7 @@ pub fn verify(token: &str, secret: &[u8], validation: &Validation<'_>) -> Result
     else {
         return Err(Error::Malformed);
     };
-    let header = json_object(header_part)?;
-    let alg = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .and_then(Algorithm::from_name)
-        .ok_or(Error::UnsupportedAlgorithm)?;
+    let alg = header_algorithm(header_part)?;
     let signature = base64url_decode(signature).ok_or(Error::Malformed)?;
     // `header.payload`, exactly as sent.
     let signed = token
@@ -175,6 +164,26 @@ pub fn sign(alg: Algorithm, claims: &Claims, secret: &[u8]) -> String {
     );
     let mac = alg.mac(secret, signed.as_bytes());
     format!("{signed}.{}", base64url_encode(&mac))
+}
+
+/// The `alg` of a token's header. Only `alg` is read, so the header is not built into a map.
+fn header_algorithm(part: &str) -> Result<Algorithm, Error> {
+    #[derive(serde::Deserialize)]
+    struct Header<'a> {
+        #[serde(borrow)]
+        alg: Option<std::borrow::Cow<'a, str>>,
+    }
+    let bytes = base64url_decode(part).ok_or(Error::Malformed)?;
+    // A derived struct would also accept a JSON array; a header must be an object.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(Error::Malformed);
+    }
+    let header: Header<'_> = serde_json::from_slice(&bytes).map_err(|_| Error::Malformed)?;
+    header
+        .alg
+        .as_deref()
+        .and_then(Algorithm::from_name)
+        .ok_or(Error::UnsupportedAlgorithm)
 }
 
 fn json_object(part: &str) -> Result<Claims, Error> {

@@ -71,6 +71,12 @@ fn malformed_tokens_are_refused() {
         assert_eq!(check(t), Err(Error::Malformed), "{t}");
     }
     assert_eq!(check("e30.e30.AA"), Err(Error::UnsupportedAlgorithm));
+    // A header must be an object, even one that names a good algorithm.
+    let array_header = base64url_encode(br#"["HS256"]"#);
+    assert_eq!(
+        check(&format!("{array_header}.e30.AA")),
+        Err(Error::Malformed)
+    );
 }
 
 #[test]
