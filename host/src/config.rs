@@ -200,6 +200,10 @@ pub struct WebrtcConfig {
     /// Replay each room's last keyframe to a joining subscriber at once, instead of waiting
     /// for the publisher to answer the join's keyframe request.
     pub keyframe_cache: bool,
+    /// Busy fraction of the media thread (over the last second) above which new subscriber
+    /// offers are refused (WHEP 503 with Retry-After, each dialect its own error), so the
+    /// sessions already served keep their latency. 1.0 never refuses.
+    pub max_loop_load: f64,
 }
 
 impl Default for WebrtcConfig {
@@ -213,6 +217,7 @@ impl Default for WebrtcConfig {
             keyframe_request_interval_ms: 500,
             nack_buffer_packets: 256,
             keyframe_cache: false,
+            max_loop_load: 0.9,
         }
     }
 }
@@ -406,6 +411,9 @@ impl Config {
         config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.webrtc.udp_listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.policies.deadline_ms = 1000;
+        // Debug builds on a shared 2-core box pass 90 % busy in handshake bursts; functional
+        // tests must not depend on machine speed (the overload test sets its own limit).
+        config.webrtc.max_loop_load = 1.0;
         config
     }
 
@@ -421,6 +429,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "webrtc.consent_timeout_secs",
                 reason: "must be greater than 0".into(),
+            });
+        }
+        if !(self.webrtc.max_loop_load > 0.0 && self.webrtc.max_loop_load <= 1.0) {
+            return Err(ConfigError::Invalid {
+                key: "webrtc.max_loop_load",
+                reason: "must be more than 0 and at most 1.0".into(),
             });
         }
         if self.webrtc.connect_timeout_secs == 0 {
@@ -503,6 +517,16 @@ mod tests {
         let err = Config::from_toml("[webrtc]\nnack_buffer_packets = 300\n", "t").unwrap_err();
         assert!(err.to_string().contains("nack_buffer_packets"), "{err}");
         assert!(Config::from_toml("[webrtc]\nnack_buffer_packets = 512\n", "t").is_ok());
+    }
+
+    #[test]
+    fn a_loop_load_limit_outside_zero_to_one_is_refused() {
+        for bad in ["0", "1.5", "-0.2", "nan"] {
+            let toml = format!("[webrtc]\nmax_loop_load = {bad}\n");
+            let err = Config::from_toml(&toml, "t").unwrap_err();
+            assert!(err.to_string().contains("max_loop_load"), "{bad}: {err}");
+        }
+        assert!(Config::from_toml("[webrtc]\nmax_loop_load = 1.0\n", "t").is_ok());
     }
 
     #[test]

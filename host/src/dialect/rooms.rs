@@ -158,9 +158,9 @@ impl From<GateError> for RoomsError {
             GateError::Media(MediaError::RoomNotFound(_)) => {
                 RoomsError::Text(StatusCode::NOT_FOUND, "not found")
             }
-            GateError::Media(e @ (MediaError::Stopped | MediaError::Internal(_))) => {
-                RoomsError::Unavailable(e.to_string())
-            }
+            GateError::Media(
+                e @ (MediaError::Stopped | MediaError::Internal(_) | MediaError::Overloaded { .. }),
+            ) => RoomsError::Unavailable(e.to_string()),
             GateError::Media(e) => RoomsError::Json(StatusCode::BAD_REQUEST, e.to_string()),
             GateError::Remote(e) => RoomsError::Unavailable(e.to_string()),
         }

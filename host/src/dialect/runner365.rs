@@ -123,6 +123,9 @@ enum Runner365Error {
     Offer(String),
     #[error("{0}")]
     Server(String),
+    /// The media thread is saturated (already logged by the media core).
+    #[error("{0}")]
+    Overloaded(String),
 }
 
 impl Runner365Error {
@@ -142,6 +145,7 @@ impl Runner365Error {
                 MediaError::MalformedOffer(_)
                 | MediaError::UnusableOffer(_)
                 | MediaError::IceRestart(_) => Runner365Error::Offer(m.to_string()),
+                MediaError::Overloaded { .. } => Runner365Error::Overloaded(m.to_string()),
                 MediaError::RoomExists(_) | MediaError::Internal(_) | MediaError::Stopped => {
                     Runner365Error::Server(m.to_string())
                 }

@@ -134,9 +134,15 @@ pub enum WhipError {
     Denied { status: StatusCode, reason: String },
     #[error("{0}")]
     Unavailable(String),
+    /// The media thread is saturated; the client may retry (503 with Retry-After).
+    #[error("{0}")]
+    Overloaded(String),
     #[error("{0}")]
     Internal(String),
 }
+
+/// Seconds a client refused for overload is told to wait.
+const OVERLOAD_RETRY_AFTER_SECS: u64 = 5;
 
 impl From<GateError> for WhipError {
     fn from(e: GateError) -> Self {
@@ -157,6 +163,7 @@ impl From<GateError> for WhipError {
                 | MediaError::UnusableOffer(_)
                 | MediaError::IceRestart(_) => WhipError::BadRequest(m.to_string()),
                 MediaError::Stopped => WhipError::Unavailable(m.to_string()),
+                MediaError::Overloaded { .. } => WhipError::Overloaded(m.to_string()),
                 MediaError::Internal(_) => WhipError::Internal(m.to_string()),
             },
             GateError::Remote(r) => WhipError::Unavailable(r.to_string()),
@@ -176,6 +183,11 @@ impl IntoResponse for WhipError {
             WhipError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             WhipError::Denied { status, .. } => status,
             WhipError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WhipError::Overloaded(_) => {
+                let retry_after = [(header::RETRY_AFTER, OVERLOAD_RETRY_AFTER_SECS.to_string())];
+                let body = format!("{self}\n");
+                return (StatusCode::SERVICE_UNAVAILABLE, retry_after, body).into_response();
+            }
             WhipError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

@@ -162,6 +162,11 @@ impl Gate {
         }
     }
 
+    /// The media thread's load and the subscribers refused because of it.
+    pub fn media_load(&self) -> &crate::media::LoadGauge {
+        self.media.load()
+    }
+
     /// The LEB quality figures so far (for `/metrics`).
     pub fn quality_figures(&self) -> crate::ops::quality::QualityFigures {
         self.quality.figures()

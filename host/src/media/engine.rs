@@ -20,6 +20,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::feed::{Feed, FeedKey};
+use super::load::{LoadGauge, LoadMeter};
 use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory};
 use super::record::Recorder;
@@ -74,6 +75,7 @@ pub(super) fn start(
     let udp_addrs = Arc::new(sockets.iter().map(|s| s.bound).collect::<Vec<_>>());
     let (tx, rx) = mpsc::channel();
     let (cascade_ended, cascade_endings) = tokio::sync::mpsc::unbounded_channel();
+    let load_gauge = Arc::new(LoadGauge::default());
     let mut engine = Engine {
         poll,
         sockets,
@@ -94,6 +96,7 @@ pub(super) fn start(
         removed_feeds_traffic: Traffic::default(),
         recorder,
         cascade_ended,
+        load: LoadMeter::new(Instant::now(), load_gauge.clone()),
     };
     for (i, socket) in engine.sockets.iter_mut().enumerate() {
         engine
@@ -114,6 +117,7 @@ pub(super) fn start(
         waker,
         udp_addrs,
         cascade_endings: Arc::new(std::sync::Mutex::new(Some(cascade_endings))),
+        load: load_gauge,
     };
     Ok((handle, MediaThread { join }))
 }
@@ -160,6 +164,8 @@ pub(super) struct Engine {
     pub(super) recorder: Option<Recorder>,
     /// Where ended cascade sessions are reported, for their remote side to be deleted.
     pub(super) cascade_ended: tokio::sync::mpsc::UnboundedSender<super::CascadeEnded>,
+    /// This thread's busy time, for subscriber admission past saturation.
+    pub(super) load: LoadMeter,
 }
 
 impl Engine {
@@ -174,12 +180,14 @@ impl Engine {
                 deadline = deadline.min(at);
             }
             let timeout = deadline.saturating_duration_since(now);
+            self.load.work_ends(now);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 tracing::error!(error = %e, "media poll failed; stopping media thread");
                 break;
             }
+            self.load.work_starts(Instant::now());
             for event in events.iter() {
                 if event.token() == WAKER {
                     continue;

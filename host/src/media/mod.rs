@@ -14,6 +14,7 @@ mod feedback;
 mod forward;
 pub mod keyframe;
 mod keyframe_cache;
+mod load;
 mod offer;
 mod outbox;
 mod peer;
@@ -37,6 +38,7 @@ pub use engine::MediaStartError;
 pub use feed::DEFAULT_FEED;
 /// Reused by the load generator so its synthetic publisher answers PLI like an encoder.
 pub use feedback::{KEYFRAME_REQUESTS_SLOT, KeyframeRequestsToApp};
+pub use load::LoadGauge;
 pub use peer::add_host_candidate;
 
 /// Whether a session sends media into a room or receives it.
@@ -187,6 +189,9 @@ pub enum MediaError {
     /// The media thread has stopped (shutdown in progress).
     #[error("media engine is not running")]
     Stopped,
+    /// The media thread is saturated: a new subscriber would not get its media in time.
+    #[error("media engine overloaded (busy {load_percent}% of the time); try again later")]
+    Overloaded { load_percent: u32 },
 }
 
 /// A session's current ICE session, as WHIP/WHEP PATCH needs it.
@@ -332,6 +337,7 @@ pub struct MediaHandle {
     udp_addrs: Arc<Vec<SocketAddr>>,
     cascade_endings:
         Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<CascadeEnded>>>>,
+    load: Arc<LoadGauge>,
 }
 
 impl MediaHandle {
@@ -346,6 +352,11 @@ impl MediaHandle {
     /// The bound UDP addresses (all share one port).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp_addrs
+    }
+
+    /// The media thread's load and the subscribers refused because of it.
+    pub fn load(&self) -> &LoadGauge {
+        &self.load
     }
 
     async fn ask<T>(

@@ -127,12 +127,32 @@ impl Engine {
             .map_or(default, |f| f.key.clone())
     }
 
+    /// Refuses a subscriber while this thread is busier than `[webrtc] max_loop_load`.
+    fn admit_subscriber_load(&self) -> Result<(), MediaError> {
+        let load = self.load.load(Instant::now());
+        if load <= self.config.max_loop_load {
+            return Ok(());
+        }
+        self.load.gauge().count_refusal();
+        tracing::warn!(
+            load = format!("{:.0}%", load * 100.0),
+            limit = format!("{:.0}%", self.config.max_loop_load * 100.0),
+            "subscriber refused: media thread saturated"
+        );
+        Err(MediaError::Overloaded {
+            load_percent: (load * 100.0).round() as u32,
+        })
+    }
+
     fn open_session(
         &mut self,
         request: OfferRequest,
         feed_key: FeedKey,
     ) -> Result<SessionAnswer, MediaError> {
         let summary = offer::inspect(&request.offer_sdp, request.role)?;
+        if request.role == Role::Subscriber {
+            self.admit_subscriber_load()?;
+        }
         let room_exists = self.room_exists(&request.room);
         match self.feeds.get(&feed_key) {
             Some(feed) if request.role == Role::Publisher && feed.publisher.is_some() => {

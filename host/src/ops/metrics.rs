@@ -35,6 +35,7 @@ async fn metrics(State(gate): State<Gate>) -> Response {
     match render(&rooms, &totals, &policy) {
         Ok(mut text) => {
             text.push_str(&gate.quality_figures().exposition());
+            text.push_str(&load_exposition(gate.media_load()));
             (
                 [(
                     header::CONTENT_TYPE,
@@ -49,6 +50,21 @@ async fn metrics(State(gate): State<Gate>) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "metrics unavailable\n").into_response()
         }
     }
+}
+
+/// The media thread's load and the subscribers it refused (`[webrtc] max_loop_load`).
+fn load_exposition(load: &crate::media::LoadGauge) -> String {
+    format!(
+        "# HELP gatehouse_media_loop_load Busy fraction of the media thread over the last second\n\
+         # TYPE gatehouse_media_loop_load gauge\n\
+         gatehouse_media_loop_load {:.3}\n\
+         # HELP gatehouse_subscribers_refused_total Subscriber offers refused because the media \
+         thread was saturated\n\
+         # TYPE gatehouse_subscribers_refused_total counter\n\
+         gatehouse_subscribers_refused_total{{reason=\"overload\"}} {}\n",
+        load.load(),
+        load.refused_subscribers()
+    )
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, value: u64) -> prometheus::Result<()> {

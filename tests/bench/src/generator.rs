@@ -352,6 +352,7 @@ impl Generator {
                 client::apply_answer(pc, answer.sdp)
             }) {
                 Ok(()) => *state = LegState::Connecting,
+                Err(e) if e.is::<crate::signaling::Refused>() => *state = LegState::Refused,
                 Err(e) => *state = LegState::Failed(format!("{e:#}")),
             }
             if reply.tag == usize::MAX {

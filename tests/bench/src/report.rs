@@ -98,10 +98,15 @@ pub fn markdown(result: &RunResult) -> String {
     for s in &result.steps {
         let _ = writeln!(
             md,
-            "| {}{} | {} | {:.0} | {:.3}% | {:.2} / {:.2} / {:.1} | {:.2} ({:.2}) | {:.0} | {:.0}% | {:.1} ({:.0}) | {} | {:.2}{} |",
+            "| {}{} | {}{} | {:.0} | {:.3}% | {:.2} / {:.2} / {:.1} | {:.2} ({:.2}) | {:.0} | {:.0}% | {:.1} ({:.0}) | {} | {:.2}{} |",
             s.subscribers,
             if s.within_limits { "" } else { " ✗" },
             s.connected,
+            if s.refused > 0 {
+                format!(" ({} refused)", s.refused)
+            } else {
+                String::new()
+            },
             s.delivered_pps,
             s.loss * 100.0,
             s.latency_p50_ms,

@@ -68,6 +68,8 @@ pub struct Ttff {
 pub struct StepResult {
     pub subscribers: usize,
     pub connected: usize,
+    /// Subscribers the gateway refused with 503 (over `max_loop_load`).
+    pub refused: usize,
     pub connect_failures: usize,
     pub window_s: f64,
     pub delivered_pps: f64,
@@ -101,6 +103,7 @@ impl StepResult {
         self.loss > 10.0 * MAX_LOSS
             || self.gateway_cores >= 0.95 * MAX_GATEWAY_CORES
             || self.connect_failures * 20 > self.subscribers
+            || self.refused > 0
     }
 }
 
@@ -321,13 +324,18 @@ pub fn measure_step(
         .legs()
         .filter(|l| !l.late_joiner && l.is_connected())
         .count();
+    let refused = generator
+        .legs()
+        .filter(|l| !l.late_joiner && l.state == LegState::Refused)
+        .count();
     let ttff = late_joiners(generator, plan.late_joiners, plan.joiner_spacing)?;
     let generator_cores = (gen1 - gen0).as_secs_f64() / wall;
     let latency_p99_ms = hist.value_at_quantile(0.99) as f64 / 1e3;
     let mut step = StepResult {
         subscribers: n,
         connected,
-        connect_failures: n - connected.min(n),
+        refused,
+        connect_failures: n.saturating_sub(connected + refused),
         window_s: wall,
         delivered_pps,
         loss,
@@ -369,9 +377,10 @@ fn late_joiners(
     generator.schedule_joins(count, spacing, true);
     let done = |g: &Generator| {
         !g.joins_pending()
-            && g.legs()
-                .filter(|l| l.late_joiner)
-                .all(|l| l.first_keyframe_at.is_some() || matches!(l.state, LegState::Failed(_)))
+            && g.legs().filter(|l| l.late_joiner).all(|l| {
+                l.first_keyframe_at.is_some()
+                    || matches!(l.state, LegState::Failed(_) | LegState::Refused)
+            })
     };
     generator.run(Instant::now() + Duration::from_secs(15), done)?;
     let mut connected = Vec::new();

@@ -103,6 +103,18 @@ impl Signaling {
     }
 }
 
+/// The gateway refused the session for overload (503): not a failure to connect.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 async fn post_offer(client: &reqwest::Client, url: &str, sdp: String) -> anyhow::Result<Answer> {
     let response = client
         .post(url)
@@ -118,6 +130,9 @@ async fn post_offer(client: &reqwest::Client, url: &str, sdp: String) -> anyhow:
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let body = response.text().await.context("answer body")?;
+    if status.as_u16() == 503 {
+        return Err(Refused(body.trim().to_owned()).into());
+    }
     if status.as_u16() != 201 {
         anyhow::bail!("POST {url}: {status}: {body}");
     }

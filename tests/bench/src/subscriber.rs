@@ -24,6 +24,8 @@ pub enum LegState {
     Connected,
     /// Never connected, or lost after connecting.
     Failed(String),
+    /// The gateway answered 503 (over its load limit).
+    Refused,
 }
 
 /// The cleartext fields of an RTP header the generator needs.

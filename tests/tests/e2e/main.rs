@@ -11,6 +11,7 @@ mod media_feedback;
 mod media_lifecycle;
 mod media_loss;
 mod metrics;
+mod overload;
 mod policy_containment;
 mod policy_leb_hooks;
 mod policy_reload;

@@ -148,7 +148,9 @@ impl From<GateError> for LebError {
                 MediaError::PublisherExists(_) | MediaError::RoomExists(_) => {
                     LebError::BadRequest(m.to_string())
                 }
-                MediaError::Stopped => LebError::Unavailable(m.to_string()),
+                MediaError::Stopped | MediaError::Overloaded { .. } => {
+                    LebError::Unavailable(m.to_string())
+                }
                 MediaError::Internal(_) => LebError::Internal(m.to_string()),
             },
             GateError::Remote(r) => LebError::Unavailable(r.to_string()),
