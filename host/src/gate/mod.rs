@@ -11,7 +11,7 @@ pub use leb::{PullError, ReportError};
 use crate::cascade::{RemoteClient, RemoteError};
 use crate::config::StrategyConfig;
 use crate::media::{
-    CascadeLink, DialRequest, IceRestartAnswer, MediaError, MediaHandle, OfferRequest,
+    CascadeLink, DialOffer, DialRequest, IceRestartAnswer, MediaError, MediaHandle, OfferRequest,
     PublisherLeave, RemoteCandidate, Role, RoomSnapshot, SessionAnswer, SessionIce,
 };
 use crate::ops::quality::QualityIngest;
@@ -245,6 +245,64 @@ impl Gate {
             ..Admitted::new(facts, room, Role::Subscriber, false)
         };
         self.open_admitted(admitted, offer_sdp).await
+    }
+
+    /// Offers a subscriber session receiving feed `feed` of `room` (the server-offer flow of
+    /// Janus's VideoRoom): our offer, to be completed with [`Gate::answer_offer`].
+    pub async fn offer_subscriber(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+        feed: &str,
+    ) -> Result<DialOffer, GateError> {
+        self.decide(facts, Action::Subscribe, room).await?;
+        self.media
+            .dial(DialRequest {
+                dialect: facts.dialect,
+                room: room.to_owned(),
+                feed: Some(feed.to_owned()),
+                role: Role::Subscriber,
+                link: None,
+                token: None,
+            })
+            .await
+            .map_err(|e| match e {
+                MediaError::RoomNotFound(room) => GateError::StreamNotFound(room),
+                other => GateError::Media(other),
+            })
+    }
+
+    /// Applies a client's answer to a session we offered ([`Gate::offer_subscriber`]).
+    pub async fn answer_offer(
+        &self,
+        room: &str,
+        session: &str,
+        answer_sdp: String,
+    ) -> Result<(), GateError> {
+        Ok(self
+            .media
+            .complete_dial(room, session, answer_sdp, None)
+            .await?)
+    }
+
+    /// Stops (`paused`) or resumes forwarding to a subscriber.
+    pub async fn pause_session(
+        &self,
+        room: &str,
+        session: &str,
+        paused: bool,
+    ) -> Result<(), GateError> {
+        Ok(self.media.pause(room, session, paused).await?)
+    }
+
+    /// Moves a subscriber to feed `feed` of its room (Janus `switch`).
+    pub async fn switch_feed(
+        &self,
+        room: &str,
+        session: &str,
+        feed: &str,
+    ) -> Result<(), GateError> {
+        Ok(self.media.switch_feed(room, session, feed).await?)
     }
 
     /// Ends the sessions of `room` that `matches` selects (a dialect addressing sessions by
@@ -507,9 +565,11 @@ impl Gate {
         let dialled = self
             .media
             .dial(DialRequest {
+                dialect: "cascade",
                 room: room.to_owned(),
+                feed: None,
                 role,
-                link,
+                link: Some(link),
                 token: token.clone(),
             })
             .await

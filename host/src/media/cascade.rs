@@ -1,6 +1,7 @@
-//! Sessions we offer to another server (Live777's cascade): a pull is a publisher of a room
-//! whose media comes from a remote WHEP endpoint; a push is a subscriber of a room whose media
-//! goes to a remote WHIP endpoint. Signaling POSTs our offer and hands back the answer.
+//! Sessions we offer: Live777's cascade (a pull is a publisher of a room whose media comes from
+//! a remote WHEP endpoint; a push is a subscriber of a room whose media goes to a remote WHIP
+//! endpoint) and server-offer subscribers (Janus). Signaling delivers our offer and hands back
+//! the answer.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -20,8 +21,6 @@ use super::{DialOffer, DialRequest, MediaError, OfferRequest, Role};
 pub(crate) struct Cascade {
     pub link: super::CascadeLink,
     pub token: Option<String>,
-    /// A push's send tracks, turned into outputs once the answer fixed their payload types.
-    pub unanswered_tracks: Vec<AddedTrack>,
 }
 
 /// The UDP addresses of the `a=candidate` lines of an SDP (where a full ICE agent's checks
@@ -46,9 +45,9 @@ impl Engine {
         let feed_key = match request.role {
             Role::Publisher => FeedKey::new(&request.room, DEFAULT_FEED),
             Role::Subscriber => self.resolve_feed(&OfferRequest {
-                dialect: "cascade",
+                dialect: request.dialect,
                 room: request.room.clone(),
-                feed: None,
+                feed: request.feed.clone(),
                 label: None,
                 role: Role::Subscriber,
                 offer_sdp: String::new(),
@@ -123,12 +122,20 @@ impl Engine {
             .local_description()
             .map(|d| d.sdp)
             .ok_or_else(|| MediaError::Internal("no local description".into()))?;
-        let mut peer = Peer::new(id.clone(), "cascade", feed_key, None, pc, media, &offer_sdp)?;
-        peer.cascade = Some(Cascade {
-            link: request.link,
+        let mut peer = Peer::new(
+            id.clone(),
+            request.dialect,
+            feed_key,
+            None,
+            pc,
+            media,
+            &offer_sdp,
+        )?;
+        peer.cascade = request.link.map(|link| Cascade {
+            link,
             token: request.token,
-            unanswered_tracks: sending,
         });
+        peer.unanswered_tracks = sending;
         self.add_peer(peer);
         Ok(DialOffer {
             session_id: id,
@@ -197,11 +204,10 @@ impl Engine {
         peer.pc
             .set_remote_description(Instant::now(), answer)
             .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
-        let mut sending = Vec::new();
         if let Some(cascade) = &mut peer.cascade {
             cascade.link.session_url = session_url;
-            sending = std::mem::take(&mut cascade.unanswered_tracks);
         }
+        let sending = std::mem::take(&mut peer.unanswered_tracks);
         if let PeerMedia::Subscriber { outputs } = &mut peer.media {
             *outputs = negotiated_outputs(&mut peer.pc, sending);
         }
@@ -210,7 +216,7 @@ impl Engine {
             self.demux.add_addr(addr, key);
         }
         self.mark_dirty(key);
-        tracing::info!(session = %id, room, "cascade answer applied");
+        tracing::info!(session = %id, room, "answer to our offer applied");
         Ok(())
     }
 }

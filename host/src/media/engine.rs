@@ -306,6 +306,22 @@ impl Engine {
                 } => {
                     let _ = reply.send(self.select_layer(&room, &session, choice));
                 }
+                Command::Pause {
+                    room,
+                    session,
+                    paused,
+                    reply,
+                } => {
+                    let _ = reply.send(self.pause(&room, &session, paused));
+                }
+                Command::SwitchFeed {
+                    room,
+                    session,
+                    feed,
+                    reply,
+                } => {
+                    let _ = reply.send(self.switch_feed(&room, &session, &feed));
+                }
                 Command::Room(name, reply) => {
                     let _ = reply.send(self.room_snapshot(&name));
                 }

@@ -96,7 +96,7 @@ impl Engine {
                 Some(layers) => simulcast::chosen_layer(layers, &output.layer) == Some(layer),
                 None => output.layer != LayerChoice::Off,
             };
-            if !wanted {
+            if !wanted || output.paused {
                 continue;
             }
             let mut header = packet.header.clone();

@@ -24,6 +24,7 @@ mod rooms;
 mod rtx;
 mod sessions;
 mod simulcast;
+mod subscription;
 mod udp;
 
 use std::net::SocketAddr;
@@ -120,9 +121,14 @@ pub struct CascadeEnded {
 /// remote WHEP endpoint (pull), or a subscriber of `room` feeding a remote WHIP one (push).
 #[derive(Debug, Clone)]
 pub struct DialRequest {
+    /// The API that asked (`cascade`, `janus`).
+    pub dialect: &'static str,
     pub room: String,
+    /// A subscriber's feed (`None`: the room's main feed); publishers use the default feed.
+    pub feed: Option<String>,
     pub role: Role,
-    pub link: CascadeLink,
+    /// A cascade's remote end; `None` when a client answers our offer (Janus subscribers).
+    pub link: Option<CascadeLink>,
     pub token: Option<String>,
 }
 
@@ -313,6 +319,18 @@ pub(crate) enum Command {
         choice: LayerChoice,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
+    Pause {
+        room: String,
+        session: String,
+        paused: bool,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    SwitchFeed {
+        room: String,
+        session: String,
+        feed: String,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
     Room(String, oneshot::Sender<Option<RoomSnapshot>>),
     /// Creates an empty room with its default feed (an operator provisioning a stream).
     CreateRoom(String, oneshot::Sender<Result<(), MediaError>>),
@@ -490,6 +508,33 @@ impl MediaHandle {
             room: room.into(),
             session: session.into(),
             choice,
+            reply,
+        })
+        .await?
+    }
+
+    /// Stops (`paused`) or resumes forwarding to a subscriber.
+    pub async fn pause(&self, room: &str, session: &str, paused: bool) -> Result<(), MediaError> {
+        self.ask(|reply| Command::Pause {
+            room: room.into(),
+            session: session.into(),
+            paused,
+            reply,
+        })
+        .await?
+    }
+
+    /// Moves a subscriber to another feed of its room, without renegotiation.
+    pub async fn switch_feed(
+        &self,
+        room: &str,
+        session: &str,
+        feed: &str,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::SwitchFeed {
+            room: room.into(),
+            session: session.into(),
+            feed: feed.into(),
             reply,
         })
         .await?

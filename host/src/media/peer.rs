@@ -218,6 +218,8 @@ pub(crate) struct OutputTrack {
     pub kind: MediaKind,
     /// Which simulcast layer of the publisher's video this output receives.
     pub layer: super::LayerChoice,
+    /// Paused by the client (Janus `pause`): nothing is forwarded until it resumes.
+    pub paused: bool,
     pub sender_id: RTCRtpSenderId,
     pub forwarder: OutputForwarder,
 }
@@ -262,6 +264,9 @@ pub(crate) struct Peer {
     pub pending_nomination: Option<TaggedBytesMut>,
     /// Set when we offered this session to another server (a cascade).
     pub cascade: Option<super::cascade::Cascade>,
+    /// Send tracks of a session we offered, turned into outputs once the answer fixed their
+    /// payload types.
+    pub unanswered_tracks: Vec<super::sessions::AddedTrack>,
 }
 
 impl Peer {
@@ -302,6 +307,7 @@ impl Peer {
             ice_restarting: false,
             pending_nomination: None,
             cascade: None,
+            unanswered_tracks: Vec::new(),
         })
     }
 

@@ -565,6 +565,7 @@ pub(super) fn negotiated_outputs(
             Some(OutputTrack {
                 kind,
                 layer: super::LayerChoice::Default,
+                paused: false,
                 sender_id,
                 forwarder,
             })
