@@ -37,7 +37,17 @@ pub struct Config {
     pub record: RecordConfig,
     pub rooms: RoomsConfig,
     pub leb: LebConfig,
+    pub janus: JanusConfig,
     pub log: LogConfig,
+}
+
+/// `[janus]`: the Janus API (`/janus`, HTTP and WebSocket).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JanusConfig {
+    /// VideoRoom rooms that exist from start-up (`[[janus.rooms]]`, the keys of Janus's
+    /// `janus.plugin.videoroom.jcfg`: room, description, secret, pin, publishers, …).
+    pub rooms: Vec<crate::dialect::janus::RoomConfig>,
 }
 
 /// Which part of a LEB `streamurl` names the room.

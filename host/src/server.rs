@@ -193,6 +193,10 @@ fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
                 max_body_bytes: config.http.max_body_bytes,
             },
         ))
+        .merge(dialect::janus::routes(
+            gate.clone(),
+            config.janus.rooms.clone(),
+        ))
         .merge(ops::metrics::routes(gate))
         .merge(ops::pages::routes())
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes)))

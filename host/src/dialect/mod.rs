@@ -1,6 +1,7 @@
 //! Signaling dialects: each module translates one system's HTTP API into calls on the
 //! [`crate::gate::Gate`] and the gate's errors into that system's statuses and bodies.
 
+pub mod janus;
 pub mod layer;
 pub mod leb;
 pub mod live777_info;

@@ -1,0 +1,376 @@
+//! The VideoRoom plugin (specs/janus.md §2) on the one stream model: Janus room `N` is the
+//! gateway room `"N"`, a publisher's feed is its participant id. This module keeps the Janus
+//! facts the media core does not know (descriptions, secrets, displays, private ids) and answers
+//! the synchronous requests; `participants` runs the asynchronous ones.
+
+mod participants;
+mod rooms;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use super::protocol::Jsep;
+use super::sessions::{Handle, Session, Sessions};
+use crate::gate::{Gate, GateError, RequestFacts};
+use crate::media::MediaError;
+
+pub use rooms::RoomConfig;
+
+/// VideoRoom error codes (`janus_videoroom.c`).
+pub mod code {
+    pub const UNKNOWN_ERROR: u16 = 499;
+    pub const NO_MESSAGE: u16 = 421;
+    pub const INVALID_REQUEST: u16 = 423;
+    pub const JOIN_FIRST: u16 = 424;
+    pub const ALREADY_JOINED: u16 = 425;
+    pub const NO_SUCH_ROOM: u16 = 426;
+    pub const ROOM_EXISTS: u16 = 427;
+    pub const NO_SUCH_FEED: u16 = 428;
+    pub const MISSING_ELEMENT: u16 = 429;
+    pub const INVALID_ELEMENT: u16 = 430;
+    pub const INVALID_SDP_TYPE: u16 = 431;
+    pub const PUBLISHERS_FULL: u16 = 432;
+    pub const UNAUTHORIZED: u16 = 433;
+    pub const ALREADY_PUBLISHED: u16 = 434;
+    pub const NOT_PUBLISHED: u16 = 435;
+    pub const ID_EXISTS: u16 = 436;
+    pub const INVALID_SDP: u16 = 437;
+}
+
+/// A VideoRoom error, shown as `{"videoroom":"event","error_code","error"}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code} {reason}")]
+pub struct PluginError {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl PluginError {
+    pub fn new(code: u16, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn missing(element: &str) -> Self {
+        Self::new(
+            code::MISSING_ELEMENT,
+            format!("Missing mandatory element ({element})"),
+        )
+    }
+
+    pub fn invalid(element: &str, expected: &str) -> Self {
+        Self::new(
+            code::INVALID_ELEMENT,
+            format!("Invalid element type ({element} should be {expected})"),
+        )
+    }
+
+    pub fn no_such_room(room: u64) -> Self {
+        Self::new(code::NO_SUCH_ROOM, format!("No such room ({room})"))
+    }
+
+    /// The plugin data of this error.
+    pub fn data(&self) -> Value {
+        json!({"videoroom": "event", "error_code": self.code, "error": self.reason})
+    }
+
+    /// The gateway's refusal of a media or policy step, in VideoRoom terms.
+    pub fn from_gate(e: GateError) -> Self {
+        match e {
+            GateError::Denied(denial) => Self::new(
+                code::UNAUTHORIZED,
+                format!("Unauthorized ({})", denial.reason),
+            ),
+            GateError::StreamNotFound(room) => {
+                Self::new(code::NO_SUCH_ROOM, format!("No such room ({room})"))
+            }
+            GateError::Media(m) => match m {
+                MediaError::MalformedOffer(_) | MediaError::UnusableOffer(_) => {
+                    Self::new(code::INVALID_SDP, m.to_string())
+                }
+                MediaError::PublisherExists(_) => {
+                    Self::new(code::ALREADY_PUBLISHED, "Already published")
+                }
+                MediaError::FeedNotFound { feed, .. } => {
+                    Self::new(code::NO_SUCH_FEED, format!("No such feed ({feed})"))
+                }
+                MediaError::RoomNotFound(room) => {
+                    Self::new(code::NO_SUCH_ROOM, format!("No such room ({room})"))
+                }
+                other => Self::new(code::UNKNOWN_ERROR, other.to_string()),
+            },
+            GateError::Remote(r) => Self::new(code::UNKNOWN_ERROR, r.to_string()),
+        }
+    }
+}
+
+/// A number field (room, feed and participant ids are integers without `string_ids`).
+pub(super) fn id_field(body: &Value, name: &str) -> Result<Option<u64>, PluginError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| PluginError::invalid(name, "a positive integer")),
+    }
+}
+
+pub(super) fn required_id(body: &Value, name: &str) -> Result<u64, PluginError> {
+    id_field(body, name)?.ok_or_else(|| PluginError::missing(name))
+}
+
+pub(super) fn string_field(body: &Value, name: &str) -> Result<Option<String>, PluginError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(PluginError::invalid(name, "a string")),
+    }
+}
+
+/// What one handle is in the room it joined.
+#[derive(Debug, Clone)]
+pub(super) enum Membership {
+    Publisher {
+        room: u64,
+        id: u64,
+    },
+    Subscriber {
+        room: u64,
+        /// The gateway session we offered.
+        session: String,
+        feed: u64,
+        /// Our offer's m-lines as sent in `attached`.
+        streams: Vec<Value>,
+    },
+}
+
+/// One participant of a room (a publisher handle, publishing or not).
+#[derive(Debug, Clone)]
+pub(super) struct Participant {
+    pub id: u64,
+    pub display: Option<String>,
+    pub private_id: u32,
+    pub janus_session: u64,
+    pub handle: u64,
+    /// While publishing: the gateway session and the `streams` of the answer.
+    pub publishing: Option<Publishing>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Publishing {
+    pub session: String,
+    pub audio_codec: Option<String>,
+    pub video_codec: Option<String>,
+    pub streams: Vec<Value>,
+}
+
+impl Participant {
+    /// Its entry in `publishers` lists.
+    pub fn publisher_entry(&self) -> Option<Value> {
+        let publishing = self.publishing.as_ref()?;
+        let mut entry = json!({"id": self.id, "streams": publishing.streams, "talking": false});
+        if let Some(display) = &self.display {
+            entry["display"] = json!(display);
+        }
+        if let Some(codec) = &publishing.audio_codec {
+            entry["audio_codec"] = json!(codec);
+        }
+        if let Some(codec) = &publishing.video_codec {
+            entry["video_codec"] = json!(codec);
+        }
+        Some(entry)
+    }
+}
+
+/// A room: its configuration and participants.
+#[derive(Debug, Clone)]
+pub(super) struct Room {
+    pub config: RoomConfig,
+    pub participants: BTreeMap<u64, Participant>,
+}
+
+/// The plugin's state, shared by every transport.
+pub struct VideoRoom {
+    gate: Gate,
+    sessions: Arc<Sessions>,
+    rooms: Mutex<BTreeMap<u64, Room>>,
+    members: Mutex<HashMap<u64, Membership>>,
+}
+
+/// The work of an asynchronous request, run after its `ack` was sent; it delivers the event.
+pub type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// What a message produced: a synchronous reply, or the work that will deliver its event.
+pub enum Outcome {
+    Sync(Value),
+    Async(Pending),
+}
+
+/// Who sent a plugin message.
+#[derive(Clone)]
+pub struct Caller {
+    pub session: Arc<Session>,
+    pub handle: Arc<Handle>,
+    pub transaction: String,
+    pub facts: RequestFacts,
+}
+
+impl Caller {
+    /// Sends an event to this handle, answering its transaction.
+    fn event(&self, data: Value, jsep: Option<Value>) {
+        self.session.push(super::protocol::plugin_message(
+            "event",
+            self.session.id,
+            self.handle.id,
+            Some(&self.transaction),
+            data,
+            jsep,
+        ));
+    }
+}
+
+/// The requests answered inside `success`.
+const SYNC_REQUESTS: &[&str] = &[
+    "create",
+    "edit",
+    "destroy",
+    "exists",
+    "list",
+    "allowed",
+    "kick",
+    "moderate",
+    "listparticipants",
+    "listforwarders",
+    "rtp_forward",
+    "stop_rtp_forward",
+    "enable_recording",
+];
+
+impl VideoRoom {
+    pub fn new(gate: Gate, sessions: Arc<Sessions>, configured: Vec<RoomConfig>) -> Self {
+        let rooms = configured
+            .into_iter()
+            .map(|config| {
+                (
+                    config.room,
+                    Room {
+                        config,
+                        participants: BTreeMap::new(),
+                    },
+                )
+            })
+            .collect();
+        Self {
+            gate,
+            sessions,
+            rooms: Mutex::new(rooms),
+            members: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Handles one `message`: sync requests answer at once; async ones are acked by the
+    /// transport, which then runs the returned work (it delivers the event).
+    pub async fn message(
+        self: &Arc<Self>,
+        caller: Caller,
+        body: Option<&Value>,
+        jsep: Option<Jsep>,
+    ) -> Outcome {
+        let Some(body) = body.filter(|b| b.is_object()) else {
+            let e = PluginError::new(code::NO_MESSAGE, "No message??");
+            return Outcome::Sync(e.data());
+        };
+        let request = match body.get("request").and_then(Value::as_str) {
+            Some(r) => r.to_owned(),
+            None => return Outcome::Sync(PluginError::missing("request").data()),
+        };
+        if SYNC_REQUESTS.contains(&request.as_str()) {
+            let reply = self.sync_request(&caller, &request, body).await;
+            return Outcome::Sync(reply.unwrap_or_else(|e| e.data()));
+        }
+        if !participants::ASYNC_REQUESTS.contains(&request.as_str()) {
+            let e = PluginError::new(
+                code::INVALID_REQUEST,
+                format!("Unknown request '{request}'"),
+            );
+            return Outcome::Sync(e.data());
+        }
+        let this = self.clone();
+        let body = body.clone();
+        Outcome::Async(Box::pin(async move {
+            let result = this.async_request(&caller, &request, &body, jsep).await;
+            match result {
+                Ok((data, jsep)) => caller.event(data, jsep),
+                Err(e) => caller.event(e.data(), None),
+            }
+        }))
+    }
+
+    /// A handle goes away (detach, hangup of its session, socket closed): it leaves its room.
+    pub async fn handle_gone(&self, session: &Session, handle: u64) {
+        let _ = self.leave(session, handle).await;
+    }
+
+    /// The gateway room and session of a handle's PeerConnection, if it has one.
+    pub fn media_session(&self, handle: u64) -> Option<(String, String)> {
+        match self.membership(handle)? {
+            Membership::Subscriber { room, session, .. } => Some((room.to_string(), session)),
+            Membership::Publisher { room, id } => {
+                let rooms = self.rooms.lock().ok()?;
+                let publishing = rooms
+                    .get(&room)?
+                    .participants
+                    .get(&id)?
+                    .publishing
+                    .as_ref()?;
+                Some((room.to_string(), publishing.session.clone()))
+            }
+        }
+    }
+
+    fn membership(&self, handle: u64) -> Option<Membership> {
+        self.members.lock().ok()?.get(&handle).cloned()
+    }
+
+    fn set_membership(&self, handle: u64, membership: Option<Membership>) {
+        if let Ok(mut members) = self.members.lock() {
+            match membership {
+                Some(m) => members.insert(handle, m),
+                None => members.remove(&handle),
+            };
+        }
+    }
+
+    /// Sends `data` as an unsolicited event to every participant of `room` but `except`.
+    fn notify_room(&self, room: u64, except: Option<u64>, data: &Value) {
+        let targets: Vec<(u64, u64)> = match self.rooms.lock() {
+            Ok(rooms) => rooms
+                .get(&room)
+                .map(|r| {
+                    r.participants
+                        .values()
+                        .filter(|p| Some(p.id) != except)
+                        .map(|p| (p.janus_session, p.handle))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        for (session, handle) in targets {
+            if let Some(session) = self.sessions.get(session) {
+                session.push(super::protocol::plugin_message(
+                    "event",
+                    session.id,
+                    handle,
+                    None,
+                    data.clone(),
+                    None,
+                ));
+            }
+        }
+    }
+}

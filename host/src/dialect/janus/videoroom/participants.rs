@@ -1,0 +1,632 @@
+//! The asynchronous VideoRoom requests: publishers (join, joinandconfigure, configure,
+//! publish, unpublish, leave) and server-offer subscribers (join, start, pause, switch, leave).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::super::protocol::{Jsep, JsepKind, jsep, random_id};
+use super::super::sessions::Session;
+use super::super::streams::{codec_of, media_sections, publisher_streams};
+use super::{
+    Caller, Membership, Participant, PluginError, Publishing, VideoRoom, code, id_field,
+    required_id, string_field,
+};
+use crate::media::PublisherLeave;
+use crate::policy::Action;
+
+/// The requests acknowledged first and answered by an event.
+pub(super) const ASYNC_REQUESTS: &[&str] = &[
+    "join",
+    "joinandconfigure",
+    "configure",
+    "publish",
+    "unpublish",
+    "start",
+    "pause",
+    "switch",
+    "subscribe",
+    "unsubscribe",
+    "update",
+    "leave",
+];
+
+/// How long after an answer we watch for the session to connect (`webrtcup`).
+const WEBRTCUP_WATCH: Duration = Duration::from_secs(30);
+
+type EventReply = (Value, Option<Value>);
+
+impl VideoRoom {
+    pub(super) async fn async_request(
+        &self,
+        caller: &Caller,
+        request: &str,
+        body: &Value,
+        jsep: Option<Jsep>,
+    ) -> Result<EventReply, PluginError> {
+        let offer = match &jsep {
+            Some(j) if j.kind == JsepKind::Offer => Some(j.sdp.clone()),
+            _ => None,
+        };
+        match (request, self.membership(caller.handle.id)) {
+            ("join" | "joinandconfigure", Some(_)) => Err(PluginError::new(
+                code::ALREADY_JOINED,
+                "Already in as a participant on this handle",
+            )),
+            ("join" | "joinandconfigure", None) => match string_field(body, "ptype")?.as_deref() {
+                Some("publisher") => self.join_publisher(caller, body, offer).await,
+                Some("subscriber" | "listener") => self.join_subscriber(caller, body).await,
+                Some(other) => Err(PluginError::new(
+                    code::INVALID_ELEMENT,
+                    format!("Invalid element (ptype: {other})"),
+                )),
+                None => Err(PluginError::missing("ptype")),
+            },
+            ("leave", Some(_)) => self.leave(&caller.session, caller.handle.id).await,
+            (_, None) => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
+            ("configure" | "publish", Some(Membership::Publisher { room, id })) => match offer {
+                Some(sdp) => {
+                    let (mut data, answer) = self.publish(caller, room, id, sdp).await?;
+                    data["configured"] = json!("ok");
+                    Ok((data, answer))
+                }
+                None if request == "publish" => Err(PluginError::missing("jsep")),
+                None => {
+                    self.configure_publisher(room, id, body)?;
+                    Ok((
+                        json!({"videoroom": "event", "room": room, "configured": "ok"}),
+                        None,
+                    ))
+                }
+            },
+            ("unpublish", Some(Membership::Publisher { room, id })) => {
+                self.unpublish(room, id).await?;
+                Ok((
+                    json!({"videoroom": "event", "room": room, "unpublished": "ok"}),
+                    None,
+                ))
+            }
+            ("start", Some(Membership::Subscriber { room, session, .. })) => {
+                let room_name = room.to_string();
+                match jsep {
+                    Some(Jsep {
+                        kind: JsepKind::Answer,
+                        sdp,
+                    }) => {
+                        self.gate
+                            .answer_offer(&room_name, &session, sdp)
+                            .await
+                            .map_err(PluginError::from_gate)?;
+                        self.watch_webrtcup(caller, room_name.clone(), session.clone());
+                    }
+                    Some(_) => {
+                        return Err(PluginError::new(
+                            code::INVALID_SDP_TYPE,
+                            "Invalid SDP type (subscribers answer)",
+                        ));
+                    }
+                    None => {}
+                }
+                self.gate
+                    .pause_session(&room_name, &session, false)
+                    .await
+                    .map_err(PluginError::from_gate)?;
+                Ok((
+                    json!({"videoroom": "event", "room": room, "started": "ok"}),
+                    None,
+                ))
+            }
+            ("pause", Some(Membership::Subscriber { room, session, .. })) => {
+                self.gate
+                    .pause_session(&room.to_string(), &session, true)
+                    .await
+                    .map_err(PluginError::from_gate)?;
+                Ok((
+                    json!({"videoroom": "event", "room": room, "paused": "ok"}),
+                    None,
+                ))
+            }
+            ("configure", Some(Membership::Subscriber { room, .. })) => Ok((
+                json!({"videoroom": "event", "room": room, "configured": "ok"}),
+                None,
+            )),
+            (
+                "switch",
+                Some(Membership::Subscriber {
+                    room,
+                    session,
+                    feed,
+                    streams,
+                }),
+            ) => {
+                self.switch(caller, body, room, &session, feed, streams)
+                    .await
+            }
+            (other, Some(_)) => Err(PluginError::new(
+                code::INVALID_REQUEST,
+                format!("'{other}' is not supported here (by this handle or this gateway)"),
+            )),
+        }
+    }
+
+    /// Checks a join's pin and allowed token against the room, then the gateway's policies.
+    async fn admit_join(
+        &self,
+        caller: &Caller,
+        room: u64,
+        body: &Value,
+        action: Action,
+    ) -> Result<(), PluginError> {
+        self.with_room(room, |r| {
+            if let Some(pin) = &r.config.pin
+                && body.get("pin").and_then(Value::as_str) != Some(pin)
+            {
+                return Err(PluginError::new(
+                    code::UNAUTHORIZED,
+                    "Unauthorized (wrong pin)",
+                ));
+            }
+            if let Some(allowed) = &r.config.allowed {
+                let token = body.get("token").and_then(Value::as_str);
+                if !token.is_some_and(|t| allowed.iter().any(|a| a == t)) {
+                    return Err(PluginError::new(
+                        code::UNAUTHORIZED,
+                        "Unauthorized (not in the allowed list)",
+                    ));
+                }
+            }
+            Ok(())
+        })?;
+        self.gate
+            .decide(&caller.facts, action, &room.to_string())
+            .await
+            .map(drop)
+            .map_err(PluginError::from_gate)
+    }
+
+    async fn join_publisher(
+        &self,
+        caller: &Caller,
+        body: &Value,
+        offer: Option<String>,
+    ) -> Result<EventReply, PluginError> {
+        let room = required_id(body, "room")?;
+        let display = string_field(body, "display")?;
+        self.admit_join(caller, room, body, Action::Publish).await?;
+        let wanted = id_field(body, "id")?;
+        let (id, private_id, description, publishers, notify_joining) =
+            self.with_room(room, |r| {
+                let id = match wanted {
+                    Some(id) if r.participants.contains_key(&id) => {
+                        return Err(PluginError::new(
+                            code::ID_EXISTS,
+                            format!("User ID {id} already exists"),
+                        ));
+                    }
+                    Some(id) => id,
+                    None => loop {
+                        let id = random_id();
+                        if !r.participants.contains_key(&id) {
+                            break id;
+                        }
+                    },
+                };
+                let private_id = rand::random::<u32>();
+                let publishers: Vec<Value> = r
+                    .participants
+                    .values()
+                    .filter_map(|p| p.publisher_entry())
+                    .collect();
+                r.participants.insert(
+                    id,
+                    Participant {
+                        id,
+                        display: display.clone(),
+                        private_id,
+                        janus_session: caller.session.id,
+                        handle: caller.handle.id,
+                        publishing: None,
+                    },
+                );
+                Ok((
+                    id,
+                    private_id,
+                    r.config.description.clone(),
+                    publishers,
+                    r.config.notify_joining,
+                ))
+            })?;
+        self.set_membership(caller.handle.id, Some(Membership::Publisher { room, id }));
+        tracing::info!(room, id, "janus publisher joined");
+        if notify_joining {
+            let joining = json!({"videoroom": "event", "room": room,
+                "joining": {"id": id, "display": display}});
+            self.notify_room(room, Some(id), &joining);
+        }
+        let mut joined = json!({
+            "videoroom": "joined",
+            "room": room,
+            "description": description,
+            "id": id,
+            "private_id": private_id,
+            "publishers": publishers,
+        });
+        if notify_joining {
+            joined["attendees"] = json!([]);
+        }
+        let Some(sdp) = offer else {
+            return Ok((joined, None));
+        };
+        match self.publish(caller, room, id, sdp).await {
+            Ok((published, answer)) => {
+                for key in ["audio_codec", "video_codec", "streams"] {
+                    if let Some(v) = published.get(key) {
+                        joined[key] = v.clone();
+                    }
+                }
+                Ok((joined, answer))
+            }
+            Err(e) => {
+                // joinandconfigure is one step for the client: a failed publish leaves no
+                // participant behind.
+                let _ = self.leave(&caller.session, caller.handle.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn publish(
+        &self,
+        caller: &Caller,
+        room: u64,
+        id: u64,
+        offer: String,
+    ) -> Result<EventReply, PluginError> {
+        self.with_room(room, |r| {
+            let publishing = r
+                .participants
+                .values()
+                .filter(|p| p.publishing.is_some())
+                .count();
+            match r.participants.get(&id) {
+                Some(p) if p.publishing.is_some() => Err(PluginError::new(
+                    code::ALREADY_PUBLISHED,
+                    "Can't publish, already published",
+                )),
+                Some(_) if publishing >= r.config.publishers as usize => Err(PluginError::new(
+                    code::PUBLISHERS_FULL,
+                    format!(
+                        "Maximum number of publishers ({}) reached",
+                        r.config.publishers
+                    ),
+                )),
+                Some(_) => Ok(()),
+                None => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
+            }
+        })?;
+        let room_name = room.to_string();
+        let answer = self
+            .gate
+            .publish_feed(&caller.facts, &room_name, &id.to_string(), offer)
+            .await
+            .map_err(PluginError::from_gate)?;
+        let sections = media_sections(&answer.answer_sdp);
+        let publishing = Publishing {
+            session: answer.session_id.clone(),
+            audio_codec: codec_of(&sections, "audio").map(str::to_owned),
+            video_codec: codec_of(&sections, "video").map(str::to_owned),
+            streams: publisher_streams(&sections),
+        };
+        let entry = self.with_room(room, |r| {
+            let p = r
+                .participants
+                .get_mut(&id)
+                .ok_or_else(|| PluginError::new(code::JOIN_FIRST, "Join the room first"))?;
+            p.publishing = Some(publishing.clone());
+            Ok(p.publisher_entry())
+        });
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                // The participant left meanwhile: its session must not outlive it.
+                let _ = self
+                    .gate
+                    .end_session(
+                        &room_name,
+                        &answer.session_id,
+                        PublisherLeave::IdleSubscribers,
+                    )
+                    .await;
+                return Err(e);
+            }
+        };
+        if let Some(entry) = entry {
+            let event = json!({"videoroom": "event", "room": room, "publishers": [entry]});
+            self.notify_room(room, Some(id), &event);
+        }
+        self.watch_webrtcup(caller, room_name, answer.session_id);
+        let data = json!({
+            "videoroom": "event",
+            "room": room,
+            "audio_codec": publishing.audio_codec,
+            "video_codec": publishing.video_codec,
+            "streams": publishing.streams,
+        });
+        Ok((data, Some(jsep(JsepKind::Answer, &answer.answer_sdp))))
+    }
+
+    fn configure_publisher(&self, room: u64, id: u64, body: &Value) -> Result<(), PluginError> {
+        let display = string_field(body, "display")?;
+        self.with_room(room, |r| {
+            if let (Some(p), Some(display)) = (r.participants.get_mut(&id), display) {
+                p.display = Some(display);
+            }
+            Ok(())
+        })
+    }
+
+    async fn unpublish(&self, room: u64, id: u64) -> Result<(), PluginError> {
+        let publishing = self.with_room(room, |r| {
+            let p = r
+                .participants
+                .get_mut(&id)
+                .ok_or_else(|| PluginError::new(code::JOIN_FIRST, "Join the room first"))?;
+            p.publishing.take().ok_or_else(|| {
+                PluginError::new(code::NOT_PUBLISHED, "Can't unpublish, not published")
+            })
+        })?;
+        let _ = self
+            .gate
+            .end_session(
+                &room.to_string(),
+                &publishing.session,
+                PublisherLeave::IdleSubscribers,
+            )
+            .await;
+        self.notify_room(
+            room,
+            Some(id),
+            &json!({"videoroom": "event", "room": room, "unpublished": id}),
+        );
+        Ok(())
+    }
+
+    /// The publisher `feed` of `room`: its display and `streams`.
+    fn feed(&self, room: u64, feed: u64) -> Result<(Option<String>, Vec<Value>), PluginError> {
+        self.with_room(room, |r| {
+            r.participants
+                .get(&feed)
+                .and_then(|p| Some((p.display.clone(), p.publishing.as_ref()?.streams.clone())))
+                .ok_or_else(|| {
+                    PluginError::new(code::NO_SUCH_FEED, format!("No such feed ({feed})"))
+                })
+        })
+    }
+
+    /// A subscriber's single feed: `feed` (legacy) or the feed of every `streams` entry.
+    fn subscription_feed(body: &Value) -> Result<(u64, bool), PluginError> {
+        if let Some(feed) = id_field(body, "feed")? {
+            return Ok((feed, true));
+        }
+        let Some(streams) = body.get("streams") else {
+            return Err(PluginError::missing("feed"));
+        };
+        let streams = streams
+            .as_array()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| PluginError::invalid("streams", "a non-empty array"))?;
+        let mut feeds = Vec::new();
+        for stream in streams {
+            let feed = required_id(stream, "feed")?;
+            if !feeds.contains(&feed) {
+                feeds.push(feed);
+            }
+        }
+        match feeds.as_slice() {
+            [feed] => Ok((*feed, false)),
+            _ => Err(PluginError::new(
+                code::UNKNOWN_ERROR,
+                "one feed per subscription is supported by this gateway",
+            )),
+        }
+    }
+
+    /// The `streams` of a subscription: our offer's m-lines matched to the feed's.
+    fn subscriber_streams(
+        offer_sdp: &str,
+        feed: u64,
+        display: &Option<String>,
+        feed_streams: &[Value],
+    ) -> Vec<Value> {
+        media_sections(offer_sdp)
+            .iter()
+            .map(|s| {
+                let source = feed_streams.iter().find(|f| f["type"] == s.kind.as_str());
+                let mut entry = json!({
+                    "type": s.kind, "active": true, "mindex": s.mindex, "mid": s.mid,
+                    "ready": false, "send": true, "feed_id": feed,
+                });
+                if let Some(display) = display {
+                    entry["feed_display"] = json!(display);
+                }
+                if let Some(source) = source {
+                    entry["feed_mid"] = source["mid"].clone();
+                }
+                if let Some(codec) = &s.codec {
+                    entry["codec"] = json!(codec);
+                }
+                entry
+            })
+            .collect()
+    }
+
+    async fn join_subscriber(
+        &self,
+        caller: &Caller,
+        body: &Value,
+    ) -> Result<EventReply, PluginError> {
+        let room = required_id(body, "room")?;
+        let (feed, legacy) = Self::subscription_feed(body)?;
+        let private_id = id_field(body, "private_id")?;
+        self.with_room(room, |r| {
+            let known = r
+                .participants
+                .values()
+                .any(|p| Some(u64::from(p.private_id)) == private_id);
+            if r.config.require_pvtid && !known {
+                return Err(PluginError::new(
+                    code::UNAUTHORIZED,
+                    "Unauthorized (this room requires a valid private_id)",
+                ));
+            }
+            Ok(())
+        })?;
+        let (display, feed_streams) = self.feed(room, feed)?;
+        self.admit_join(caller, room, body, Action::Subscribe)
+            .await?;
+        let room_name = room.to_string();
+        let offer = self
+            .gate
+            .offer_subscriber(&caller.facts, &room_name, &feed.to_string())
+            .await
+            .map_err(PluginError::from_gate)?;
+        let streams = Self::subscriber_streams(&offer.offer_sdp, feed, &display, &feed_streams);
+        self.set_membership(
+            caller.handle.id,
+            Some(Membership::Subscriber {
+                room,
+                session: offer.session_id,
+                feed,
+                streams: streams.clone(),
+            }),
+        );
+        let mut data = json!({"videoroom": "attached", "room": room, "streams": streams});
+        if legacy {
+            data["id"] = json!(feed);
+            data["display"] = json!(display);
+            data["warning"] = json!("deprecated_api");
+        }
+        Ok((data, Some(jsep(JsepKind::Offer, &offer.offer_sdp))))
+    }
+
+    async fn switch(
+        &self,
+        caller: &Caller,
+        body: &Value,
+        room: u64,
+        session: &str,
+        from: u64,
+        streams: Vec<Value>,
+    ) -> Result<EventReply, PluginError> {
+        let (to, _) = Self::subscription_feed(body)?;
+        let (display, feed_streams) = self.feed(room, to)?;
+        self.gate
+            .switch_feed(&room.to_string(), session, &to.to_string())
+            .await
+            .map_err(PluginError::from_gate)?;
+        let streams: Vec<Value> = streams
+            .into_iter()
+            .map(|mut s| {
+                let source = feed_streams.iter().find(|f| f["type"] == s["type"]);
+                s["feed_id"] = json!(to);
+                s["feed_display"] = json!(display);
+                if let Some(source) = source {
+                    s["feed_mid"] = source["mid"].clone();
+                }
+                s
+            })
+            .collect();
+        self.set_membership(
+            caller.handle.id,
+            Some(Membership::Subscriber {
+                room,
+                session: session.to_owned(),
+                feed: to,
+                streams: streams.clone(),
+            }),
+        );
+        tracing::info!(room, from, to, "janus subscriber switched");
+        let changes = streams.len();
+        Ok((
+            json!({"videoroom": "event", "switched": "ok", "room": room,
+                   "changes": changes, "streams": streams}),
+            None,
+        ))
+    }
+
+    /// A handle leaves its room (request, detach or session end); its media session ends.
+    pub(super) async fn leave(
+        &self,
+        session: &Session,
+        handle: u64,
+    ) -> Result<EventReply, PluginError> {
+        let Some(membership) = self.membership(handle) else {
+            return Err(PluginError::new(code::JOIN_FIRST, "Join the room first"));
+        };
+        self.set_membership(handle, None);
+        let (room, media_session, data) = match membership {
+            Membership::Publisher { room, id } => {
+                let removed = self
+                    .rooms
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.get_mut(&room)?.participants.remove(&id));
+                self.notify_room(
+                    room,
+                    Some(id),
+                    &json!({"videoroom": "event", "room": room, "leaving": id}),
+                );
+                let media = removed.and_then(|p| p.publishing).map(|p| p.session);
+                (
+                    room,
+                    media,
+                    json!({"videoroom": "event", "room": room, "leaving": "ok"}),
+                )
+            }
+            Membership::Subscriber { room, session, .. } => (
+                room,
+                Some(session),
+                json!({"videoroom": "event", "room": room, "left": "ok"}),
+            ),
+        };
+        if let Some(media_session) = media_session {
+            let _ = self
+                .gate
+                .end_session(
+                    &room.to_string(),
+                    &media_session,
+                    PublisherLeave::IdleSubscribers,
+                )
+                .await;
+            session.push(json!({"janus": "hangup", "session_id": session.id,
+                "sender": handle, "reason": "Close PC"}));
+        }
+        Ok((data, None))
+    }
+
+    /// Sends `webrtcup` (and `media` per m-line) once the session connects.
+    fn watch_webrtcup(&self, caller: &Caller, room: String, media_session: String) {
+        let gate = self.gate.clone();
+        let session = caller.session.clone();
+        let handle = caller.handle.id;
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + WEBRTCUP_WATCH;
+            while tokio::time::Instant::now() < deadline {
+                let state = gate.room(&room).await.ok().flatten().and_then(|r| {
+                    r.sessions
+                        .into_iter()
+                        .find(|s| s.id == media_session)
+                        .map(|s| s.state)
+                });
+                match state.as_deref() {
+                    Some("connected") => {
+                        session.push(json!({"janus": "webrtcup", "session_id": session.id, "sender": handle}));
+                        return;
+                    }
+                    None | Some("failed" | "closed") => return,
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
+}

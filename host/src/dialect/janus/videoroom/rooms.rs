@@ -1,0 +1,395 @@
+//! Room configuration (the keys of `janus.plugin.videoroom.jcfg`, also accepted by `create`)
+//! and the synchronous VideoRoom requests.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Caller, PluginError, Room, VideoRoom, code, id_field, required_id, string_field};
+
+/// One room's configuration: `[[janus.rooms]]` in the gateway's TOML, or a `create` request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomConfig {
+    pub room: u64,
+    pub description: String,
+    pub is_private: bool,
+    /// Needed to edit, destroy, kick and change the allowed list.
+    pub secret: Option<String>,
+    /// Needed to join.
+    pub pin: Option<String>,
+    pub require_pvtid: bool,
+    /// Most concurrent publishers.
+    pub publishers: u32,
+    pub bitrate: u64,
+    pub fir_freq: u32,
+    pub audiocodec: String,
+    pub videocodec: String,
+    pub record: bool,
+    pub rec_dir: Option<String>,
+    pub notify_joining: bool,
+    /// Tokens allowed to join; `None`: anyone.
+    pub allowed: Option<Vec<String>>,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        Self {
+            room: 0,
+            description: String::new(),
+            is_private: false,
+            secret: None,
+            pin: None,
+            require_pvtid: false,
+            publishers: 3,
+            bitrate: 0,
+            fir_freq: 0,
+            audiocodec: "opus".into(),
+            videocodec: "vp8".into(),
+            record: false,
+            rec_dir: None,
+            notify_joining: false,
+            allowed: None,
+        }
+    }
+}
+
+impl RoomConfig {
+    /// A `create` request's room; unknown keys are ignored, as Janus does.
+    fn from_create(body: &Value, room: u64) -> Result<Self, PluginError> {
+        let mut config = RoomConfig {
+            room,
+            description: format!("Room {room}"),
+            ..RoomConfig::default()
+        };
+        if let Some(d) = string_field(body, "description")? {
+            config.description = d;
+        }
+        config.secret = string_field(body, "secret")?;
+        config.pin = string_field(body, "pin")?;
+        let flag = |name: &str, value: &mut bool| -> Result<(), PluginError> {
+            match body.get(name) {
+                None | Some(Value::Null) => Ok(()),
+                Some(Value::Bool(b)) => {
+                    *value = *b;
+                    Ok(())
+                }
+                Some(_) => Err(PluginError::invalid(name, "a boolean")),
+            }
+        };
+        flag("is_private", &mut config.is_private)?;
+        flag("require_pvtid", &mut config.require_pvtid)?;
+        flag("record", &mut config.record)?;
+        flag("notify_joining", &mut config.notify_joining)?;
+        if let Some(n) = id_field(body, "publishers")? {
+            config.publishers = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+        }
+        if let Some(n) = id_field(body, "bitrate")? {
+            config.bitrate = n;
+        }
+        if let Some(n) = id_field(body, "fir_freq")? {
+            config.fir_freq = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(c) = string_field(body, "audiocodec")? {
+            config.audiocodec = c;
+        }
+        if let Some(c) = string_field(body, "videocodec")? {
+            config.videocodec = c;
+        }
+        config.rec_dir = string_field(body, "rec_dir")?;
+        if let Some(list) = body.get("allowed") {
+            config.allowed = Some(string_list(list, "allowed")?);
+        }
+        Ok(config)
+    }
+
+    /// Its entry in `list` (the keys Janus 1.1.2 sends).
+    fn list_entry(&self, participants: usize) -> Value {
+        json!({
+            "room": self.room,
+            "description": self.description,
+            "pin_required": self.pin.is_some(),
+            "is_private": self.is_private,
+            "max_publishers": self.publishers,
+            "bitrate": self.bitrate,
+            "fir_freq": self.fir_freq,
+            "require_pvtid": self.require_pvtid,
+            "require_e2ee": false,
+            "dummy_publisher": false,
+            "notify_joining": self.notify_joining,
+            "audiocodec": self.audiocodec,
+            "videocodec": self.videocodec,
+            "opus_fec": true,
+            "record": self.record,
+            "lock_record": false,
+            "num_participants": participants,
+            "audiolevel_ext": true,
+            "audiolevel_event": false,
+            "videoorient_ext": true,
+            "playoutdelay_ext": true,
+            "transport_wide_cc_ext": true,
+        })
+    }
+
+    /// Checks the room's secret for a management request.
+    pub(super) fn check_secret(&self, body: &Value) -> Result<(), PluginError> {
+        match &self.secret {
+            Some(secret) if body.get("secret").and_then(Value::as_str) != Some(secret) => Err(
+                PluginError::new(code::UNAUTHORIZED, "Unauthorized (wrong secret)"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn string_list(value: &Value, name: &str) -> Result<Vec<String>, PluginError> {
+    value
+        .as_array()
+        .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+        .ok_or_else(|| PluginError::invalid(name, "an array of strings"))
+}
+
+impl VideoRoom {
+    pub(super) async fn sync_request(
+        &self,
+        caller: &Caller,
+        request: &str,
+        body: &Value,
+    ) -> Result<Value, PluginError> {
+        match request {
+            "create" => self.create(body),
+            "edit" => self.edit(body),
+            "destroy" => self.destroy(body).await,
+            "exists" => {
+                let room = required_id(body, "room")?;
+                let exists = self.rooms.lock().is_ok_and(|r| r.contains_key(&room));
+                Ok(json!({"videoroom": "success", "room": room, "exists": exists}))
+            }
+            "list" => {
+                let list: Vec<Value> = self
+                    .rooms
+                    .lock()
+                    .map(|rooms| {
+                        rooms
+                            .values()
+                            .filter(|r| !r.config.is_private)
+                            .map(|r| r.config.list_entry(r.participants.len()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(json!({"videoroom": "success", "list": list}))
+            }
+            "allowed" => self.allowed(body),
+            "kick" => self.kick(caller, body).await,
+            "listparticipants" => self.list_participants(body),
+            "listforwarders" => {
+                let room = required_id(body, "room")?;
+                self.with_room(room, |r| r.config.check_secret(body))?;
+                // No RTP forwarders exist: the gateway does not forward plain RTP.
+                Ok(json!({"videoroom": "forwarders", "room": room, "publishers": []}))
+            }
+            other => Err(PluginError::new(
+                code::UNKNOWN_ERROR,
+                format!("'{other}' is not supported by this gateway"),
+            )),
+        }
+    }
+
+    /// Runs `f` on room `room`, or 426.
+    pub(super) fn with_room<T>(
+        &self,
+        room: u64,
+        f: impl FnOnce(&mut Room) -> Result<T, PluginError>,
+    ) -> Result<T, PluginError> {
+        let mut rooms = self
+            .rooms
+            .lock()
+            .map_err(|_| PluginError::new(code::UNKNOWN_ERROR, "room registry unavailable"))?;
+        let room_state = rooms
+            .get_mut(&room)
+            .ok_or_else(|| PluginError::no_such_room(room))?;
+        f(room_state)
+    }
+
+    fn create(&self, body: &Value) -> Result<Value, PluginError> {
+        let wanted = id_field(body, "room")?;
+        let mut rooms = self
+            .rooms
+            .lock()
+            .map_err(|_| PluginError::new(code::UNKNOWN_ERROR, "room registry unavailable"))?;
+        let room = match wanted {
+            Some(room) if rooms.contains_key(&room) => {
+                return Err(PluginError::new(
+                    code::ROOM_EXISTS,
+                    format!("Room {room} already exists"),
+                ));
+            }
+            Some(room) => room,
+            None => loop {
+                let id = super::super::protocol::random_id();
+                if !rooms.contains_key(&id) {
+                    break id;
+                }
+            },
+        };
+        let config = RoomConfig::from_create(body, room)?;
+        rooms.insert(
+            room,
+            Room {
+                config,
+                participants: Default::default(),
+            },
+        );
+        tracing::info!(room, "janus room created");
+        // `permanent` rooms would be written back to the config file: not done (yet), say so.
+        Ok(json!({"videoroom": "created", "room": room, "permanent": false}))
+    }
+
+    fn edit(&self, body: &Value) -> Result<Value, PluginError> {
+        let room = required_id(body, "room")?;
+        self.with_room(room, |r| {
+            r.config.check_secret(body)?;
+            let c = &mut r.config;
+            if let Some(d) = string_field(body, "new_description")? {
+                c.description = d;
+            }
+            if let Some(s) = string_field(body, "new_secret")? {
+                c.secret = Some(s);
+            }
+            if let Some(p) = string_field(body, "new_pin")? {
+                c.pin = (!p.is_empty()).then_some(p);
+            }
+            if let Some(b) = body.get("new_is_private").and_then(Value::as_bool) {
+                c.is_private = b;
+            }
+            if let Some(b) = body.get("new_require_pvtid").and_then(Value::as_bool) {
+                c.require_pvtid = b;
+            }
+            if let Some(n) = id_field(body, "new_bitrate")? {
+                c.bitrate = n;
+            }
+            if let Some(n) = id_field(body, "new_fir_freq")? {
+                c.fir_freq = u32::try_from(n).unwrap_or(u32::MAX);
+            }
+            if let Some(n) = id_field(body, "new_publishers")? {
+                c.publishers = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+            }
+            Ok(json!({"videoroom": "edited", "room": room}))
+        })
+    }
+
+    async fn destroy(&self, body: &Value) -> Result<Value, PluginError> {
+        let room = required_id(body, "room")?;
+        self.with_room(room, |r| r.config.check_secret(body))?;
+        self.notify_room(room, None, &json!({"videoroom": "destroyed", "room": room}));
+        let removed = self.rooms.lock().ok().and_then(|mut r| r.remove(&room));
+        if let Some(removed) = removed {
+            for p in removed.participants.values() {
+                self.set_membership(p.handle, None);
+                if let Some(publishing) = &p.publishing {
+                    let _ = self
+                        .gate
+                        .end_session(
+                            &room.to_string(),
+                            &publishing.session,
+                            crate::media::PublisherLeave::IdleSubscribers,
+                        )
+                        .await;
+                }
+            }
+        }
+        tracing::info!(room, "janus room destroyed");
+        Ok(json!({"videoroom": "destroyed", "room": room, "permanent": false}))
+    }
+
+    fn allowed(&self, body: &Value) -> Result<Value, PluginError> {
+        let room = required_id(body, "room")?;
+        let action = string_field(body, "action")?.ok_or_else(|| PluginError::missing("action"))?;
+        let tokens = match body.get("allowed") {
+            Some(list) => string_list(list, "allowed")?,
+            None if action == "enable" || action == "disable" => Vec::new(),
+            None => return Err(PluginError::missing("allowed")),
+        };
+        self.with_room(room, |r| {
+            r.config.check_secret(body)?;
+            let list = &mut r.config.allowed;
+            match action.as_str() {
+                "enable" => {
+                    list.get_or_insert_with(Vec::new);
+                }
+                "disable" => *list = None,
+                "add" => {
+                    let list = list.get_or_insert_with(Vec::new);
+                    for t in tokens {
+                        if !list.contains(&t) {
+                            list.push(t);
+                        }
+                    }
+                }
+                "remove" => {
+                    if let Some(list) = list {
+                        list.retain(|t| !tokens.contains(t));
+                    }
+                }
+                other => {
+                    return Err(PluginError::new(
+                        code::INVALID_ELEMENT,
+                        format!("Unsupported action '{other}' (allowed)"),
+                    ));
+                }
+            }
+            let allowed = r.config.allowed.clone().unwrap_or_default();
+            Ok(json!({"videoroom": "success", "room": room, "allowed": allowed}))
+        })
+    }
+
+    fn list_participants(&self, body: &Value) -> Result<Value, PluginError> {
+        let room = required_id(body, "room")?;
+        self.with_room(room, |r| {
+            let participants: Vec<Value> = r
+                .participants
+                .values()
+                .map(|p| {
+                    let mut entry = json!({
+                        "id": p.id,
+                        "publisher": p.publishing.is_some(),
+                        "talking": false,
+                    });
+                    if let Some(display) = &p.display {
+                        entry["display"] = json!(display);
+                    }
+                    entry
+                })
+                .collect();
+            Ok(json!({"videoroom": "participants", "room": room, "participants": participants}))
+        })
+    }
+
+    async fn kick(&self, _caller: &Caller, body: &Value) -> Result<Value, PluginError> {
+        let room = required_id(body, "room")?;
+        let id = required_id(body, "id")?;
+        let victim = self.with_room(room, |r| {
+            r.config.check_secret(body)?;
+            r.participants
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| PluginError::new(code::NO_SUCH_FEED, "No such user"))
+        })?;
+        if let Some(session) = self.sessions.get(victim.janus_session) {
+            session.push(super::super::protocol::plugin_message(
+                "event",
+                session.id,
+                victim.handle,
+                None,
+                json!({"videoroom": "event", "room": room, "leaving": "ok", "reason": "kicked"}),
+                None,
+            ));
+            let _ = self.leave(&session, victim.handle).await;
+        }
+        self.notify_room(
+            room,
+            Some(id),
+            &json!({"videoroom": "event", "room": room, "kicked": id}),
+        );
+        Ok(json!({"videoroom": "success"}))
+    }
+}
