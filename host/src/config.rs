@@ -42,12 +42,23 @@ pub struct Config {
 }
 
 /// `[janus]`: the Janus API (`/janus`, HTTP and WebSocket).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JanusConfig {
+    /// Seconds without a request, poll or keepalive after which a session is destroyed.
+    pub session_timeout_secs: u64,
     /// VideoRoom rooms that exist from start-up (`[[janus.rooms]]`, the keys of Janus's
     /// `janus.plugin.videoroom.jcfg`: room, description, secret, pin, publishers, …).
     pub rooms: Vec<crate::dialect::janus::RoomConfig>,
+}
+
+impl Default for JanusConfig {
+    fn default() -> Self {
+        Self {
+            session_timeout_secs: 60,
+            rooms: Vec::new(),
+        }
+    }
 }
 
 /// Which part of a LEB `streamurl` names the room.
@@ -447,6 +458,12 @@ impl Config {
                 reason: "must be more than 0 and at most 1.0".into(),
             });
         }
+        if self.janus.session_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "janus.session_timeout_secs",
+                reason: "must be greater than 0".into(),
+            });
+        }
         if self.webrtc.connect_timeout_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "webrtc.connect_timeout_secs",
@@ -527,6 +544,23 @@ mod tests {
         let err = Config::from_toml("[webrtc]\nnack_buffer_packets = 300\n", "t").unwrap_err();
         assert!(err.to_string().contains("nack_buffer_packets"), "{err}");
         assert!(Config::from_toml("[webrtc]\nnack_buffer_packets = 512\n", "t").is_ok());
+    }
+
+    #[test]
+    fn the_example_config_parses_and_janus_rooms_take_jcfg_keys() {
+        let example = include_str!("../../examples/gatehouse.toml");
+        Config::from_toml(example, "examples/gatehouse.toml").unwrap();
+        let rooms = "[[janus.rooms]]\nroom = 1234\ndescription = \"Demo\"\npin = \"42\"\n\
+                     publishers = 6\nis_private = true\n";
+        let config = Config::from_toml(rooms, "t").unwrap();
+        let room = &config.janus.rooms[0];
+        assert_eq!(
+            (room.room, room.publishers, room.is_private),
+            (1234, 6, true)
+        );
+        assert_eq!(room.pin.as_deref(), Some("42"));
+        let err = Config::from_toml("[[janus.rooms]]\nroom = 1\nbogus = 1\n", "t").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
     }
 
     #[test]

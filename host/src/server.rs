@@ -193,10 +193,7 @@ fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
                 max_body_bytes: config.http.max_body_bytes,
             },
         ))
-        .merge(dialect::janus::routes(
-            gate.clone(),
-            config.janus.rooms.clone(),
-        ))
+        .merge(dialect::janus::routes(gate.clone(), &config.janus))
         .merge(ops::metrics::routes(gate))
         .merge(ops::pages::routes())
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes)))

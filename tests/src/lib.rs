@@ -527,6 +527,38 @@ pub fn spawn_txliveplayer(base: &str, stream: &str, seconds: f64, stop: bool) ->
     )
 }
 
+/// Janode 1.8.0 (`browser/run_janode.mjs`) running the VideoRoom scenario against the Janus
+/// API at `ws_url` with aiortc media peers (`clients/jsep_peer.py`); `extra` are further
+/// arguments of the script (e.g. `--peer-ice-addresses` for the real Janus).
+pub fn spawn_janode(ws_url: &str, room: u64, extra: &[String]) -> Result<Client> {
+    let (node, _) = browser_tools()?;
+    let janode = browser_dir().join("node_modules/janode/package.json");
+    if !janode.exists() {
+        bail!("{} is missing: {SETUP_HINT}", janode.display());
+    }
+    let mut a = vec![
+        browser_dir().join("run_janode.mjs").display().to_string(),
+        s("--url"),
+        s(ws_url),
+        s("--python"),
+        venv_python()?.display().to_string(),
+        s("--peer"),
+        clients_dir().join("jsep_peer.py").display().to_string(),
+        s("--room"),
+        s(room),
+        s("--timeout"),
+        s(100),
+    ];
+    a.extend(extra.iter().cloned());
+    Client::spawn(
+        "run_janode.mjs",
+        &node,
+        &a,
+        &browser_dir(),
+        Duration::from_secs(110),
+    )
+}
+
 /// Real aiortc offers (generated once per test binary): `whip` (sendonly VP8+Opus),
 /// `whep` (recvonly video+audio) and `datachannel` (no audio/video m-line).
 #[derive(Debug, Clone)]

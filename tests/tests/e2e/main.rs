@@ -4,6 +4,8 @@ mod browser_pages;
 mod cascade;
 mod client_mistakes;
 mod cross_dialect;
+mod janus_api;
+mod janus_janode;
 mod leb_api;
 mod live777_streams;
 mod media_aiortc;

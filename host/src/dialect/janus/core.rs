@@ -13,7 +13,7 @@ use super::videoroom::{Caller, Outcome, Pending, RoomConfig, VideoRoom};
 use crate::gate::{Gate, RequestFacts};
 use crate::media::RemoteCandidate;
 
-/// How often idle sessions are looked for.
+/// How often idle sessions are looked for (at most).
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Where a request came from.
@@ -34,8 +34,8 @@ pub struct JanusCore {
 }
 
 impl JanusCore {
-    pub fn new(gate: Gate, rooms: Vec<RoomConfig>) -> Arc<Self> {
-        let sessions = Arc::new(Sessions::default());
+    pub fn new(gate: Gate, rooms: Vec<RoomConfig>, session_timeout: Duration) -> Arc<Self> {
+        let sessions = Arc::new(Sessions::new(session_timeout));
         let core = Arc::new(Self {
             videoroom: Arc::new(VideoRoom::new(gate.clone(), sessions.clone(), rooms)),
             gate,
@@ -43,7 +43,7 @@ impl JanusCore {
         });
         let weak = Arc::downgrade(&core);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(REAP_INTERVAL);
+            let mut tick = tokio::time::interval(REAP_INTERVAL.min(session_timeout / 4));
             loop {
                 tick.tick().await;
                 let Some(core) = weak.upgrade() else {
@@ -56,6 +56,11 @@ impl JanusCore {
             }
         });
         core
+    }
+
+    /// The session timeout, as `server_info` shows it.
+    pub fn timeout_secs(&self) -> u64 {
+        self.sessions.timeout().as_secs()
     }
 
     /// Answers one request. For an async plugin request the reply is its `ack` and the
@@ -97,7 +102,7 @@ impl JanusCore {
         let handle_id = origin.path_handle.or(r.handle_id);
         let t = r.transaction.as_str();
         match (r.janus.as_str(), session_id, handle_id) {
-            ("info", None, None) => Ok((protocol::server_info(Some(t)), None)),
+            ("info", None, None) => Ok((protocol::server_info(Some(t), self.timeout_secs()), None)),
             ("ping", None, None) => Ok((json!({"janus": "pong", "transaction": t}), None)),
             ("create", None, None) => {
                 let wanted = match r.body.get("id") {

@@ -36,8 +36,9 @@ const LONG_POLL_HOLD: Duration = Duration::from_secs(30);
 const MAX_EVENTS_PER_POLL: usize = 100;
 
 /// The Janus API's routes.
-pub fn routes(gate: Gate, rooms: Vec<RoomConfig>) -> Router {
-    let core = JanusCore::new(gate, rooms);
+pub fn routes(gate: Gate, config: &crate::config::JanusConfig) -> Router {
+    let timeout = Duration::from_secs(config.session_timeout_secs);
+    let core = JanusCore::new(gate, config.rooms.clone(), timeout);
     Router::new()
         .route("/janus", post(root).get(root_get).options(preflight))
         .route("/janus/info", get(info).options(preflight))
@@ -120,8 +121,8 @@ async fn root_get(
         .on_upgrade(move |socket| serve_socket(core, socket, facts))
 }
 
-async fn info() -> Response {
-    json_reply(protocol::server_info(None))
+async fn info(State(core): State<Arc<JanusCore>>) -> Response {
+    json_reply(protocol::server_info(None, core.timeout_secs()))
 }
 
 async fn session_post(

@@ -223,7 +223,7 @@ pub fn jsep(kind: JsepKind, sdp: &str) -> Value {
 }
 
 /// The `server_info` reply of `info` (shape of Janus 1.1.2).
-pub fn server_info(transaction: Option<&str>) -> Value {
+pub fn server_info(transaction: Option<&str>, session_timeout_secs: u64) -> Value {
     let mut info = json!({
         "janus": "server_info",
         "name": "Janus WebRTC Server",
@@ -235,7 +235,7 @@ pub fn server_info(transaction: Option<&str>) -> Value {
         "ice-lite": true,
         "ice-tcp": false,
         "full-trickle": false,
-        "session-timeout": super::sessions::SESSION_TIMEOUT.as_secs(),
+        "session-timeout": session_timeout_secs,
         "reclaim-session-timeout": 0,
         "api_secret": false,
         "auth_token": false,

@@ -10,8 +10,6 @@ use tokio::sync::{Notify, mpsc};
 
 use super::protocol::random_id;
 
-/// A session without a request or poll for this long is destroyed (Janus's default).
-pub const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Events kept for a long-poll client that stopped polling; older ones are dropped.
 const MAX_QUEUED_EVENTS: usize = 1000;
 
@@ -109,12 +107,20 @@ impl Session {
 }
 
 /// Every live session.
-#[derive(Default)]
 pub struct Sessions {
     sessions: Mutex<HashMap<u64, Arc<Session>>>,
+    timeout: Duration,
 }
 
 impl Sessions {
+    /// Sessions destroyed after `timeout` without a request or poll.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            sessions: Mutex::new(HashMap::new()),
+            timeout,
+        }
+    }
+
     /// A new session (with the id the client asked for, when free).
     pub fn create(&self, wanted: Option<u64>, sink: Option<EventSink>) -> Option<Arc<Session>> {
         let mut sessions = self.sessions.lock().ok()?;
@@ -140,6 +146,10 @@ impl Sessions {
         Some(session)
     }
 
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn get(&self, id: u64) -> Option<Arc<Session>> {
         self.sessions.lock().ok()?.get(&id).cloned()
     }
@@ -148,14 +158,14 @@ impl Sessions {
         self.sessions.lock().ok()?.remove(&id)
     }
 
-    /// Removes and returns the sessions idle past [`SESSION_TIMEOUT`]; each is told `timeout`.
+    /// Removes and returns the sessions idle past the timeout; each is told `timeout`.
     pub fn reap_idle(&self, now: Instant) -> Vec<Arc<Session>> {
         let Ok(mut sessions) = self.sessions.lock() else {
             return Vec::new();
         };
         let idle: Vec<u64> = sessions
             .values()
-            .filter(|s| s.idle_for(now) >= SESSION_TIMEOUT)
+            .filter(|s| s.idle_for(now) >= self.timeout)
             .map(|s| s.id)
             .collect();
         let reaped: Vec<Arc<Session>> = idle.iter().filter_map(|id| sessions.remove(id)).collect();
@@ -170,9 +180,11 @@ impl Sessions {
 mod tests {
     use super::*;
 
+    const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
+
     #[tokio::test]
     async fn long_poll_returns_queued_events_up_to_max_and_waits_for_new_ones() {
-        let sessions = Sessions::default();
+        let sessions = Sessions::new(SESSION_TIMEOUT);
         let session = sessions.create(None, None).unwrap();
         session.push(json!({"n": 1}));
         session.push(json!({"n": 2}));
@@ -188,7 +200,7 @@ mod tests {
 
     #[test]
     fn a_taken_session_id_is_refused_and_idle_sessions_are_reaped() {
-        let sessions = Sessions::default();
+        let sessions = Sessions::new(SESSION_TIMEOUT);
         let session = sessions.create(Some(42), None).unwrap();
         assert!(sessions.create(Some(42), None).is_none());
         assert!(sessions.reap_idle(Instant::now()).is_empty());

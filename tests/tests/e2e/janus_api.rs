@@ -1,0 +1,380 @@
+//! Janus's core protocol over HTTP (specs/janus.md §1) and the VideoRoom's error codes, each
+//! reached by a client mistake: always HTTP 200 with a JSON body (but the long poll of an
+//! unknown session: 404), transactions echoed, ack-then-event for async requests, long-poll
+//! arrays for `maxev` > 1, and sessions that time out.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use gatehouse_e2e::{bounded, http, offers, start_gateway};
+use serde_json::{Value, json};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+struct Janus {
+    base: String,
+}
+
+impl Janus {
+    async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.post_text(path, &body.to_string()).await
+    }
+
+    async fn post_text(&self, path: &str, body: &str) -> Result<Value> {
+        let response = http()
+            .post(format!("{}{path}", self.base))
+            .body(body.to_owned())
+            .send()
+            .await?;
+        ensure!(
+            response.status() == 200,
+            "POST {path}: HTTP {}",
+            response.status()
+        );
+        Ok(serde_json::from_str(&response.text().await?)?)
+    }
+
+    /// One long poll (`maxev`), returning its JSON.
+    async fn poll(&self, session: u64, maxev: usize) -> Result<Value> {
+        let response = http()
+            .get(format!("{}/janus/{session}?maxev={maxev}", self.base))
+            .send()
+            .await?;
+        ensure!(response.status() == 200, "poll: HTTP {}", response.status());
+        Ok(serde_json::from_str(&response.text().await?)?)
+    }
+
+    /// A plugin message's `plugindata.data` (sync) or, for async requests, the event's data
+    /// (and jsep) after the ack.
+    async fn message(
+        &self,
+        session: u64,
+        handle: u64,
+        body: Value,
+        jsep: Option<Value>,
+    ) -> Result<(Value, Value)> {
+        let mut request = json!({"janus": "message", "transaction": "m", "body": body});
+        if let Some(jsep) = jsep {
+            request["jsep"] = jsep;
+        }
+        let reply = self
+            .post(&format!("/janus/{session}/{handle}"), &request)
+            .await?;
+        match reply["janus"].as_str() {
+            Some("success") => Ok((reply["plugindata"]["data"].clone(), Value::Null)),
+            Some("ack") => {
+                let event = self.poll(session, 1).await?;
+                ensure!(
+                    event["janus"] == "event" && event["transaction"] == "m",
+                    "event: {event}"
+                );
+                Ok((event["plugindata"]["data"].clone(), event["jsep"].clone()))
+            }
+            _ => anyhow::bail!("message reply: {reply}"),
+        }
+    }
+
+    async fn session_and_handle(&self) -> Result<(u64, u64)> {
+        let created = self
+            .post("/janus", &json!({"janus": "create", "transaction": "c"}))
+            .await?;
+        let session = created["data"]["id"].as_u64().context("session id")?;
+        Ok((session, self.attach(session).await?))
+    }
+
+    async fn attach(&self, session: u64) -> Result<u64> {
+        let attach =
+            json!({"janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"});
+        let attached = self.post(&format!("/janus/{session}"), &attach).await?;
+        attached["data"]["id"].as_u64().context("handle id")
+    }
+}
+
+fn core_error(reply: &Value) -> u64 {
+    reply["error"]["code"].as_u64().unwrap_or(0)
+}
+
+fn plugin_error(data: &Value) -> u64 {
+    data["error_code"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_mistakes_get_their_janus_error_codes_with_http_200() {
+    let result: Result<()> = bounded("janus_core", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let info = j
+            .post("/janus", &json!({"janus": "info", "transaction": "i"}))
+            .await?;
+        ensure!(
+            info["janus"] == "server_info" && info["transaction"] == "i",
+            "{info}"
+        );
+        ensure!(
+            info["plugins"]["janus.plugin.videoroom"].is_object(),
+            "{info}"
+        );
+        let get_info: Value = serde_json::from_str(
+            &http()
+                .get(format!("{}/janus/info", j.base))
+                .send()
+                .await?
+                .text()
+                .await?,
+        )?;
+        ensure!(get_info["name"] == "Janus WebRTC Server", "{get_info}");
+        let pong = j
+            .post("/janus", &json!({"janus": "ping", "transaction": "p"}))
+            .await?;
+        ensure!(
+            pong == json!({"janus": "pong", "transaction": "p"}),
+            "{pong}"
+        );
+
+        let (session, handle) = j.session_and_handle().await?;
+        let s = format!("/janus/{session}");
+        let h = format!("/janus/{session}/{handle}");
+        let no_handle = format!("{s}/99");
+        let cases: Vec<(&str, String, u64)> = vec![
+            ("/janus", "{not json".into(), 454),
+            ("/janus", "[1,2]".into(), 455),
+            ("/janus", json!({"janus": "create"}).to_string(), 456),
+            (
+                "/janus",
+                json!({"janus": 7, "transaction": "t"}).to_string(),
+                467,
+            ),
+            (
+                "/janus",
+                json!({"janus": "attach", "transaction": "t"}).to_string(),
+                457,
+            ),
+            (
+                "/janus/123",
+                json!({"janus": "keepalive", "transaction": "t"}).to_string(),
+                458,
+            ),
+            (
+                &s,
+                json!({"janus": "attach", "plugin": "janus.plugin.nope", "transaction": "t"})
+                    .to_string(),
+                460,
+            ),
+            (
+                &s,
+                json!({"janus": "attach", "transaction": "t"}).to_string(),
+                456,
+            ),
+            (
+                &s,
+                json!({"janus": "message", "transaction": "t", "body": {}}).to_string(),
+                457,
+            ),
+            (
+                &s,
+                json!({"janus": "keepalive", "transaction": "t", "session_id": 1}).to_string(),
+                457,
+            ),
+            (
+                &no_handle,
+                json!({"janus": "detach", "transaction": "t"}).to_string(),
+                459,
+            ),
+            (
+                &h,
+                json!({"janus": "message", "transaction": "t"}).to_string(),
+                456,
+            ),
+            (
+                &h,
+                json!({"janus": "message", "transaction": "t", "body": {"request": "list"},
+                "jsep": {"type": "offer"}})
+                .to_string(),
+                456,
+            ),
+            (
+                &h,
+                json!({"janus": "message", "transaction": "t", "body": {"request": "list"},
+                "jsep": {"type": "rollback", "sdp": "v=0"}})
+                .to_string(),
+                464,
+            ),
+            (
+                &h,
+                json!({"janus": "message", "transaction": "t", "body": {"request": "list"},
+                "jsep": {"type": "offer", "sdp": "hello"}})
+                .to_string(),
+                465,
+            ),
+            (
+                &h,
+                json!({"janus": "trickle", "transaction": "t", "candidate": {"completed": true},
+                "candidates": []})
+                .to_string(),
+                454,
+            ),
+            (
+                &h,
+                json!({"janus": "bogus", "transaction": "t"}).to_string(),
+                457,
+            ),
+        ];
+        for (path, body, code) in &cases {
+            let reply = j.post_text(path, body).await?;
+            ensure!(
+                reply["janus"] == "error" && core_error(&reply) == *code,
+                "POST {path} {body}: expected {code}, got {reply}"
+            );
+        }
+        let keepalive = j
+            .post(&s, &json!({"janus": "keepalive", "transaction": "k"}))
+            .await?;
+        ensure!(
+            keepalive == json!({"janus": "ack", "session_id": session, "transaction": "k"}),
+            "{keepalive}"
+        );
+        let trickle = j
+            .post(
+                &h,
+                &json!({"janus": "trickle", "transaction": "t",
+            "candidate": {"completed": true}}),
+            )
+            .await?;
+        ensure!(trickle["janus"] == "ack", "{trickle}");
+        let unknown = http().get(format!("{}/janus/777", j.base)).send().await?;
+        ensure!(
+            unknown.status() == 404,
+            "long poll of an unknown session: {}",
+            unknown.status()
+        );
+        let redirect = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()?
+            .get(format!("{}{h}", j.base))
+            .send()
+            .await?;
+        ensure!(
+            redirect.status() == 302,
+            "GET handle: {}",
+            redirect.status()
+        );
+
+        let detach = j
+            .post(&h, &json!({"janus": "detach", "transaction": "d"}))
+            .await?;
+        ensure!(detach["janus"] == "success", "{detach}");
+        let detached = j.poll(session, 1).await?;
+        ensure!(
+            detached["janus"] == "detached" && detached["sender"] == handle,
+            "{detached}"
+        );
+        let destroy = j
+            .post(&s, &json!({"janus": "destroy", "transaction": "x"}))
+            .await?;
+        ensure!(destroy["janus"] == "success", "{destroy}");
+        let gone = j
+            .post(&s, &json!({"janus": "keepalive", "transaction": "k"}))
+            .await?;
+        ensure!(core_error(&gone) == 458, "{gone}");
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("core_mistakes_get_their_janus_error_codes_with_http_200: {e:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn videoroom_mistakes_get_their_plugin_error_codes() {
+    let result: Result<()> = bounded("janus_videoroom", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let j = Janus { base: gw.base_url() };
+        let (session, admin) = j.session_and_handle().await?;
+        let msg = |handle: u64, body: Value| j.message(session, handle, body, None);
+
+        let (created, _) = msg(admin, json!({"request": "create", "room": 77, "secret": "s3",
+            "pin": "42", "publishers": 1})).await?;
+        ensure!(created == json!({"videoroom": "created", "room": 77, "permanent": false}), "{created}");
+        let expect = |data: &Value, code: u64, what: &str| -> Result<()> {
+            ensure!(plugin_error(data) == code && data["videoroom"] == "event",
+                "{what}: expected {code}, got {data}");
+            Ok(())
+        };
+        expect(&msg(admin, json!({"request": "create", "room": 77})).await?.0, 427, "duplicate room")?;
+        expect(&msg(admin, json!({"request": "frobnicate"})).await?.0, 423, "unknown request")?;
+        expect(&msg(admin, json!({"request": "exists", "room": "77"})).await?.0, 430, "room as a string")?;
+        expect(&msg(admin, json!({"request": "destroy", "room": 77, "secret": "no"})).await?.0, 433, "wrong secret")?;
+        expect(&msg(admin, json!({"request": "destroy", "room": 78})).await?.0, 426, "no such room")?;
+        expect(&msg(admin, json!({"request": "kick", "room": 77, "secret": "s3", "id": 5})).await?.0, 428, "kick nobody")?;
+        expect(&msg(admin, json!({"request": "configure"})).await?.0, 424, "configure before join")?;
+        expect(&msg(admin, json!({"request": "join", "room": 77})).await?.0, 429, "join without ptype")?;
+        expect(&msg(admin, json!({"request": "join", "ptype": "publisher", "room": 77})).await?.0, 433, "join without pin")?;
+        expect(&msg(admin, json!({"request": "join", "ptype": "subscriber", "room": 77, "pin": "42"})).await?.0, 429, "subscriber without feed")?;
+        expect(&msg(admin, json!({"request": "join", "ptype": "subscriber", "room": 77, "pin": "42", "feed": 9})).await?.0, 428, "no such feed")?;
+        let (exists, _) = msg(admin, json!({"request": "exists", "room": 78})).await?;
+        ensure!(exists["exists"] == false, "{exists}");
+
+        // Two publishers into a room of one: the second publish is 432; a taken id is 436;
+        // a second join on a handle is 425; a publish without an offer is 429.
+        let whip = &offers().await?.whip;
+        let first = j.attach(session).await?;
+        let (joined, _) = msg(first, json!({"request": "join", "ptype": "publisher",
+            "room": 77, "pin": "42", "id": 1001, "display": "one"})).await?;
+        ensure!(joined["videoroom"] == "joined" && joined["id"] == 1001, "{joined}");
+        let (data, jsep) = j.message(session, first, json!({"request": "configure"}), Some(json!({"type": "offer", "sdp": whip[0]}))).await?;
+        ensure!(data["configured"] == "ok" && jsep["type"] == "answer", "publisher one: {data}");
+        let second = j.attach(session).await?;
+        expect(&msg(second, json!({"request": "join", "ptype": "publisher", "room": 77, "pin": "42", "id": 1001})).await?.0, 436, "taken id")?;
+        let (joined, _) = msg(second, json!({"request": "join", "ptype": "publisher", "room": 77, "pin": "42", "display": "two"})).await?;
+        ensure!(joined["videoroom"] == "joined" && joined["publishers"][0]["id"] == 1001, "{joined}");
+        expect(&msg(second, json!({"request": "join", "ptype": "publisher", "room": 77, "pin": "42"})).await?.0, 425, "joined twice")?;
+        expect(&msg(second, json!({"request": "publish"})).await?.0, 429, "publish without an offer")?;
+        let (full, _) = j.message(session, second, json!({"request": "publish"}), Some(json!({"type": "offer", "sdp": whip[1]}))).await?;
+        expect(&full, 432, "publishers full")?;
+        let (participants, _) = msg(admin, json!({"request": "listparticipants", "room": 77})).await?;
+        let list = participants["participants"].as_array().context("participants")?;
+        ensure!(list.len() == 2 && list.iter().filter(|p| p["publisher"] == true).count() == 1, "{participants}");
+
+        let (destroyed, _) = msg(admin, json!({"request": "destroy", "room": 77, "secret": "s3"})).await?;
+        ensure!(destroyed["videoroom"] == "destroyed", "{destroyed}");
+        // Every participant handle hears it (queued for the long poll, maxev > 1 → array).
+        let events = j.poll(session, 10).await?;
+        let events = events.as_array().context("maxev > 1 gives an array")?;
+        ensure!(events.iter().any(|e| e["plugindata"]["data"]["videoroom"] == "destroyed"), "{events:?}");
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("videoroom_mistakes_get_their_plugin_error_codes: {e:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_times_out_and_is_gone() {
+    let result: Result<()> = bounded("janus_timeout", LIMIT, async {
+        let gw = start_gateway(|c| c.janus.session_timeout_secs = 2).await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (session, _) = j.session_and_handle().await?;
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        let gone = j
+            .post(
+                &format!("/janus/{session}"),
+                &json!({"janus": "keepalive", "transaction": "k"}),
+            )
+            .await?;
+        ensure!(core_error(&gone) == 458, "session still there: {gone}");
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("an_idle_session_times_out_and_is_gone: {e:#}");
+    }
+}
