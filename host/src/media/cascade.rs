@@ -25,9 +25,13 @@ pub(crate) struct Cascade {
 
 /// The UDP addresses of the `a=candidate` lines of an SDP (where a full ICE agent's checks
 /// and the remote's media come from).
-fn candidate_addresses(sdp: &str) -> Vec<SocketAddr> {
+pub(super) fn candidate_addresses(sdp: &str) -> Vec<SocketAddr> {
     sdp.lines()
-        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("a=candidate:"))
+        .filter_map(|l| {
+            let l = l.trim_end_matches('\r');
+            l.strip_prefix("a=candidate:")
+                .or_else(|| l.strip_prefix("candidate:"))
+        })
         .filter_map(|c| {
             let fields: Vec<&str> = c.split_whitespace().collect();
             match fields.as_slice() {
@@ -136,6 +140,7 @@ impl Engine {
             token: request.token,
         });
         peer.unanswered_tracks = sending;
+        peer.we_offered = true;
         self.add_peer(peer);
         Ok(DialOffer {
             session_id: id,
@@ -235,5 +240,11 @@ mod tests {
             "[::1]:7778".parse().unwrap(),
         ];
         assert_eq!(candidate_addresses(sdp), expected);
+        // A trickled candidate (Janus `trickle`) has no `a=` prefix.
+        let trickled = "candidate:1 1 udp 2130706431 10.0.0.5 5000 typ host";
+        assert_eq!(
+            candidate_addresses(trickled),
+            vec!["10.0.0.5:5000".parse::<SocketAddr>().unwrap()]
+        );
     }
 }

@@ -264,6 +264,9 @@ pub(crate) struct Peer {
     pub pending_nomination: Option<TaggedBytesMut>,
     /// Set when we offered this session to another server (a cascade).
     pub cascade: Option<super::cascade::Cascade>,
+    /// We offered this session (a cascade or a server-offer subscriber): as the full ICE agent
+    /// we send the checks, so the remote's candidates must route to it.
+    pub we_offered: bool,
     /// Send tracks of a session we offered, turned into outputs once the answer fixed their
     /// payload types.
     pub unanswered_tracks: Vec<super::sessions::AddedTrack>,
@@ -307,6 +310,7 @@ impl Peer {
             ice_restarting: false,
             pending_nomination: None,
             cascade: None,
+            we_offered: false,
             unanswered_tracks: Vec::new(),
         })
     }

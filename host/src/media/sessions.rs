@@ -360,11 +360,19 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&key) else {
             return Err(MediaError::SessionNotFound(id.to_owned()));
         };
+        let mut routes = Vec::new();
         for candidate in candidates {
+            if peer.we_offered {
+                routes.extend(super::cascade::candidate_addresses(&candidate.candidate));
+            }
             // Unresolvable or unsupported candidates are dropped, not fatal (RFC 9725 §4.3.1).
             if let Err(e) = peer.pc.add_remote_candidate(remote_init(candidate)) {
                 tracing::debug!(session = %id, error = %e, "remote candidate ignored");
             }
+        }
+        // Our checks' responses come from these addresses (see `Engine::complete_dial`).
+        for addr in routes {
+            self.demux.add_addr(addr, key);
         }
         self.mark_dirty(key);
         Ok(())

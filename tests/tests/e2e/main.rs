@@ -5,6 +5,7 @@ mod cascade;
 mod client_mistakes;
 mod cross_dialect;
 mod janus_api;
+mod janus_cross_dialect;
 mod janus_janode;
 mod leb_api;
 mod live777_streams;

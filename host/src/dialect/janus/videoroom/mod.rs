@@ -3,6 +3,7 @@
 //! facts the media core does not know (descriptions, secrets, displays, private ids) and answers
 //! the synchronous requests; `participants` runs the asynchronous ones.
 
+mod bridge;
 mod participants;
 mod rooms;
 

@@ -191,6 +191,13 @@ impl VideoRoom {
         offer: Option<String>,
     ) -> Result<EventReply, PluginError> {
         let room = required_id(body, "room")?;
+        self.adopt_gateway_room(room).await;
+        let foreign: Vec<Value> = self
+            .foreign_feeds(room)
+            .await
+            .iter()
+            .map(|f| f.publisher_entry())
+            .collect();
         let display = string_field(body, "display")?;
         self.admit_join(caller, room, body, Action::Publish).await?;
         let wanted = id_field(body, "id")?;
@@ -212,11 +219,12 @@ impl VideoRoom {
                     },
                 };
                 let private_id = rand::random::<u32>();
-                let publishers: Vec<Value> = r
+                let mut publishers: Vec<Value> = r
                     .participants
                     .values()
                     .filter_map(|p| p.publisher_entry())
                     .collect();
+                publishers.extend(foreign);
                 r.participants.insert(
                     id,
                     Participant {
@@ -391,16 +399,26 @@ impl VideoRoom {
         Ok(())
     }
 
-    /// The publisher `feed` of `room`: its display and `streams`.
-    fn feed(&self, room: u64, feed: u64) -> Result<(Option<String>, Vec<Value>), PluginError> {
-        self.with_room(room, |r| {
-            r.participants
+    /// The publisher `feed` of `room`: the gateway's feed name, its display and `streams`.
+    async fn feed(
+        &self,
+        room: u64,
+        feed: u64,
+    ) -> Result<(String, Option<String>, Vec<Value>), PluginError> {
+        let janus = self.with_room(room, |r| {
+            Ok(r.participants
                 .get(&feed)
-                .and_then(|p| Some((p.display.clone(), p.publishing.as_ref()?.streams.clone())))
-                .ok_or_else(|| {
-                    PluginError::new(code::NO_SUCH_FEED, format!("No such feed ({feed})"))
-                })
-        })
+                .and_then(|p| Some((p.display.clone(), p.publishing.as_ref()?.streams.clone()))))
+        })?;
+        if let Some((display, streams)) = janus {
+            return Ok((feed.to_string(), display, streams));
+        }
+        self.foreign_feeds(room)
+            .await
+            .into_iter()
+            .find(|f| f.id == feed)
+            .map(|f| (f.feed.clone(), Some(f.feed), Vec::new()))
+            .ok_or_else(|| PluginError::new(code::NO_SUCH_FEED, format!("No such feed ({feed})")))
     }
 
     /// A subscriber's single feed: `feed` (legacy) or the feed of every `streams` entry.
@@ -466,6 +484,7 @@ impl VideoRoom {
         body: &Value,
     ) -> Result<EventReply, PluginError> {
         let room = required_id(body, "room")?;
+        self.adopt_gateway_room(room).await;
         let (feed, legacy) = Self::subscription_feed(body)?;
         let private_id = id_field(body, "private_id")?;
         self.with_room(room, |r| {
@@ -481,13 +500,13 @@ impl VideoRoom {
             }
             Ok(())
         })?;
-        let (display, feed_streams) = self.feed(room, feed)?;
+        let (feed_name, display, feed_streams) = self.feed(room, feed).await?;
         self.admit_join(caller, room, body, Action::Subscribe)
             .await?;
         let room_name = room.to_string();
         let offer = self
             .gate
-            .offer_subscriber(&caller.facts, &room_name, &feed.to_string())
+            .offer_subscriber(&caller.facts, &room_name, &feed_name)
             .await
             .map_err(PluginError::from_gate)?;
         let streams = Self::subscriber_streams(&offer.offer_sdp, feed, &display, &feed_streams);
@@ -519,9 +538,9 @@ impl VideoRoom {
         streams: Vec<Value>,
     ) -> Result<EventReply, PluginError> {
         let (to, _) = Self::subscription_feed(body)?;
-        let (display, feed_streams) = self.feed(room, to)?;
+        let (feed_name, display, feed_streams) = self.feed(room, to).await?;
         self.gate
-            .switch_feed(&room.to_string(), session, &to.to_string())
+            .switch_feed(&room.to_string(), session, &feed_name)
             .await
             .map_err(PluginError::from_gate)?;
         let streams: Vec<Value> = streams

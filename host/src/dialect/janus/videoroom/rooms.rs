@@ -161,7 +161,7 @@ impl VideoRoom {
             "destroy" => self.destroy(body).await,
             "exists" => {
                 let room = required_id(body, "room")?;
-                let exists = self.rooms.lock().is_ok_and(|r| r.contains_key(&room));
+                let exists = self.adopt_gateway_room(room).await;
                 Ok(json!({"videoroom": "success", "room": room, "exists": exists}))
             }
             "list" => {
@@ -180,7 +180,7 @@ impl VideoRoom {
             }
             "allowed" => self.allowed(body),
             "kick" => self.kick(caller, body).await,
-            "listparticipants" => self.list_participants(body),
+            "listparticipants" => self.list_participants(body).await,
             "listforwarders" => {
                 let room = required_id(body, "room")?;
                 self.with_room(room, |r| r.config.check_secret(body))?;
@@ -342,10 +342,12 @@ impl VideoRoom {
         })
     }
 
-    fn list_participants(&self, body: &Value) -> Result<Value, PluginError> {
+    async fn list_participants(&self, body: &Value) -> Result<Value, PluginError> {
         let room = required_id(body, "room")?;
+        self.adopt_gateway_room(room).await;
+        let foreign = self.foreign_feeds(room).await;
         self.with_room(room, |r| {
-            let participants: Vec<Value> = r
+            let mut participants: Vec<Value> = r
                 .participants
                 .values()
                 .map(|p| {
@@ -360,6 +362,7 @@ impl VideoRoom {
                     entry
                 })
                 .collect();
+            participants.extend(foreign.iter().map(|f| f.participant_entry()));
             Ok(json!({"videoroom": "participants", "room": room, "participants": participants}))
         })
     }

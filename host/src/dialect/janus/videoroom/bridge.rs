@@ -1,0 +1,94 @@
+//! Publishers of other dialects in Janus rooms: a gateway room with a numeric name is Janus
+//! room `N` (created in the VideoRoom's registry on first use), and every publisher that did
+//! not come through Janus (WHIP, Live777, runner365…) is listed as a participant whose id is
+//! its feed name when numeric, else a stable hash of it.
+
+use serde_json::{Value, json};
+
+use super::{Room, RoomConfig, VideoRoom};
+use crate::media::Role;
+
+/// A publisher of another dialect, as Janus clients see it.
+#[derive(Debug, Clone)]
+pub(super) struct ForeignFeed {
+    pub id: u64,
+    /// The gateway's feed name.
+    pub feed: String,
+}
+
+impl ForeignFeed {
+    pub fn publisher_entry(&self) -> Value {
+        json!({"id": self.id, "display": self.feed, "streams": [], "talking": false})
+    }
+
+    pub fn participant_entry(&self) -> Value {
+        json!({"id": self.id, "display": self.feed, "publisher": true, "talking": false})
+    }
+}
+
+/// The Janus id of a foreign feed: its name when numeric, else FNV-1a of it below 2^53.
+fn foreign_id(feed: &str) -> u64 {
+    if let Ok(id) = feed.parse::<u64>()
+        && id > 0
+        && id < (1 << 53)
+    {
+        return id;
+    }
+    let hash = feed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash & 0x1F_FFFF_FFFF_FFFF).max(1)
+}
+
+impl VideoRoom {
+    /// Publishers of room `room` that did not come through Janus.
+    pub(super) async fn foreign_feeds(&self, room: u64) -> Vec<ForeignFeed> {
+        let Ok(Some(snapshot)) = self.gate.room(&room.to_string()).await else {
+            return Vec::new();
+        };
+        snapshot
+            .sessions
+            .iter()
+            .filter(|s| s.role == Role::Publisher && s.dialect != "janus")
+            .map(|s| ForeignFeed {
+                id: foreign_id(&s.feed),
+                feed: s.feed.clone(),
+            })
+            .collect()
+    }
+
+    /// Makes Janus room `room` exist when the gateway has a room of that name (its publishers
+    /// came through another dialect). Returns whether the Janus room exists now.
+    pub(super) async fn adopt_gateway_room(&self, room: u64) -> bool {
+        if self.rooms.lock().is_ok_and(|r| r.contains_key(&room)) {
+            return true;
+        }
+        let exists = matches!(self.gate.room(&room.to_string()).await, Ok(Some(_)));
+        if exists && let Ok(mut rooms) = self.rooms.lock() {
+            rooms.entry(room).or_insert_with(|| Room {
+                config: RoomConfig {
+                    room,
+                    description: format!("Room {room}"),
+                    ..RoomConfig::default()
+                },
+                participants: Default::default(),
+            });
+        }
+        exists
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_feed_names_are_their_own_ids_and_others_hash_stably_below_2_53() {
+        assert_eq!(foreign_id("1234"), 1234);
+        let id = foreign_id("default");
+        assert_eq!(id, foreign_id("default"));
+        assert!(id > 0 && id < (1 << 53));
+        assert_ne!(id, foreign_id("other"));
+        assert!(foreign_id(&(1u64 << 60).to_string()) < (1 << 53));
+    }
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""An aiortc VideoRoom client over Janus's HTTP long-poll API (the requests janus.js sends).
+
+  janus_http.py --url http://127.0.0.1:PORT/janus --room 1234 --publish --seconds 6
+  janus_http.py --url http://127.0.0.1:PORT/janus --room 1234 --play [--feed ID] --seconds 4
+
+--publish: create the room unless it exists, join as publisher with joinandconfigure and a synthetic VP8 + Opus offer, stream,
+leave. --play: pick --feed (default: the first participant with publisher:true, waiting for
+one), join as subscriber with `streams:[{feed}]`, answer the server's offer, `start`, count
+decoded frames, leave. Prints one JSON line: {"ok", "feed", "participants", "video_frames",
+"width", "height", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+
+import common as c
+from whep_play import Counter
+
+
+class Janus:
+    """One session with one VideoRoom handle; events come from a background long poll."""
+
+    def __init__(self, http, url: str) -> None:
+        self.http, self.url = http, url.rstrip("/")
+        self.session = self.handle = None
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.poller: asyncio.Task | None = None
+
+    async def post(self, path: str, body: dict) -> dict:
+        body = {"transaction": secrets.token_hex(6), **body}
+        async with self.http.post(self.url + path, json=body) as r:
+            reply = await r.json(content_type=None)
+        if reply.get("janus") == "error":
+            raise RuntimeError(f"{body['janus']}: {reply['error']}")
+        return reply
+
+    async def start(self) -> None:
+        self.session = (await self.post("", {"janus": "create"}))["data"]["id"]
+        attach = {"janus": "attach", "plugin": "janus.plugin.videoroom"}
+        self.handle = (await self.post(f"/{self.session}", attach))["data"]["id"]
+        self.poller = asyncio.create_task(self.poll())
+
+    async def poll(self) -> None:
+        while True:
+            async with self.http.get(f"{self.url}/{self.session}?maxev=10") as r:
+                events = await r.json(content_type=None)
+            for event in events if isinstance(events, list) else [events]:
+                if event.get("janus") != "keepalive":
+                    await self.events.put(event)
+
+    async def request(self, body: dict, jsep: dict | None = None) -> dict:
+        """A sync request's data, or an async one's event (data, with its jsep under `_jsep`)."""
+        message = {"janus": "message", "body": body}
+        if jsep is not None:
+            message["jsep"] = jsep
+        reply = await self.post(f"/{self.session}/{self.handle}", message)
+        if reply["janus"] == "success":
+            return reply["plugindata"]["data"]
+        while True:
+            event = await asyncio.wait_for(self.events.get(), 15)
+            if event.get("janus") == "event" and event.get("transaction") == reply["transaction"]:
+                data = event["plugindata"]["data"]
+                if "error_code" in data:
+                    raise RuntimeError(f"{body['request']}: {data}")
+                return {**data, "_jsep": event.get("jsep")}
+
+    async def close(self) -> None:
+        if self.poller is not None:
+            self.poller.cancel()
+        if self.session is not None:
+            try:
+                await self.post(f"/{self.session}", {"janus": "destroy"})
+            except Exception:  # noqa: BLE001
+                pass
+
+
+async def publish(args, res: dict, janus: Janus) -> int:
+    pc = c.new_pc()
+    try:
+        vt = pc.addTransceiver(c.MovingStripesTrack(640, 480), direction="sendonly")
+        c.prefer_codec(vt, "video", "VP8")
+        pc.addTransceiver(c.SineAudioTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        exists = await janus.request({"request": "exists", "room": args.room})
+        if not exists.get("exists"):
+            await janus.request({"request": "create", "room": args.room})
+        joined = await janus.request(
+            {"request": "joinandconfigure", "ptype": "publisher", "room": args.room,
+             "display": args.display},
+            {"type": "offer", "sdp": pc.localDescription.sdp})
+        res["feed"] = joined.get("id")
+        res["joined"] = {k: v for k, v in joined.items() if k != "_jsep"}
+        await pc.setRemoteDescription(c.RTCSessionDescription(**joined["_jsep"]))
+        if not await c.wait_connected(pc, args.connect_timeout):
+            res["error"] = "publisher never connected"
+            return 1
+        await asyncio.sleep(args.seconds)
+        await janus.request({"request": "leave"})
+        return 0
+    finally:
+        await c.close_pc(pc)
+
+
+async def pick_feed(args, res: dict, janus: Janus) -> int | None:
+    for _ in range(50):
+        listed = await janus.request({"request": "listparticipants", "room": args.room})
+        res["participants"] = listed.get("participants")
+        live = [p["id"] for p in listed.get("participants", []) if p.get("publisher")]
+        if live:
+            return live[0]
+        await asyncio.sleep(0.2)
+    return None
+
+
+async def play(args, res: dict, janus: Janus) -> int:
+    feed = args.feed or await pick_feed(args, res, janus)
+    if feed is None:
+        res["error"] = "no publisher in the room"
+        return 1
+    res["feed"] = feed
+    pc = c.new_pc()
+    counter = Counter(c.now_ms())
+    counter.threshold = args.min_video_frames
+    pc.on("track", lambda track: asyncio.ensure_future(counter.consume(track)))
+    try:
+        attached = await janus.request(
+            {"request": "join", "ptype": "subscriber", "room": args.room, "streams": [{"feed": feed}]})
+        res["attached"] = [s.get("type") for s in attached.get("streams", [])]
+        await pc.setRemoteDescription(c.RTCSessionDescription(**attached["_jsep"]))
+        await pc.setLocalDescription(await pc.createAnswer())
+        answer = {"type": "answer", "sdp": pc.localDescription.sdp}
+        started = await janus.request({"request": "start"}, answer)
+        res["started"] = started.get("started")
+        try:
+            await asyncio.wait_for(counter.video_event.wait(), args.seconds + 10)
+        except asyncio.TimeoutError:
+            pass
+        await asyncio.sleep(min(args.seconds, 1.0))
+        res.update(video_frames=counter.video, audio_frames=counter.audio,
+                   width=counter.width, height=counter.height,
+                   first_video_ms=counter.first_video_ms)
+        await janus.request({"request": "leave"})
+        if counter.video < args.min_video_frames:
+            res["error"] = f"{counter.video} video frames decoded, wanted {args.min_video_frames}"
+            return 1
+        return 0
+    finally:
+        await c.close_pc(pc)
+
+
+async def run(args, res: dict) -> int:
+    http = c.http_session()
+    janus = Janus(http, args.url)
+    try:
+        await janus.start()
+        return await (publish(args, res, janus) if args.publish else play(args, res, janus))
+    finally:
+        await janus.close()
+        await http.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", required=True, help="the Janus HTTP API, e.g. http://h:p/janus")
+    parser.add_argument("--room", type=int, required=True)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--publish", action="store_true")
+    mode.add_argument("--play", action="store_true")
+    parser.add_argument("--feed", type=int, default=None)
+    parser.add_argument("--display", default="aiortc")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--min-video-frames", type=int, default=30)
+    parser.add_argument("--connect-timeout", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=None)
+    args = parser.parse_args()
+    c.run_client("janus_http", args, run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+//! Janus on the one stream model: a WHIP publisher is a publisher of Janus room `N` (listed by
+//! `listparticipants`, subscribed to like any other), and a Janus publisher plays over WHEP
+//! and over Tencent LEB. Media is aiortc everywhere, frames decoded by the players; Janus
+//! signaling is `clients/janus_http.py` (janus.js's HTTP long-poll requests).
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use gatehouse_e2e::{Client, Play, Publish, bounded, media_lock, start_gateway, wait_room};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn janus_client(base: &str, room: u64, mode: &str, seconds: f64) -> Result<Client> {
+    let args = [
+        "--url".to_owned(),
+        format!("{base}/janus"),
+        "--room".into(),
+        room.to_string(),
+        format!("--{mode}"),
+        "--seconds".into(),
+        seconds.to_string(),
+    ];
+    Client::python(
+        "janus_http.py",
+        &args,
+        Duration::from_secs_f64(seconds + 40.0),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_is_a_janus_publisher_and_a_janus_publisher_plays_over_whep_and_leb() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_cross", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+
+        // WHIP → Janus: the subscriber finds the WHIP feed with listparticipants.
+        let whip = Publish {
+            seconds: 8.0,
+            ..Default::default()
+        }
+        .spawn(&format!("{base}/v1/whip/5151"))?;
+        let (up, _) = wait_room(&gw, "5151", Duration::from_secs(10), |r| {
+            r.is_some_and(|r| r.traffic.ingress_packets > 0)
+        })
+        .await;
+        ensure!(up, "the WHIP publisher's media never arrived");
+        let janus_player = janus_client(&base, 5151, "play", 3.0)?.finish().await?;
+        println!(
+            "WHIP → Janus: participants {}, {} frames at {}x{}",
+            janus_player.json["participants"],
+            janus_player.u64("video_frames"),
+            janus_player.json["width"],
+            janus_player.json["height"]
+        );
+        let janus_player = janus_player.expect_ok()?;
+        ensure!(janus_player.json["width"] == 640, "decoded size");
+        whip.finish().await?.expect_ok()?;
+
+        // Janus → WHEP and LEB.
+        let janus_publisher = janus_client(&base, 6161, "publish", 9.0)?;
+        let (up, _) = wait_room(&gw, "6161", Duration::from_secs(15), |r| {
+            r.is_some_and(|r| r.traffic.ingress_packets > 0)
+        })
+        .await;
+        ensure!(up, "the Janus publisher's media never arrived");
+        let whep = Play {
+            min_video_frames: 30,
+            ..Play::for_seconds(3.0)
+        }
+        .spawn(&format!("{base}/v1/whep/6161"))?;
+        let leb_args = [
+            "--url".to_owned(),
+            base.clone(),
+            "--stream-url".into(),
+            "webrtc://play.example.com/live/6161".into(),
+            "--seconds".into(),
+            "3".into(),
+            "--min-video-frames".into(),
+            "30".into(),
+        ];
+        let leb = Client::python("leb_play.py", &leb_args, Duration::from_secs(40))?;
+        let whep = whep.finish().await?.expect_ok()?;
+        let leb = leb.finish().await?.expect_ok()?;
+        println!(
+            "Janus → WHEP {} frames, → LEB {} frames",
+            whep.u64("video_frames"),
+            leb.u64("video_frames")
+        );
+        let publisher = janus_publisher.finish().await?.expect_ok()?;
+        ensure!(
+            publisher.json["joined"]["videoroom"] == "joined",
+            "{}",
+            publisher.json
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!(
+            "a_whip_publisher_is_a_janus_publisher_and_a_janus_publisher_plays_over_whep_and_leb: {e:#}"
+        );
+    }
+}
