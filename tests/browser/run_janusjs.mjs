@@ -4,7 +4,7 @@
 // Chromium's fake camera, against any Janus-compatible server (real Janus or Gatehouse).
 //
 //   node run_janusjs.mjs --server http://HOST:PORT/janus --room N [--seconds 5] [--timeout 90]
-//                        [--setup 30] [--debug] [--stun-default] [--chromium /usr/bin/chromium]
+//                        [--setup 30] [--debug] [--wire] [--stun-default] [--chromium PATH]
 //
 // One page (janusjs_page.html, served with janus.js and adapter.js from a throw-away HTTP
 // server on 127.0.0.1, a secure context for getUserMedia; the Janus server is reached
@@ -27,7 +27,7 @@
 // ok = frames_decoded >= 30. Diagnostics: "phase" (where setup stopped), "trickle" (candidates
 // janus.js trickled per handle and what the server answered), "sdp" (m=/candidate/ice lines
 // of the four SDPs), "stats" (subscriber inbound / publisher outbound video), and on failure
-// "wire": the last requests/replies exchanged with the server (SDPs shortened).
+// "wire": the last 150 requests/replies exchanged with the server (SDPs shortened; --wire: always).
 // Exit 0 when ok, 1 otherwise, 3 on the hard --timeout. The browser is closed in every case.
 // Page console errors (and with --debug, janus.js's own log at debug "all") go to stderr.
 //
@@ -47,7 +47,7 @@ const require = createRequire(import.meta.url);
 function parseArgs(argv) {
   const a = {
     server: null, room: null, seconds: 5, timeout: 90, setup: 30, debug: false,
-    stunDefault: false, chromium: "/usr/bin/chromium",
+    stunDefault: false, wire: false, chromium: "/usr/bin/chromium",
   };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
@@ -60,6 +60,7 @@ function parseArgs(argv) {
     else if (k === "--chromium") { a.chromium = v; i++; }
     else if (k === "--debug") { a.debug = true; }
     else if (k === "--stun-default") { a.stunDefault = true; }
+    else if (k === "--wire") { a.wire = true; }
     else throw new Error(`unknown argument ${k}`);
   }
   if (!a.server || !/^https?:\/\//.test(a.server)) throw new Error("--server http://HOST:PORT/janus is required");
@@ -89,7 +90,7 @@ function startFileServer() {
   };
   const server = createServer((req, res) => {
     const f = files[new URL(req.url, "http://x").pathname];
-    if (!f) { res.writeHead(404).end(); return; }
+    if (!f) { res.writeHead(req.url === "/favicon.ico" ? 204 : 404).end(); return; }
     res.writeHead(200, { "Content-Type": f[1], "Cache-Control": "no-store" }).end(readFileSync(f[0]));
   });
   return new Promise((resolve, reject) => {
@@ -245,7 +246,7 @@ async function main() {
   } finally {
     result.ok = result.frames_decoded >= 30;
     if (!result.ok && !result.error) result.error = `only ${result.frames_decoded} frames decoded (< 30)`;
-    if (!result.ok) result.wire = lastWire ?? (st && !st.evalError ? st.wire : null);
+    if (!result.ok || args.wire) result.wire = lastWire ?? (st && !st.evalError ? st.wire : null);
     result.total_ms = since();
     await cleanup();
     clearTimeout(hard);

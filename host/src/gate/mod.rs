@@ -52,6 +52,8 @@ pub struct RequestFacts {
     /// Header names in lowercase.
     pub headers: Vec<(String, String)>,
     pub client_ip: IpAddr,
+    /// A room PIN the client presented (Janus `pin`), for admission.
+    pub pin: Option<String>,
 }
 
 impl RequestFacts {
@@ -85,6 +87,7 @@ impl RequestFacts {
                 .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
                 .collect(),
             client_ip: client.ip(),
+            pin: None,
         }
     }
 
@@ -429,6 +432,7 @@ impl Gate {
             subscribers: snapshot.as_ref().map_or(0, |r| r.subscribers as u32),
         };
         let token = facts.token();
+        let pin = facts.pin.clone();
         let policy = self.policy.clone();
         // Policy calls are synchronous Wasm bounded by their deadline: off the async workers.
         let decision = tokio::task::spawn_blocking(move || {
@@ -437,7 +441,7 @@ impl Gate {
                 principal: principal.clone(),
                 room: admission_room,
                 action,
-                pin: None,
+                pin,
                 token,
             })?;
             Ok::<_, Denial>(principal)

@@ -378,3 +378,55 @@ async fn an_idle_session_times_out_and_is_gone() {
         panic!("an_idle_session_times_out_and_is_gone: {e:#}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_policies_govern_janus_joins_with_its_token_and_pin() {
+    let result: Result<()> = bounded("janus_policies", LIMIT, async {
+        let gw = start_gateway(|c| {
+            let table = |text: &str| toml::from_str(text).unwrap_or_default();
+            c.policies
+                .config
+                .insert("token-auth".into(), table("auth_token = \"t0k\""));
+            c.policies
+                .config
+                .insert("room-admission".into(), table("room.4343.pin = \"99\""));
+        })
+        .await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (session, handle) = j.session_and_handle().await?;
+        let (created, _) = j
+            .message(
+                session,
+                handle,
+                json!({"request": "create", "room": 4343}),
+                None,
+            )
+            .await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        let join = |extra: Value| {
+            let mut body = json!({"request": "join", "ptype": "publisher", "room": 4343});
+            if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+                body.extend(extra.clone());
+            }
+            j.message(session, handle, body, None)
+        };
+        let (no_token, _) = join(json!({})).await?;
+        ensure!(plugin_error(&no_token) == 433, "no token: {no_token}");
+        let (no_pin, _) = join(json!({"token": "t0k"})).await?;
+        ensure!(plugin_error(&no_pin) == 433, "token but no PIN: {no_pin}");
+        let (joined, _) = join(json!({"token": "t0k", "pin": "99"})).await?;
+        ensure!(joined["videoroom"] == "joined", "token and PIN: {joined}");
+        println!(
+            "policy refusals: {} / {}",
+            no_token["error"], no_pin["error"]
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("the_shipped_policies_govern_janus_joins_with_its_token_and_pin: {e:#}");
+    }
+}

@@ -257,7 +257,7 @@ impl JanusCore {
     }
 
     /// A Janus `token` (core or VideoRoom) is presented to the policies as a bearer token,
-    /// unless the transport already carried one.
+    /// unless the transport already carried one; a VideoRoom `pin` goes to admission.
     fn facts_with_token(
         &self,
         facts: &RequestFacts,
@@ -265,6 +265,7 @@ impl JanusCore {
         body: &Value,
     ) -> RequestFacts {
         let mut facts = facts.clone();
+        facts.pin = body.get("pin").and_then(Value::as_str).map(str::to_owned);
         let token = body.get("token").and_then(Value::as_str).or(r.str("token"));
         if let Some(token) = token
             && !facts
