@@ -4,7 +4,8 @@
 // Chromium's fake camera, against any Janus-compatible server (real Janus or Gatehouse).
 //
 //   node run_janusjs.mjs --server http://HOST:PORT/janus --room N [--seconds 5] [--timeout 90]
-//                        [--setup 30] [--debug] [--wire] [--stun-default] [--chromium PATH]
+//                        [--setup 30] [--debug] [--wire] [--dump-sdp FILE] [--stun-default]
+//                        [--chromium PATH]
 //
 // One page (janusjs_page.html, served with janus.js and adapter.js from a throw-away HTTP
 // server on 127.0.0.1, a secure context for getUserMedia; the Janus server is reached
@@ -19,7 +20,7 @@
 //      PeerConnection's getStats().
 // After B's webrtcup (bounded by --setup seconds) the driver watches --seconds, then: B
 // `leave`, A `leave`, `destroy` the room (only if this run created it), janus.destroy()
-// (detaches both handles and destroys the session).
+// (janus.js then sends one session-level `destroy`; it detaches its handles locally only).
 //
 // Prints ONE JSON line:
 //   {"ok", "publisher_id", "webrtcup_publisher", "webrtcup_subscriber", "frames_decoded",
@@ -31,10 +32,11 @@
 // Exit 0 when ok, 1 otherwise, 3 on the hard --timeout. The browser is closed in every case.
 // Page console errors (and with --debug, janus.js's own log at debug "all") go to stderr.
 //
+// --dump-sdp FILE: write the four full SDPs (pub_offer, pub_answer, sub_offer, sub_answer) as JSON.
 // --stun-default: let janus.js use its default iceServers (stun:stun.l.google.com:19302);
 // by default the driver passes iceServers: [] so Chromium makes no outside STUN lookups.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -47,7 +49,7 @@ const require = createRequire(import.meta.url);
 function parseArgs(argv) {
   const a = {
     server: null, room: null, seconds: 5, timeout: 90, setup: 30, debug: false,
-    stunDefault: false, wire: false, chromium: "/usr/bin/chromium",
+    stunDefault: false, wire: false, dumpSdp: null, chromium: "/usr/bin/chromium",
   };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
@@ -61,6 +63,7 @@ function parseArgs(argv) {
     else if (k === "--debug") { a.debug = true; }
     else if (k === "--stun-default") { a.stunDefault = true; }
     else if (k === "--wire") { a.wire = true; }
+    else if (k === "--dump-sdp") { a.dumpSdp = v; i++; }
     else throw new Error(`unknown argument ${k}`);
   }
   if (!a.server || !/^https?:\/\//.test(a.server)) throw new Error("--server http://HOST:PORT/janus is required");
@@ -174,6 +177,9 @@ async function main() {
     result.remote_tracks = s.remoteTracks;
     result.events = s.events;
     result.trickle = { sent: s.trickleSent, replies: s.trickleReplies, received_from_server: s.trickleReceived };
+    if (args.dumpSdp && s.sdp) {
+      try { writeFileSync(args.dumpSdp, JSON.stringify(s.sdp, null, 1)); } catch (e) { log(`--dump-sdp: ${e}`); }
+    }
     result.sdp = Object.fromEntries(Object.entries(s.sdp || {}).map(([k, v]) => [k, sdpSummary(v)]));
     result.wire_total = s.wireTotal;
     if (s.error && !result.error) result.error = s.error;

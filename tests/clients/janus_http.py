@@ -140,6 +140,8 @@ async def play(args, res: dict, janus: Janus) -> int:
         except asyncio.TimeoutError:
             pass
         await asyncio.sleep(min(args.seconds, 1.0))
+        if args.mute_video_for:
+            await mute_video(args, res, janus, counter)
         res.update(video_frames=counter.video, audio_frames=counter.audio,
                    width=counter.width, height=counter.height,
                    first_video_ms=counter.first_video_ms)
@@ -150,6 +152,19 @@ async def play(args, res: dict, janus: Janus) -> int:
         return 0
     finally:
         await c.close_pc(pc)
+
+
+async def mute_video(args, res: dict, janus: Janus, counter: Counter) -> None:
+    """configure {video: false} for a while, then {video: true}: video stops, audio goes on."""
+    await janus.request({"request": "configure", "video": False})
+    await asyncio.sleep(0.5)  # frames already in flight
+    video, audio = counter.video, counter.audio
+    await asyncio.sleep(args.mute_video_for)
+    res["muted"] = {"video_growth": counter.video - video, "audio_growth": counter.audio - audio}
+    await janus.request({"request": "configure", "video": True})
+    video = counter.video
+    await asyncio.sleep(2.0)
+    res["muted"]["video_growth_after_unmute"] = counter.video - video
 
 
 async def run(args, res: dict) -> int:
@@ -174,6 +189,8 @@ def main() -> None:
     parser.add_argument("--display", default="aiortc")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--min-video-frames", type=int, default=30)
+    parser.add_argument("--mute-video-for", type=float, default=0.0,
+                        help="--play: configure {video:false} for this many seconds, then true")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=None)
     args = parser.parse_args()

@@ -288,14 +288,15 @@ impl Gate {
             .await?)
     }
 
-    /// Stops (`paused`) or resumes forwarding to a subscriber.
+    /// Stops (`paused`) or resumes forwarding to a subscriber, all of it or one kind.
     pub async fn pause_session(
         &self,
         room: &str,
         session: &str,
+        scope: crate::media::PauseScope,
         paused: bool,
     ) -> Result<(), GateError> {
-        Ok(self.media.pause(room, session, paused).await?)
+        Ok(self.media.pause(room, session, scope, paused).await?)
     }
 
     /// Moves a subscriber to feed `feed` of its room (Janus `switch`).

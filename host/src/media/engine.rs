@@ -309,10 +309,11 @@ impl Engine {
                 Command::Pause {
                     room,
                     session,
+                    scope,
                     paused,
                     reply,
                 } => {
-                    let _ = reply.send(self.pause(&room, &session, paused));
+                    let _ = reply.send(self.pause(&room, &session, scope, paused));
                 }
                 Command::SwitchFeed {
                     room,

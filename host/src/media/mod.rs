@@ -200,6 +200,14 @@ pub enum MediaError {
     Overloaded { load_percent: u32 },
 }
 
+/// Which of a subscriber's outputs a pause applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseScope {
+    All,
+    Audio,
+    Video,
+}
+
 /// A session's current ICE session, as WHIP/WHEP PATCH needs it.
 #[derive(Debug, Clone)]
 pub struct SessionIce {
@@ -322,6 +330,7 @@ pub(crate) enum Command {
     Pause {
         room: String,
         session: String,
+        scope: PauseScope,
         paused: bool,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
@@ -513,11 +522,18 @@ impl MediaHandle {
         .await?
     }
 
-    /// Stops (`paused`) or resumes forwarding to a subscriber.
-    pub async fn pause(&self, room: &str, session: &str, paused: bool) -> Result<(), MediaError> {
+    /// Stops (`paused`) or resumes forwarding to a subscriber, all of it or one kind.
+    pub async fn pause(
+        &self,
+        room: &str,
+        session: &str,
+        scope: PauseScope,
+        paused: bool,
+    ) -> Result<(), MediaError> {
         self.ask(|reply| Command::Pause {
             room: room.into(),
             session: session.into(),
+            scope,
             paused,
             reply,
         })

@@ -4,14 +4,21 @@
 
 use std::time::Instant;
 
-use super::MediaError;
 use super::engine::Engine;
 use super::feed::{Feed, FeedKey};
+use super::offer::MediaKind;
 use super::peer::PeerMedia;
+use super::{MediaError, PauseScope};
 
 impl Engine {
-    /// Stops (`paused`) or resumes forwarding to subscriber `id`.
-    pub(super) fn pause(&mut self, room: &str, id: &str, paused: bool) -> Result<(), MediaError> {
+    /// Stops (`paused`) or resumes forwarding to subscriber `id` (the outputs `scope` names).
+    pub(super) fn pause(
+        &mut self,
+        room: &str,
+        id: &str,
+        scope: PauseScope,
+        paused: bool,
+    ) -> Result<(), MediaError> {
         let key = self.find(room, id)?;
         let Some(peer) = self.peers.get_mut(&key) else {
             return Err(MediaError::SessionNotFound(id.to_owned()));
@@ -20,7 +27,12 @@ impl Engine {
             return Err(MediaError::UnusableOffer("only a subscriber pauses".into()));
         };
         let mut resumed = false;
-        for output in outputs.iter_mut() {
+        let in_scope = |kind: MediaKind| match scope {
+            PauseScope::All => true,
+            PauseScope::Audio => kind == MediaKind::Audio,
+            PauseScope::Video => kind == MediaKind::Video,
+        };
+        for output in outputs.iter_mut().filter(|o| in_scope(o.kind)) {
             if output.paused != paused {
                 output.paused = paused;
                 resumed |= !paused;
@@ -28,7 +40,7 @@ impl Engine {
             }
         }
         let feed = peer.feed.clone();
-        tracing::info!(session = %id, room, paused, "subscriber paused or resumed");
+        tracing::info!(session = %id, room, paused, ?scope, "subscriber paused or resumed");
         if resumed {
             self.request_feed_keyframe(&feed, Instant::now());
         }

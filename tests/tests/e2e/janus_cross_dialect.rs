@@ -1,6 +1,6 @@
 //! Janus on the one stream model: a WHIP publisher is a publisher of Janus room `N` (listed by
 //! `listparticipants`, subscribed to like any other), and a Janus publisher plays over WHEP
-//! and over Tencent LEB. Media is aiortc everywhere, frames decoded by the players; Janus
+//! and over Tencent LEB. A subscriber's `configure {video:false}` stops its video only. Media is aiortc everywhere, frames decoded by the players; Janus
 //! signaling is `clients/janus_http.py` (janus.js's HTTP long-poll requests).
 
 use std::time::Duration;
@@ -10,8 +10,8 @@ use gatehouse_e2e::{Client, Play, Publish, bounded, media_lock, start_gateway, w
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn janus_client(base: &str, room: u64, mode: &str, seconds: f64) -> Result<Client> {
-    let args = [
+fn janus_client(base: &str, room: u64, mode: &str, seconds: f64, extra: &[&str]) -> Result<Client> {
+    let mut args = vec![
         "--url".to_owned(),
         format!("{base}/janus"),
         "--room".into(),
@@ -20,6 +20,7 @@ fn janus_client(base: &str, room: u64, mode: &str, seconds: f64) -> Result<Clien
         "--seconds".into(),
         seconds.to_string(),
     ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     Client::python(
         "janus_http.py",
         &args,
@@ -36,7 +37,7 @@ async fn a_whip_publisher_is_a_janus_publisher_and_a_janus_publisher_plays_over_
 
         // WHIP → Janus: the subscriber finds the WHIP feed with listparticipants.
         let whip = Publish {
-            seconds: 8.0,
+            seconds: 12.0,
             ..Default::default()
         }
         .spawn(&format!("{base}/v1/whip/5151"))?;
@@ -45,7 +46,9 @@ async fn a_whip_publisher_is_a_janus_publisher_and_a_janus_publisher_plays_over_
         })
         .await;
         ensure!(up, "the WHIP publisher's media never arrived");
-        let janus_player = janus_client(&base, 5151, "play", 3.0)?.finish().await?;
+        let janus_player = janus_client(&base, 5151, "play", 3.0, &["--mute-video-for", "1.5"])?
+            .finish()
+            .await?;
         println!(
             "WHIP → Janus: participants {}, {} frames at {}x{}",
             janus_player.json["participants"],
@@ -55,10 +58,21 @@ async fn a_whip_publisher_is_a_janus_publisher_and_a_janus_publisher_plays_over_
         );
         let janus_player = janus_player.expect_ok()?;
         ensure!(janus_player.json["width"] == 640, "decoded size");
+        // configure {video:false}: video stops while audio goes on; {video:true} resumes it.
+        let muted = &janus_player.json["muted"];
+        println!("configure video off/on: {muted}");
+        ensure!(
+            muted["video_growth"].as_u64().is_some_and(|g| g <= 2)
+                && muted["audio_growth"].as_u64().is_some_and(|g| g >= 40)
+                && muted["video_growth_after_unmute"]
+                    .as_u64()
+                    .is_some_and(|g| g >= 10),
+            "configure video off/on: {muted}"
+        );
         whip.finish().await?.expect_ok()?;
 
         // Janus → WHEP and LEB.
-        let janus_publisher = janus_client(&base, 6161, "publish", 9.0)?;
+        let janus_publisher = janus_client(&base, 6161, "publish", 9.0, &[])?;
         let (up, _) = wait_room(&gw, "6161", Duration::from_secs(15), |r| {
             r.is_some_and(|r| r.traffic.ingress_packets > 0)
         })

@@ -6,6 +6,7 @@
 mod bridge;
 mod participants;
 mod rooms;
+mod subscribers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -12,7 +12,7 @@ use super::{
     Caller, Membership, Participant, PluginError, Publishing, VideoRoom, code, id_field,
     required_id, string_field,
 };
-use crate::media::PublisherLeave;
+use crate::media::{PauseScope, PublisherLeave};
 use crate::policy::Action;
 
 /// The requests acknowledged first and answered by an event.
@@ -108,7 +108,7 @@ impl VideoRoom {
                     None => {}
                 }
                 self.gate
-                    .pause_session(&room_name, &session, false)
+                    .pause_session(&room_name, &session, PauseScope::All, false)
                     .await
                     .map_err(PluginError::from_gate)?;
                 Ok((
@@ -118,7 +118,7 @@ impl VideoRoom {
             }
             ("pause", Some(Membership::Subscriber { room, session, .. })) => {
                 self.gate
-                    .pause_session(&room.to_string(), &session, true)
+                    .pause_session(&room.to_string(), &session, PauseScope::All, true)
                     .await
                     .map_err(PluginError::from_gate)?;
                 Ok((
@@ -126,10 +126,22 @@ impl VideoRoom {
                     None,
                 ))
             }
-            ("configure", Some(Membership::Subscriber { room, .. })) => Ok((
-                json!({"videoroom": "event", "room": room, "configured": "ok"}),
-                None,
-            )),
+            (
+                "configure",
+                Some(Membership::Subscriber {
+                    room,
+                    session,
+                    streams,
+                    ..
+                }),
+            ) => {
+                self.configure_subscriber(room, &session, &streams, body)
+                    .await?;
+                Ok((
+                    json!({"videoroom": "event", "room": room, "configured": "ok"}),
+                    None,
+                ))
+            }
             (
                 "switch",
                 Some(Membership::Subscriber {
@@ -150,7 +162,7 @@ impl VideoRoom {
     }
 
     /// Checks a join's pin and allowed token against the room, then the gateway's policies.
-    async fn admit_join(
+    pub(super) async fn admit_join(
         &self,
         caller: &Caller,
         room: u64,
@@ -399,180 +411,6 @@ impl VideoRoom {
         Ok(())
     }
 
-    /// The publisher `feed` of `room`: the gateway's feed name, its display and `streams`.
-    async fn feed(
-        &self,
-        room: u64,
-        feed: u64,
-    ) -> Result<(String, Option<String>, Vec<Value>), PluginError> {
-        let janus = self.with_room(room, |r| {
-            Ok(r.participants
-                .get(&feed)
-                .and_then(|p| Some((p.display.clone(), p.publishing.as_ref()?.streams.clone()))))
-        })?;
-        if let Some((display, streams)) = janus {
-            return Ok((feed.to_string(), display, streams));
-        }
-        self.foreign_feeds(room)
-            .await
-            .into_iter()
-            .find(|f| f.id == feed)
-            .map(|f| (f.feed.clone(), Some(f.feed), Vec::new()))
-            .ok_or_else(|| PluginError::new(code::NO_SUCH_FEED, format!("No such feed ({feed})")))
-    }
-
-    /// A subscriber's single feed: `feed` (legacy) or the feed of every `streams` entry.
-    fn subscription_feed(body: &Value) -> Result<(u64, bool), PluginError> {
-        if let Some(feed) = id_field(body, "feed")? {
-            return Ok((feed, true));
-        }
-        let Some(streams) = body.get("streams") else {
-            return Err(PluginError::missing("feed"));
-        };
-        let streams = streams
-            .as_array()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| PluginError::invalid("streams", "a non-empty array"))?;
-        let mut feeds = Vec::new();
-        for stream in streams {
-            let feed = required_id(stream, "feed")?;
-            if !feeds.contains(&feed) {
-                feeds.push(feed);
-            }
-        }
-        match feeds.as_slice() {
-            [feed] => Ok((*feed, false)),
-            _ => Err(PluginError::new(
-                code::UNKNOWN_ERROR,
-                "one feed per subscription is supported by this gateway",
-            )),
-        }
-    }
-
-    /// The `streams` of a subscription: our offer's m-lines matched to the feed's.
-    fn subscriber_streams(
-        offer_sdp: &str,
-        feed: u64,
-        display: &Option<String>,
-        feed_streams: &[Value],
-    ) -> Vec<Value> {
-        media_sections(offer_sdp)
-            .iter()
-            .map(|s| {
-                let source = feed_streams.iter().find(|f| f["type"] == s.kind.as_str());
-                let mut entry = json!({
-                    "type": s.kind, "active": true, "mindex": s.mindex, "mid": s.mid,
-                    "ready": false, "send": true, "feed_id": feed,
-                });
-                if let Some(display) = display {
-                    entry["feed_display"] = json!(display);
-                }
-                if let Some(source) = source {
-                    entry["feed_mid"] = source["mid"].clone();
-                }
-                if let Some(codec) = &s.codec {
-                    entry["codec"] = json!(codec);
-                }
-                entry
-            })
-            .collect()
-    }
-
-    async fn join_subscriber(
-        &self,
-        caller: &Caller,
-        body: &Value,
-    ) -> Result<EventReply, PluginError> {
-        let room = required_id(body, "room")?;
-        self.adopt_gateway_room(room).await;
-        let (feed, legacy) = Self::subscription_feed(body)?;
-        let private_id = id_field(body, "private_id")?;
-        self.with_room(room, |r| {
-            let known = r
-                .participants
-                .values()
-                .any(|p| Some(u64::from(p.private_id)) == private_id);
-            if r.config.require_pvtid && !known {
-                return Err(PluginError::new(
-                    code::UNAUTHORIZED,
-                    "Unauthorized (this room requires a valid private_id)",
-                ));
-            }
-            Ok(())
-        })?;
-        let (feed_name, display, feed_streams) = self.feed(room, feed).await?;
-        self.admit_join(caller, room, body, Action::Subscribe)
-            .await?;
-        let room_name = room.to_string();
-        let offer = self
-            .gate
-            .offer_subscriber(&caller.facts, &room_name, &feed_name)
-            .await
-            .map_err(PluginError::from_gate)?;
-        let streams = Self::subscriber_streams(&offer.offer_sdp, feed, &display, &feed_streams);
-        self.set_membership(
-            caller.handle.id,
-            Some(Membership::Subscriber {
-                room,
-                session: offer.session_id,
-                feed,
-                streams: streams.clone(),
-            }),
-        );
-        let mut data = json!({"videoroom": "attached", "room": room, "streams": streams});
-        if legacy {
-            data["id"] = json!(feed);
-            data["display"] = json!(display);
-            data["warning"] = json!("deprecated_api");
-        }
-        Ok((data, Some(jsep(JsepKind::Offer, &offer.offer_sdp))))
-    }
-
-    async fn switch(
-        &self,
-        caller: &Caller,
-        body: &Value,
-        room: u64,
-        session: &str,
-        from: u64,
-        streams: Vec<Value>,
-    ) -> Result<EventReply, PluginError> {
-        let (to, _) = Self::subscription_feed(body)?;
-        let (feed_name, display, feed_streams) = self.feed(room, to).await?;
-        self.gate
-            .switch_feed(&room.to_string(), session, &feed_name)
-            .await
-            .map_err(PluginError::from_gate)?;
-        let streams: Vec<Value> = streams
-            .into_iter()
-            .map(|mut s| {
-                let source = feed_streams.iter().find(|f| f["type"] == s["type"]);
-                s["feed_id"] = json!(to);
-                s["feed_display"] = json!(display);
-                if let Some(source) = source {
-                    s["feed_mid"] = source["mid"].clone();
-                }
-                s
-            })
-            .collect();
-        self.set_membership(
-            caller.handle.id,
-            Some(Membership::Subscriber {
-                room,
-                session: session.to_owned(),
-                feed: to,
-                streams: streams.clone(),
-            }),
-        );
-        tracing::info!(room, from, to, "janus subscriber switched");
-        let changes = streams.len();
-        Ok((
-            json!({"videoroom": "event", "switched": "ok", "room": room,
-                   "changes": changes, "streams": streams}),
-            None,
-        ))
-    }
-
     /// A handle leaves its room (request, detach or session end); its media session ends.
     pub(super) async fn leave(
         &self,
@@ -624,7 +462,7 @@ impl VideoRoom {
     }
 
     /// Sends `webrtcup` (and `media` per m-line) once the session connects.
-    fn watch_webrtcup(&self, caller: &Caller, room: String, media_session: String) {
+    pub(super) fn watch_webrtcup(&self, caller: &Caller, room: String, media_session: String) {
         let gate = self.gate.clone();
         let session = caller.session.clone();
         let handle = caller.handle.id;

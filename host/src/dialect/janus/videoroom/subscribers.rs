@@ -1,0 +1,286 @@
+//! Server-offer subscribers of the VideoRoom: join (multistream `streams` or legacy `feed`),
+//! `configure` (media on/off, simulcast substream) and `switch` without renegotiation.
+
+use serde_json::{Value, json};
+
+use super::super::protocol::{JsepKind, jsep};
+use super::super::streams::media_sections;
+use super::{
+    Caller, Membership, PluginError, VideoRoom, code, id_field, required_id, string_field,
+};
+use crate::media::{LayerChoice, PauseScope};
+use crate::policy::Action;
+
+type EventReply = (Value, Option<Value>);
+
+impl VideoRoom {
+    /// A subscriber's `configure`: media on/off per kind (`audio`/`video` booleans, or
+    /// `streams:[{mid, send}]`) and the simulcast layer (`substream`, top level or per stream).
+    pub(super) async fn configure_subscriber(
+        &self,
+        room: u64,
+        session: &str,
+        streams: &[Value],
+        body: &Value,
+    ) -> Result<(), PluginError> {
+        let room_name = room.to_string();
+        let mut sends: Vec<(PauseScope, bool)> = Vec::new();
+        for (key, scope) in [("audio", PauseScope::Audio), ("video", PauseScope::Video)] {
+            match body.get(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::Bool(on)) => sends.push((scope, !on)),
+                Some(_) => return Err(PluginError::invalid(key, "a boolean")),
+            }
+        }
+        let mut substream = id_field(body, "substream")?;
+        if let Some(list) = body.get("streams") {
+            let list = list
+                .as_array()
+                .ok_or_else(|| PluginError::invalid("streams", "an array"))?;
+            for entry in list {
+                let mid = string_field(entry, "mid")?.ok_or_else(|| PluginError::missing("mid"))?;
+                let kind = streams
+                    .iter()
+                    .find(|s| s["mid"] == mid.as_str())
+                    .and_then(|s| s["type"].as_str())
+                    .ok_or_else(|| {
+                        PluginError::new(code::INVALID_ELEMENT, format!("No such mid '{mid}'"))
+                    })?;
+                let scope = if kind == "audio" {
+                    PauseScope::Audio
+                } else {
+                    PauseScope::Video
+                };
+                if let Some(send) = entry.get("send").and_then(Value::as_bool) {
+                    sends.push((scope, !send));
+                }
+                substream = substream.or(id_field(entry, "substream")?);
+            }
+        }
+        for (scope, paused) in sends {
+            self.gate
+                .pause_session(&room_name, session, scope, paused)
+                .await
+                .map_err(PluginError::from_gate)?;
+        }
+        if let Some(substream) = substream {
+            let layers = self
+                .gate
+                .session_layers(&room_name, session)
+                .await
+                .map_err(PluginError::from_gate)?;
+            if let Some(rid) = layer_for_substream(&layers, substream) {
+                self.gate
+                    .select_layer(&room_name, session, LayerChoice::Rid(rid))
+                    .await
+                    .map_err(PluginError::from_gate)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The publisher `feed` of `room`: the gateway's feed name, its display and `streams`.
+    async fn feed(
+        &self,
+        room: u64,
+        feed: u64,
+    ) -> Result<(String, Option<String>, Vec<Value>), PluginError> {
+        let janus = self.with_room(room, |r| {
+            Ok(r.participants
+                .get(&feed)
+                .and_then(|p| Some((p.display.clone(), p.publishing.as_ref()?.streams.clone()))))
+        })?;
+        if let Some((display, streams)) = janus {
+            return Ok((feed.to_string(), display, streams));
+        }
+        self.foreign_feeds(room)
+            .await
+            .into_iter()
+            .find(|f| f.id == feed)
+            .map(|f| (f.feed.clone(), Some(f.feed), Vec::new()))
+            .ok_or_else(|| PluginError::new(code::NO_SUCH_FEED, format!("No such feed ({feed})")))
+    }
+
+    /// A subscriber's single feed: `feed` (legacy) or the feed of every `streams` entry.
+    fn subscription_feed(body: &Value) -> Result<(u64, bool), PluginError> {
+        if let Some(feed) = id_field(body, "feed")? {
+            return Ok((feed, true));
+        }
+        let Some(streams) = body.get("streams") else {
+            return Err(PluginError::missing("feed"));
+        };
+        let streams = streams
+            .as_array()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| PluginError::invalid("streams", "a non-empty array"))?;
+        let mut feeds = Vec::new();
+        for stream in streams {
+            let feed = required_id(stream, "feed")?;
+            if !feeds.contains(&feed) {
+                feeds.push(feed);
+            }
+        }
+        match feeds.as_slice() {
+            [feed] => Ok((*feed, false)),
+            _ => Err(PluginError::new(
+                code::UNKNOWN_ERROR,
+                "one feed per subscription is supported by this gateway",
+            )),
+        }
+    }
+
+    /// The `streams` of a subscription: our offer's m-lines matched to the feed's.
+    fn subscriber_streams(
+        offer_sdp: &str,
+        feed: u64,
+        display: &Option<String>,
+        feed_streams: &[Value],
+    ) -> Vec<Value> {
+        media_sections(offer_sdp)
+            .iter()
+            .map(|s| {
+                let source = feed_streams.iter().find(|f| f["type"] == s.kind.as_str());
+                let mut entry = json!({
+                    "type": s.kind, "active": true, "mindex": s.mindex, "mid": s.mid,
+                    "ready": false, "send": true, "feed_id": feed,
+                });
+                if let Some(display) = display {
+                    entry["feed_display"] = json!(display);
+                }
+                if let Some(source) = source {
+                    entry["feed_mid"] = source["mid"].clone();
+                }
+                if let Some(codec) = &s.codec {
+                    entry["codec"] = json!(codec);
+                }
+                entry
+            })
+            .collect()
+    }
+
+    pub(super) async fn join_subscriber(
+        &self,
+        caller: &Caller,
+        body: &Value,
+    ) -> Result<EventReply, PluginError> {
+        let room = required_id(body, "room")?;
+        self.adopt_gateway_room(room).await;
+        let (feed, legacy) = Self::subscription_feed(body)?;
+        let private_id = id_field(body, "private_id")?;
+        self.with_room(room, |r| {
+            let known = r
+                .participants
+                .values()
+                .any(|p| Some(u64::from(p.private_id)) == private_id);
+            if r.config.require_pvtid && !known {
+                return Err(PluginError::new(
+                    code::UNAUTHORIZED,
+                    "Unauthorized (this room requires a valid private_id)",
+                ));
+            }
+            Ok(())
+        })?;
+        let (feed_name, display, feed_streams) = self.feed(room, feed).await?;
+        self.admit_join(caller, room, body, Action::Subscribe)
+            .await?;
+        let room_name = room.to_string();
+        let offer = self
+            .gate
+            .offer_subscriber(&caller.facts, &room_name, &feed_name)
+            .await
+            .map_err(PluginError::from_gate)?;
+        let streams = Self::subscriber_streams(&offer.offer_sdp, feed, &display, &feed_streams);
+        self.set_membership(
+            caller.handle.id,
+            Some(Membership::Subscriber {
+                room,
+                session: offer.session_id,
+                feed,
+                streams: streams.clone(),
+            }),
+        );
+        let mut data = json!({"videoroom": "attached", "room": room, "streams": streams});
+        if legacy {
+            data["id"] = json!(feed);
+            data["display"] = json!(display);
+            data["warning"] = json!("deprecated_api");
+        }
+        Ok((data, Some(jsep(JsepKind::Offer, &offer.offer_sdp))))
+    }
+
+    pub(super) async fn switch(
+        &self,
+        caller: &Caller,
+        body: &Value,
+        room: u64,
+        session: &str,
+        from: u64,
+        streams: Vec<Value>,
+    ) -> Result<EventReply, PluginError> {
+        let (to, _) = Self::subscription_feed(body)?;
+        let (feed_name, display, feed_streams) = self.feed(room, to).await?;
+        self.gate
+            .switch_feed(&room.to_string(), session, &feed_name)
+            .await
+            .map_err(PluginError::from_gate)?;
+        let streams: Vec<Value> = streams
+            .into_iter()
+            .map(|mut s| {
+                let source = feed_streams.iter().find(|f| f["type"] == s["type"]);
+                s["feed_id"] = json!(to);
+                s["feed_display"] = json!(display);
+                if let Some(source) = source {
+                    s["feed_mid"] = source["mid"].clone();
+                }
+                s
+            })
+            .collect();
+        self.set_membership(
+            caller.handle.id,
+            Some(Membership::Subscriber {
+                room,
+                session: session.to_owned(),
+                feed: to,
+                streams: streams.clone(),
+            }),
+        );
+        tracing::info!(room, from, to, "janus subscriber switched");
+        let changes = streams.len();
+        Ok((
+            json!({"videoroom": "event", "switched": "ok", "room": room,
+                   "changes": changes, "streams": streams}),
+            None,
+        ))
+    }
+}
+
+/// The simulcast rid Janus's `substream` (0 lowest … 2 highest) means among `layers`,
+/// ranked by their usual names (`q`/`h`/`f`, `low`/`mid`/`high`, `0`/`1`/`2`); `None` when the
+/// publisher sends no simulcast.
+fn layer_for_substream(layers: &[String], substream: u64) -> Option<String> {
+    let rank = |rid: &str| match rid {
+        "q" | "l" | "low" | "lo" | "0" => 0,
+        "h" | "m" | "mid" | "medium" | "1" => 1,
+        _ => 2,
+    };
+    let mut ranked: Vec<&String> = layers.iter().collect();
+    ranked.sort_by_key(|rid| rank(rid));
+    let last = ranked.len().checked_sub(1)?;
+    let index = usize::try_from(substream).unwrap_or(usize::MAX).min(last);
+    Some(ranked[index].clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substream_indices_pick_layers_from_lowest_to_highest() {
+        let layers: Vec<String> = ["f", "q", "h"].map(String::from).to_vec();
+        assert_eq!(layer_for_substream(&layers, 0).as_deref(), Some("q"));
+        assert_eq!(layer_for_substream(&layers, 1).as_deref(), Some("h"));
+        assert_eq!(layer_for_substream(&layers, 2).as_deref(), Some("f"));
+        assert_eq!(layer_for_substream(&layers, 9).as_deref(), Some("f"));
+        assert_eq!(layer_for_substream(&[], 0), None);
+    }
+}
