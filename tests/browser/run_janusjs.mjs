@@ -251,7 +251,11 @@ async function main() {
     result.error = result.error ? `${result.error}; driver: ${m}` : `driver: ${m}`;
   } finally {
     result.ok = result.frames_decoded >= 30;
-    if (!result.ok && !result.error) result.error = `only ${result.frames_decoded} frames decoded (< 30)`;
+    if (!result.ok && !result.error) {
+      result.error = `only ${result.frames_decoded} frames decoded (< 30)`;
+      const offer = result.sdp && result.sdp.sub_offer;
+      if (offer && !offer.some((l) => l.startsWith("m=video"))) result.error += "; the subscriber offer has no video m-line";
+    }
     if (!result.ok || args.wire) result.wire = lastWire ?? (st && !st.evalError ? st.wire : null);
     result.total_ms = since();
     await cleanup();

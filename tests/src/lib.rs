@@ -559,6 +559,35 @@ pub fn spawn_janode(ws_url: &str, room: u64, extra: &[String]) -> Result<Client>
     )
 }
 
+/// janus.js 1.4.2 (npm `janus-gateway`) in headless Chromium (`browser/run_janusjs.mjs`): the
+/// VideoRoom demo flow over HTTP long-poll with the fake camera, against the Janus API at
+/// `server` (`http://…/janus`).
+pub fn spawn_janusjs(server: &str, room: u64) -> Result<Client> {
+    let (node, _) = browser_tools()?;
+    let janus_js = browser_dir().join("node_modules/janus-gateway/package.json");
+    if !janus_js.exists() {
+        bail!("{} is missing: {SETUP_HINT}", janus_js.display());
+    }
+    let a = vec![
+        browser_dir().join("run_janusjs.mjs").display().to_string(),
+        s("--server"),
+        s(server),
+        s("--room"),
+        s(room),
+        s("--seconds"),
+        s(4),
+        s("--timeout"),
+        s(80),
+    ];
+    Client::spawn(
+        "run_janusjs.mjs",
+        &node,
+        &a,
+        &browser_dir(),
+        Duration::from_secs(90),
+    )
+}
+
 /// Real aiortc offers (generated once per test binary): `whip` (sendonly VP8+Opus),
 /// `whep` (recvonly video+audio) and `datachannel` (no audio/video m-line).
 #[derive(Debug, Clone)]

@@ -11,9 +11,11 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use super::engine::Engine;
 use super::feed::{CodecIntent, DEFAULT_FEED, Feed, FeedKey};
-use super::offer::MediaKind;
+use super::offer::{self, MediaKind};
 use super::peer::{IceMode, Peer, PeerMedia};
-use super::sessions::{AddedTrack, nacks_of, negotiated_outputs, rtc_kind, send_track};
+use super::sessions::{
+    AddedTrack, intent_from_offered, nacks_of, negotiated_outputs, rtc_kind, send_track,
+};
 use super::{DialOffer, DialRequest, MediaError, OfferRequest, Role};
 
 /// A cascade session's remote end, kept on its [`Peer`].
@@ -163,7 +165,7 @@ impl Engine {
         let Some(PeerMedia::Publisher { tracks }) = publisher.map(|p| &p.media) else {
             return Err(MediaError::RoomNotFound(feed_key.room.clone()));
         };
-        let intents: Vec<CodecIntent> = tracks
+        let opened: Vec<CodecIntent> = tracks
             .iter()
             .filter_map(|t| {
                 let codec = t.codec.as_ref()?;
@@ -176,6 +178,42 @@ impl Engine {
                 })
             })
             .collect();
+        // Every kind the publisher negotiated, in its m-line order, even before its first
+        // packet opened the track (a subscriber joining right after the publisher connected
+        // must not be offered audio only): the codec the track opened with, else the first
+        // forwardable codec of our answer (what the publisher sends).
+        let answered: Vec<CodecIntent> = publisher
+            .and_then(|p| p.pc.local_description())
+            .and_then(|d| offer::inspect(&d.sdp, Role::Subscriber).ok())
+            .map(|summary| {
+                summary
+                    .media
+                    .iter()
+                    .filter_map(|m| {
+                        let codec = m
+                            .codecs
+                            .iter()
+                            .find(|c| offer::is_forwardable(&c.mime_type))?;
+                        Some(intent_from_offered(m.kind, codec))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut intents: Vec<CodecIntent> = answered
+            .into_iter()
+            .map(|a| {
+                opened
+                    .iter()
+                    .find(|o| o.kind == a.kind)
+                    .cloned()
+                    .unwrap_or(a)
+            })
+            .collect();
+        for track in opened {
+            if !intents.iter().any(|i| i.kind == track.kind) {
+                intents.push(track);
+            }
+        }
         if intents.is_empty() {
             return Err(MediaError::UnusableOffer(
                 "the stream's publisher sends no media yet".into(),

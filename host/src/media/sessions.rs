@@ -80,7 +80,7 @@ pub(super) type AddedTrack = (
     CodecIntent,
 );
 
-fn intent_from_offered(kind: MediaKind, codec: &OfferedCodec) -> CodecIntent {
+pub(super) fn intent_from_offered(kind: MediaKind, codec: &OfferedCodec) -> CodecIntent {
     CodecIntent {
         kind,
         mime_type: codec.mime_type.clone(),

@@ -6,7 +6,7 @@ mod client_mistakes;
 mod cross_dialect;
 mod janus_api;
 mod janus_cross_dialect;
-mod janus_janode;
+mod janus_real_clients;
 mod leb_api;
 mod live777_streams;
 mod media_aiortc;

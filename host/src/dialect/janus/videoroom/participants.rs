@@ -97,7 +97,7 @@ impl VideoRoom {
                             .answer_offer(&room_name, &session, sdp)
                             .await
                             .map_err(PluginError::from_gate)?;
-                        self.watch_webrtcup(caller, room_name.clone(), session.clone());
+                        self.watch_webrtcup(caller, room_name.clone(), session.clone(), Vec::new());
                     }
                     Some(_) => {
                         return Err(PluginError::new(
@@ -364,7 +364,12 @@ impl VideoRoom {
             let event = json!({"videoroom": "event", "room": room, "publishers": [entry]});
             self.notify_room(room, Some(id), &event);
         }
-        self.watch_webrtcup(caller, room_name, answer.session_id);
+        self.watch_webrtcup(
+            caller,
+            room_name,
+            answer.session_id,
+            publishing.streams.clone(),
+        );
         let data = json!({
             "videoroom": "event",
             "room": room,
@@ -461,8 +466,15 @@ impl VideoRoom {
         Ok((data, None))
     }
 
-    /// Sends `webrtcup` (and `media` per m-line) once the session connects.
-    pub(super) fn watch_webrtcup(&self, caller: &Caller, room: String, media_session: String) {
+    /// Sends `webrtcup` once the session connects, then a `media` event per stream in
+    /// `receiving` (a publisher's m-lines: we receive them).
+    pub(super) fn watch_webrtcup(
+        &self,
+        caller: &Caller,
+        room: String,
+        media_session: String,
+        receiving: Vec<Value>,
+    ) {
         let gate = self.gate.clone();
         let session = caller.session.clone();
         let handle = caller.handle.id;
@@ -478,6 +490,11 @@ impl VideoRoom {
                 match state.as_deref() {
                     Some("connected") => {
                         session.push(json!({"janus": "webrtcup", "session_id": session.id, "sender": handle}));
+                        for stream in &receiving {
+                            session.push(json!({"janus": "media", "session_id": session.id,
+                                "sender": handle, "mid": stream["mid"], "type": stream["type"],
+                                "receiving": true}));
+                        }
                         return;
                     }
                     None | Some("failed" | "closed") => return,

@@ -4,12 +4,14 @@
 //! joinConfigurePublisher, listParticipants, a subscriber in the multistream `streams` form
 //! (server offer, `start` with the answer, decoded frames), `switch` to the other publisher
 //! (its size decodes, no renegotiation), pause/start, a legacy `feed` subscriber, leave,
-//! destroy.
+//! destroy. janus.js in headless Chromium does the demo's VideoRoom flow over HTTP long-poll
+//! with the fake camera. Both clients also run against Debian's Janus 1.1.2, so the tests
+//! prove compatibility rather than our reading of the spec.
 
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use gatehouse_e2e::{bounded, media_lock, spawn_janode, start_gateway};
+use gatehouse_e2e::{bounded, media_lock, spawn_janode, spawn_janusjs, start_gateway};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(150);
@@ -201,5 +203,54 @@ async fn the_same_janode_scenario_passes_against_debian_janus_1_1_2() {
     .await;
     if let Err(e) = result {
         panic!("the_same_janode_scenario_passes_against_debian_janus_1_1_2: {e:#}");
+    }
+}
+
+/// Runs janus.js against `server` and checks its result.
+async fn janusjs_plays(server: &str, room: u64, against: &str) -> Result<()> {
+    let run = spawn_janusjs(server, room)?.finish().await?;
+    println!(
+        "janus.js vs {against}: exit {:?} in {:.1} s; webrtcup publisher {} subscriber {}, \
+         {} frames decoded at {}x{}",
+        run.exit_code,
+        run.elapsed.as_secs_f64(),
+        run.json["webrtcup_publisher"],
+        run.json["webrtcup_subscriber"],
+        run.json["frames_decoded"],
+        run.json["width"],
+        run.json["height"],
+    );
+    ensure!(run.ok(), "{}", run.describe());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janusjs_in_chromium_publishes_and_plays_over_http_long_poll() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janusjs", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let outcome = janusjs_plays(&format!("{}/janus", gw.base_url()), 4343, "gatehouse").await;
+        gw.shutdown().await;
+        outcome
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("janusjs_in_chromium_publishes_and_plays_over_http_long_poll: {e:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janusjs_runs_the_same_flow_against_debian_janus_1_1_2() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janusjs_real_janus", LIMIT, async {
+        let janus = NamespacedJanus::start(8188, 8088)?;
+        let server = format!("http://{}:8088/janus", janus.janus_ip);
+        let outcome = janusjs_plays(&server, 4343, "Janus 1.1.2").await;
+        drop(janus);
+        outcome
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("janusjs_runs_the_same_flow_against_debian_janus_1_1_2: {e:#}");
     }
 }
