@@ -335,6 +335,29 @@ async fn videoroom_mistakes_get_their_plugin_error_codes() {
         expect(&msg(second, json!({"request": "publish"})).await?.0, 429, "publish without an offer")?;
         let (full, _) = j.message(session, second, json!({"request": "publish"}), Some(json!({"type": "offer", "sdp": whip[1]}))).await?;
         expect(&full, 432, "publishers full")?;
+        // A second offer on a publishing handle is 434; an unpublish of one that does not
+        // publish is 435; an offer that is not usable SDP is 437.
+        let (again, _) = j
+            .message(session, first, json!({"request": "publish"}), Some(json!({"type": "offer", "sdp": whip[2]})))
+            .await?;
+        expect(&again, 434, "already published")?;
+        expect(&msg(second, json!({"request": "unpublish"})).await?.0, 435, "not published")?;
+        let (edited, _) = msg(admin, json!({"request": "edit", "room": 77, "secret": "s3",
+            "new_publishers": 2})).await?;
+        ensure!(edited == json!({"videoroom": "edited", "room": 77}), "{edited}");
+        let junk = json!({"type": "offer", "sdp": "v=0\r\nthis is not SDP\r\n"});
+        let (bad_sdp, _) = j.message(session, second, json!({"request": "configure"}), Some(junk)).await?;
+        expect(&bad_sdp, 437, "invalid SDP")?;
+        // A subscriber answers: an offer in its `start` is 431.
+        let viewer = j.attach(session).await?;
+        let (attached, offer) = msg(viewer, json!({"request": "join", "ptype": "subscriber",
+            "room": 77, "pin": "42", "feed": 1001})).await?;
+        ensure!(attached["videoroom"] == "attached" && offer["type"] == "offer", "{attached}");
+        ensure!(attached["warning"] == "deprecated_api" && attached["id"] == 1001, "legacy form: {attached}");
+        let (wrong_type, _) = j
+            .message(session, viewer, json!({"request": "start"}), Some(json!({"type": "offer", "sdp": whip[3]})))
+            .await?;
+        expect(&wrong_type, 431, "offer in start")?;
         let (participants, _) = msg(admin, json!({"request": "listparticipants", "room": 77})).await?;
         let list = participants["participants"].as_array().context("participants")?;
         ensure!(list.len() == 2 && list.iter().filter(|p| p["publisher"] == true).count() == 1, "{participants}");
