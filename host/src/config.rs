@@ -45,6 +45,11 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JanusConfig {
+    /// Janus's own ports, e.g. `["0.0.0.0:8088", "0.0.0.0:8188"]`: each serves only the Janus
+    /// API, the way Janus's transports do (HTTP under `/janus`, the WebSocket on `/` as well),
+    /// so clients configured for a Janus server need no change. `/janus` on `[http] listen`
+    /// always serves it too.
+    pub listen: Vec<std::net::SocketAddr>,
     /// Seconds without a request, poll or keepalive after which a session is destroyed.
     pub session_timeout_secs: u64,
     /// VideoRoom rooms that exist from start-up (`[[janus.rooms]]`, the keys of Janus's
@@ -55,6 +60,7 @@ pub struct JanusConfig {
 impl Default for JanusConfig {
     fn default() -> Self {
         Self {
+            listen: Vec::new(),
             session_timeout_secs: 60,
             rooms: Vec::new(),
         }

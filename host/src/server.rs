@@ -43,11 +43,37 @@ pub enum StartError {
 /// A running gateway.
 pub struct Gateway {
     http_addr: SocketAddr,
+    janus_addrs: Vec<SocketAddr>,
     gate: Gate,
     media: MediaHandle,
     media_thread: Option<MediaThread>,
     stop_http: watch::Sender<bool>,
     http_task: JoinHandle<()>,
+    janus_tasks: Vec<JoinHandle<()>>,
+}
+
+/// Binds `addr` and serves `app` on it until `stopped` turns true.
+async fn serve(
+    addr: SocketAddr,
+    app: Router,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<()>), StartError> {
+    let bind_error = |source| StartError::HttpBind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, %bound, "HTTP server failed");
+        }
+    });
+    Ok((bound, task))
 }
 
 impl Gateway {
@@ -68,46 +94,39 @@ impl Gateway {
             remote,
             quality,
         );
-        let app = router(&config, gate.clone())?;
-        let listener = TcpListener::bind(config.http.listen)
-            .await
-            .map_err(|source| StartError::HttpBind {
-                addr: config.http.listen,
-                source,
-            })?;
-        let http_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::HttpBind {
-                addr: config.http.listen,
-                source,
-            })?;
+        let janus = dialect::janus::JanusApi::new(gate.clone(), &config.janus);
+        let app = router(&config, gate.clone(), &janus)?;
+        let (stop_http, stopped) = watch::channel(false);
+        let (http_addr, http_task) = serve(config.http.listen, app, stopped.clone()).await?;
         tracing::info!(%http_addr, "HTTP signaling listening");
-        let (stop_http, mut stopped) = watch::channel(false);
-        let http_task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            };
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let mut janus_addrs = Vec::new();
+        let mut janus_tasks = Vec::new();
+        for addr in &config.janus.listen {
+            let (bound, task) = serve(*addr, janus.standalone_routes(), stopped.clone()).await?;
+            tracing::info!(addr = %bound, "Janus API listening (HTTP /janus, WebSocket /)");
+            janus_addrs.push(bound);
+            janus_tasks.push(task);
+        }
         Ok(Gateway {
             http_addr,
+            janus_addrs,
             gate,
             media,
             media_thread: Some(media_thread),
             stop_http,
             http_task,
+            janus_tasks,
         })
     }
 
     /// The bound HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The bound `[janus] listen` addresses (Janus's own ports).
+    pub fn janus_addrs(&self) -> &[SocketAddr] {
+        &self.janus_addrs
     }
 
     /// `http://<http_addr>`.
@@ -134,11 +153,13 @@ impl Gateway {
     /// and stops the media thread.
     pub async fn shutdown(mut self) {
         let _ = self.stop_http.send(true);
-        if tokio::time::timeout(Duration::from_secs(10), &mut self.http_task)
-            .await
-            .is_err()
-        {
-            self.http_task.abort();
+        for task in std::iter::once(&mut self.http_task).chain(self.janus_tasks.iter_mut()) {
+            if tokio::time::timeout(Duration::from_secs(10), &mut *task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
         self.media.shutdown();
         if let Some(thread) = self.media_thread.take() {
@@ -148,7 +169,11 @@ impl Gateway {
     }
 }
 
-fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
+fn router(
+    config: &Config,
+    gate: Gate,
+    janus: &dialect::janus::JanusApi,
+) -> Result<Router, StartError> {
     let whip_state = dialect::whip::WhipState::new(
         gate.clone(),
         &config.webrtc.ice_servers,
@@ -193,7 +218,7 @@ fn router(config: &Config, gate: Gate) -> Result<Router, StartError> {
                 max_body_bytes: config.http.max_body_bytes,
             },
         ))
-        .merge(dialect::janus::routes(gate.clone(), &config.janus))
+        .merge(janus.routes())
         .merge(ops::metrics::routes(gate))
         .merge(ops::pages::routes())
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes)))

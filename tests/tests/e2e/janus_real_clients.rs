@@ -1,4 +1,5 @@
-//! Janus's VideoRoom through Meetecho's own client library: Janode 1.8.0 over WebSocket
+//! Janus's VideoRoom through Meetecho's own client libraries: Janode 1.8.0 over WebSocket (on
+//! a `[janus] listen` port, as on Janus's 8188)
 //! (`browser/run_janode.mjs`) with aiortc media peers (`clients/jsep_peer.py`) runs the whole
 //! scenario against the gateway's `/janus`: create room, two publishers with
 //! joinConfigurePublisher, listParticipants, a subscriber in the multistream `streams` form
@@ -20,8 +21,10 @@ const LIMIT: Duration = Duration::from_secs(150);
 async fn janode_runs_the_videoroom_scenario_with_decoded_frames() {
     let _guard = media_lock().await;
     let result: Result<()> = bounded("janode", LIMIT, async {
-        let gw = start_gateway(|_| {}).await?;
-        let ws = format!("ws://{}/janus", gw.http_addr());
+        // On a Janus-style port (`[janus] listen`): the WebSocket at `/`, as Janode expects of
+        // a Janus server.
+        let gw = start_gateway(|c| c.janus.listen = vec!["127.0.0.1:0".parse().unwrap()]).await?;
+        let ws = format!("ws://{}", gw.janus_addrs()[0]);
         let run = spawn_janode(&ws, 4242, &[])?.finish().await?;
         gw.shutdown().await;
         let steps = &run.json["steps"];

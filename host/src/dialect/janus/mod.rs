@@ -35,10 +35,37 @@ const LONG_POLL_HOLD: Duration = Duration::from_secs(30);
 /// Most events one long poll returns.
 const MAX_EVENTS_PER_POLL: usize = 100;
 
-/// The Janus API's routes.
-pub fn routes(gate: Gate, config: &crate::config::JanusConfig) -> Router {
-    let timeout = Duration::from_secs(config.session_timeout_secs);
-    let core = JanusCore::new(gate, config.rooms.clone(), timeout);
+/// The Janus API: one set of sessions and rooms, served on the gateway's port and on
+/// `[janus] listen`.
+#[derive(Clone)]
+pub struct JanusApi {
+    core: Arc<JanusCore>,
+}
+
+impl JanusApi {
+    pub fn new(gate: Gate, config: &crate::config::JanusConfig) -> Self {
+        let timeout = Duration::from_secs(config.session_timeout_secs);
+        Self {
+            core: JanusCore::new(gate, config.rooms.clone(), timeout),
+        }
+    }
+
+    /// The routes under `/janus`, for the gateway's own port.
+    pub fn routes(&self) -> Router {
+        routes(self.core.clone())
+    }
+
+    /// A whole listener as Janus's transports serve it: `/janus` plus the WebSocket (and
+    /// `POST`) at `/`.
+    pub fn standalone_routes(&self) -> Router {
+        Router::new()
+            .route("/", post(root).get(root_get).options(preflight))
+            .with_state(self.core.clone())
+            .merge(routes(self.core.clone()))
+    }
+}
+
+fn routes(core: Arc<JanusCore>) -> Router {
     Router::new()
         .route("/janus", post(root).get(root_get).options(preflight))
         .route("/janus/info", get(info).options(preflight))
