@@ -52,6 +52,10 @@ pub struct JanusConfig {
     pub listen: Vec<std::net::SocketAddr>,
     /// Seconds without a request, poll or keepalive after which a session is destroyed.
     pub session_timeout_secs: u64,
+    /// Where `permanent` rooms (create/edit/destroy with `permanent: true`) are kept: a TOML
+    /// file of `[[rooms]]` the gateway rewrites, loaded at start after `rooms`. Unset:
+    /// `permanent` requests are refused.
+    pub rooms_file: Option<std::path::PathBuf>,
     /// VideoRoom rooms that exist from start-up (`[[janus.rooms]]`, the keys of Janus's
     /// `janus.plugin.videoroom.jcfg`: room, description, secret, pin, publishers, …).
     pub rooms: Vec<crate::dialect::janus::RoomConfig>,
@@ -61,6 +65,7 @@ impl Default for JanusConfig {
     fn default() -> Self {
         Self {
             listen: Vec::new(),
+            rooms_file: None,
             session_timeout_secs: 60,
             rooms: Vec::new(),
         }

@@ -38,6 +38,8 @@ pub enum StartError {
     RemoteClient(String),
     #[error("cannot start LEB report ingestion ([leb] report_log): {0}")]
     QualityLog(std::io::Error),
+    #[error("cannot read the Janus rooms file ([janus] rooms_file) {0}")]
+    JanusRooms(String),
 }
 
 /// A running gateway.
@@ -94,7 +96,8 @@ impl Gateway {
             remote,
             quality,
         );
-        let janus = dialect::janus::JanusApi::new(gate.clone(), &config.janus);
+        let janus = dialect::janus::JanusApi::new(gate.clone(), &config.janus)
+            .map_err(StartError::JanusRooms)?;
         let app = router(&config, gate.clone(), &janus)?;
         let (stop_http, stopped) = watch::channel(false);
         let (http_addr, http_task) = serve(config.http.listen, app, stopped.clone()).await?;

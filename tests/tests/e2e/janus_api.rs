@@ -453,3 +453,111 @@ async fn the_shipped_policies_govern_janus_joins_with_its_token_and_pin() {
         panic!("the_shipped_policies_govern_janus_joins_with_its_token_and_pin: {e:#}");
     }
 }
+
+async fn exists(j: &Janus, session: u64, handle: u64, room: u64) -> Result<bool> {
+    let body = json!({"request": "exists", "room": room});
+    Ok(j.message(session, handle, body, None).await?.0["exists"] == true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_rooms_are_kept_in_the_rooms_file_across_restarts() {
+    let result: Result<()> = bounded("janus_permanent", LIMIT, async {
+        let dir = std::env::temp_dir().join(format!("gh-janus-rooms-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("rooms.toml");
+        let start = || {
+            let file = file.clone();
+            start_gateway(move |c| c.janus.rooms_file = Some(file))
+        };
+        let gw = start().await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (s, h) = j.session_and_handle().await?;
+        let (kept, _) = j
+            .message(
+                s,
+                h,
+                json!({"request": "create", "room": 900,
+            "secret": "x", "description": "kept", "permanent": true}),
+                None,
+            )
+            .await?;
+        ensure!(
+            kept == json!({"videoroom": "created", "room": 900, "permanent": true}),
+            "{kept}"
+        );
+        j.message(s, h, json!({"request": "create", "room": 901}), None)
+            .await?;
+        gw.shutdown().await;
+        println!(
+            "rooms file after create:\n{}",
+            std::fs::read_to_string(&file)?
+        );
+
+        let gw = start().await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (s, h) = j.session_and_handle().await?;
+        ensure!(
+            exists(&j, s, h, 900).await?,
+            "the permanent room did not survive the restart"
+        );
+        ensure!(
+            !exists(&j, s, h, 901).await?,
+            "a room that was not permanent survived"
+        );
+        let (listed, _) = j.message(s, h, json!({"request": "list"}), None).await?;
+        ensure!(listed["list"][0]["description"] == "kept", "{listed}");
+        let (gone, _) = j
+            .message(
+                s,
+                h,
+                json!({"request": "destroy", "room": 900,
+            "secret": "x", "permanent": true}),
+                None,
+            )
+            .await?;
+        ensure!(gone["permanent"] == true, "{gone}");
+        gw.shutdown().await;
+
+        let gw = start().await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (s, h) = j.session_and_handle().await?;
+        ensure!(
+            !exists(&j, s, h, 900).await?,
+            "a destroyed permanent room came back"
+        );
+        gw.shutdown().await;
+
+        // Without a rooms file, `permanent` is refused rather than silently not kept.
+        let gw = start_gateway(|_| {}).await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (s, h) = j.session_and_handle().await?;
+        let (refused, _) = j
+            .message(
+                s,
+                h,
+                json!({"request": "create", "room": 902, "permanent": true}),
+                None,
+            )
+            .await?;
+        ensure!(plugin_error(&refused) == 499, "{refused}");
+        ensure!(
+            !exists(&j, s, h, 902).await?,
+            "a refused permanent room was created anyway"
+        );
+        gw.shutdown().await;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("permanent_rooms_are_kept_in_the_rooms_file_across_restarts: {e:#}");
+    }
+}

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::protocol::{self, CoreError, CoreRequest, code};
 use super::sessions::{EventSink, Session, Sessions};
-use super::videoroom::{Caller, Outcome, Pending, RoomConfig, VideoRoom};
+use super::videoroom::{Caller, Outcome, Pending, Rooms, VideoRoom};
 use crate::gate::{Gate, RequestFacts};
 use crate::media::RemoteCandidate;
 
@@ -34,7 +34,7 @@ pub struct JanusCore {
 }
 
 impl JanusCore {
-    pub fn new(gate: Gate, rooms: Vec<RoomConfig>, session_timeout: Duration) -> Arc<Self> {
+    pub fn new(gate: Gate, rooms: Rooms, session_timeout: Duration) -> Arc<Self> {
         let sessions = Arc::new(Sessions::new(session_timeout));
         let core = Arc::new(Self {
             videoroom: Arc::new(VideoRoom::new(gate.clone(), sessions.clone(), rooms)),

@@ -43,11 +43,26 @@ pub struct JanusApi {
 }
 
 impl JanusApi {
-    pub fn new(gate: Gate, config: &crate::config::JanusConfig) -> Self {
+    /// The API with `[janus]`'s rooms and those of its rooms file; `Err` names a rooms file
+    /// that cannot be read.
+    pub fn new(gate: Gate, config: &crate::config::JanusConfig) -> Result<Self, String> {
         let timeout = Duration::from_secs(config.session_timeout_secs);
-        Self {
-            core: JanusCore::new(gate, config.rooms.clone(), timeout),
-        }
+        let file = config
+            .rooms_file
+            .clone()
+            .map(videoroom::PermanentRooms::new);
+        let saved = match &file {
+            Some(file) => file.load()?,
+            None => Vec::new(),
+        };
+        let rooms = videoroom::Rooms {
+            configured: config.rooms.clone(),
+            saved,
+            file,
+        };
+        Ok(Self {
+            core: JanusCore::new(gate, rooms, timeout),
+        })
     }
 
     /// The routes under `/janus`, for the gateway's own port.

@@ -72,6 +72,7 @@ impl VideoRoom {
                     ..RoomConfig::default()
                 },
                 participants: Default::default(),
+                permanent: false,
             });
         }
         exists

@@ -5,6 +5,7 @@
 
 mod bridge;
 mod participants;
+mod permanent;
 mod rooms;
 mod subscribers;
 
@@ -18,6 +19,7 @@ use super::sessions::{Handle, Session, Sessions};
 use crate::gate::{Gate, GateError, RequestFacts};
 use crate::media::MediaError;
 
+pub use permanent::PermanentRooms;
 pub use rooms::RoomConfig;
 
 /// VideoRoom error codes (`janus_videoroom.c`).
@@ -193,6 +195,17 @@ impl Participant {
 pub(super) struct Room {
     pub config: RoomConfig,
     pub participants: BTreeMap<u64, Participant>,
+    /// Kept in the rooms file (created or edited with `permanent: true`, or loaded from it).
+    pub permanent: bool,
+}
+
+/// The rooms a VideoRoom starts with.
+pub struct Rooms {
+    /// `[[janus.rooms]]`.
+    pub configured: Vec<RoomConfig>,
+    /// Loaded from the rooms file (they stay permanent).
+    pub saved: Vec<RoomConfig>,
+    pub file: Option<PermanentRooms>,
 }
 
 /// The plugin's state, shared by every transport.
@@ -201,6 +214,7 @@ pub struct VideoRoom {
     sessions: Arc<Sessions>,
     rooms: Mutex<BTreeMap<u64, Room>>,
     members: Mutex<HashMap<u64, Membership>>,
+    permanent_rooms: Option<PermanentRooms>,
 }
 
 /// The work of an asynchronous request, run after its `ack` was sent; it delivers the event.
@@ -253,24 +267,36 @@ const SYNC_REQUESTS: &[&str] = &[
 ];
 
 impl VideoRoom {
-    pub fn new(gate: Gate, sessions: Arc<Sessions>, configured: Vec<RoomConfig>) -> Self {
+    /// The plugin with the configured rooms, then those of the rooms file (permanent).
+    pub fn new(gate: Gate, sessions: Arc<Sessions>, rooms: Rooms) -> Self {
+        let Rooms {
+            configured,
+            saved,
+            file: permanent_rooms,
+        } = rooms;
+        let room = |config: RoomConfig, permanent: bool| {
+            let id = config.room;
+            let participants = BTreeMap::new();
+            (
+                id,
+                Room {
+                    config,
+                    participants,
+                    permanent,
+                },
+            )
+        };
         let rooms = configured
             .into_iter()
-            .map(|config| {
-                (
-                    config.room,
-                    Room {
-                        config,
-                        participants: BTreeMap::new(),
-                    },
-                )
-            })
+            .map(|c| room(c, false))
+            .chain(saved.into_iter().map(|c| room(c, true)))
             .collect();
         Self {
             gate,
             sessions,
             rooms: Mutex::new(rooms),
             members: Mutex::new(HashMap::new()),
+            permanent_rooms,
         }
     }
 

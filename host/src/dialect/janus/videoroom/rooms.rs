@@ -1,13 +1,15 @@
 //! Room configuration (the keys of `janus.plugin.videoroom.jcfg`, also accepted by `create`)
 //! and the synchronous VideoRoom requests.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Caller, PluginError, Room, VideoRoom, code, id_field, required_id, string_field};
 
 /// One room's configuration: `[[janus.rooms]]` in the gateway's TOML, or a `create` request.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoomConfig {
     pub room: u64,
@@ -141,6 +143,19 @@ impl RoomConfig {
     }
 }
 
+/// A request's `permanent` (Janus: save the change to the config file).
+fn permanent_flag(body: &Value) -> Result<bool, PluginError> {
+    match body.get("permanent") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(PluginError::invalid("permanent", "a boolean")),
+    }
+}
+
+fn registry_unavailable() -> PluginError {
+    PluginError::new(code::UNKNOWN_ERROR, "room registry unavailable")
+}
+
 fn string_list(value: &Value, name: &str) -> Result<Vec<String>, PluginError> {
     value
         .as_array()
@@ -232,21 +247,27 @@ impl VideoRoom {
             },
         };
         let config = RoomConfig::from_create(body, room)?;
+        let permanent = permanent_flag(body)?;
         rooms.insert(
             room,
             Room {
                 config,
                 participants: Default::default(),
+                permanent,
             },
         );
-        tracing::info!(room, "janus room created");
-        // `permanent` rooms would be written back to the config file: not done (yet), say so.
-        Ok(json!({"videoroom": "created", "room": room, "permanent": false}))
+        if permanent && let Err(e) = self.save_permanent(&rooms) {
+            rooms.remove(&room);
+            return Err(e);
+        }
+        tracing::info!(room, permanent, "janus room created");
+        Ok(json!({"videoroom": "created", "room": room, "permanent": permanent}))
     }
 
     fn edit(&self, body: &Value) -> Result<Value, PluginError> {
         let room = required_id(body, "room")?;
-        self.with_room(room, |r| {
+        let permanent = permanent_flag(body)?;
+        let edited = self.with_room(room, |r| {
             r.config.check_secret(body)?;
             let c = &mut r.config;
             if let Some(d) = string_field(body, "new_description")? {
@@ -273,15 +294,48 @@ impl VideoRoom {
             if let Some(n) = id_field(body, "new_publishers")? {
                 c.publishers = u32::try_from(n).unwrap_or(u32::MAX).max(1);
             }
+            r.permanent |= permanent;
             Ok(json!({"videoroom": "edited", "room": room}))
-        })
+        })?;
+        if permanent {
+            let rooms = self.rooms.lock().map_err(|_| registry_unavailable())?;
+            self.save_permanent(&rooms)?;
+        }
+        Ok(edited)
+    }
+
+    /// Rewrites the rooms file with every permanent room.
+    fn save_permanent(&self, rooms: &BTreeMap<u64, Room>) -> Result<(), PluginError> {
+        let Some(file) = &self.permanent_rooms else {
+            return Err(PluginError::new(
+                code::UNKNOWN_ERROR,
+                "permanent rooms need [janus] rooms_file on this gateway",
+            ));
+        };
+        file.save(
+            rooms
+                .values()
+                .filter(|r| r.permanent)
+                .map(|r| r.config.clone())
+                .collect(),
+        )
     }
 
     async fn destroy(&self, body: &Value) -> Result<Value, PluginError> {
         let room = required_id(body, "room")?;
+        let permanent = permanent_flag(body)?;
         self.with_room(room, |r| r.config.check_secret(body))?;
         self.notify_room(room, None, &json!({"videoroom": "destroyed", "room": room}));
-        let removed = self.rooms.lock().ok().and_then(|mut r| r.remove(&room));
+        let removed = match self.rooms.lock() {
+            Ok(mut rooms) => {
+                let removed = rooms.remove(&room);
+                if permanent && removed.as_ref().is_some_and(|r| r.permanent) {
+                    self.save_permanent(&rooms)?;
+                }
+                removed
+            }
+            Err(_) => None,
+        };
         if let Some(removed) = removed {
             for p in removed.participants.values() {
                 self.set_membership(p.handle, None);
@@ -298,7 +352,7 @@ impl VideoRoom {
             }
         }
         tracing::info!(room, "janus room destroyed");
-        Ok(json!({"videoroom": "destroyed", "room": room, "permanent": false}))
+        Ok(json!({"videoroom": "destroyed", "room": room, "permanent": permanent}))
     }
 
     fn allowed(&self, body: &Value) -> Result<Value, PluginError> {
