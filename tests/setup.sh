@@ -80,11 +80,18 @@ if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
 fi
 if [ ! -f "$BROWSER/node_modules/playwright-core/package.json" ] \
     || [ ! -f "$BROWSER/node_modules/tcplayer.js/package.json" ] \
+    || [ ! -f "$BROWSER/node_modules/janode/package.json" ] \
+    || [ ! -f "$BROWSER/node_modules/janus-gateway/package.json" ] \
     || [ "$BROWSER/package-lock.json" -nt "$BROWSER/node_modules/.package-lock.json" ]; then
-    log "installing playwright-core and tcplayer.js (npm ci)"
+    log "installing playwright-core, tcplayer.js, janode and janus-gateway (npm ci)"
     (
         cd "$BROWSER"
         export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+        # Janode needs unix-dgram, a native addon: node-gyp builds it against the system Node's
+        # headers (Debian's nodejs ships them) instead of downloading them.
+        if [ -f /usr/include/node/node.h ]; then
+            export npm_config_nodedir="${npm_config_nodedir:-/usr}"
+        fi
         if [ -f package-lock.json ]; then
             quiet 600 npm ci --no-audit --no-fund --loglevel=error
         else
