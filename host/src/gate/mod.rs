@@ -165,6 +165,11 @@ impl Gate {
         }
     }
 
+    /// Every media session that ends from now on.
+    pub fn session_endings(&self) -> tokio::sync::broadcast::Receiver<crate::media::SessionEnded> {
+        self.media.session_endings()
+    }
+
     /// The media thread's load and the subscribers refused because of it.
     pub fn media_load(&self) -> &crate::media::LoadGauge {
         self.media.load()

@@ -76,6 +76,7 @@ pub(super) fn start(
     let (tx, rx) = mpsc::channel();
     let (cascade_ended, cascade_endings) = tokio::sync::mpsc::unbounded_channel();
     let load_gauge = Arc::new(LoadGauge::default());
+    let (ended, _) = tokio::sync::broadcast::channel(SESSION_ENDINGS_KEPT);
     let mut engine = Engine {
         poll,
         sockets,
@@ -97,6 +98,7 @@ pub(super) fn start(
         recorder,
         cascade_ended,
         load: LoadMeter::new(Instant::now(), load_gauge.clone()),
+        ended: ended.clone(),
     };
     for (i, socket) in engine.sockets.iter_mut().enumerate() {
         engine
@@ -118,6 +120,7 @@ pub(super) fn start(
         udp_addrs,
         cascade_endings: Arc::new(std::sync::Mutex::new(Some(cascade_endings))),
         load: load_gauge,
+        ended,
     };
     Ok((handle, MediaThread { join }))
 }
@@ -166,7 +169,12 @@ pub(super) struct Engine {
     pub(super) cascade_ended: tokio::sync::mpsc::UnboundedSender<super::CascadeEnded>,
     /// This thread's busy time, for subscriber admission past saturation.
     pub(super) load: LoadMeter,
+    /// Where ended sessions are announced (see [`MediaHandle::session_endings`]).
+    pub(super) ended: tokio::sync::broadcast::Sender<super::SessionEnded>,
 }
+
+/// Ended sessions a slow listener of [`MediaHandle::session_endings`] may fall behind by.
+const SESSION_ENDINGS_KEPT: usize = 1024;
 
 impl Engine {
     fn run(mut self) {

@@ -200,6 +200,16 @@ pub enum MediaError {
     Overloaded { load_percent: u32 },
 }
 
+/// A session that ended, whatever the cause (a client's request, a timeout, ICE failure…),
+/// for signaling that must tell its client (Janus `hangup`).
+#[derive(Debug, Clone)]
+pub struct SessionEnded {
+    pub room: String,
+    pub session: String,
+    /// Why, in the media core's words (`consent timeout`, `closed by request`, …).
+    pub reason: String,
+}
+
 /// Which of a subscriber's outputs a pause applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PauseScope {
@@ -365,6 +375,7 @@ pub struct MediaHandle {
     cascade_endings:
         Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<CascadeEnded>>>>,
     load: Arc<LoadGauge>,
+    ended: tokio::sync::broadcast::Sender<SessionEnded>,
 }
 
 impl MediaHandle {
@@ -379,6 +390,11 @@ impl MediaHandle {
     /// The bound UDP addresses (all share one port).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp_addrs
+    }
+
+    /// Every session that ends from now on (a lagging receiver misses the oldest ones).
+    pub fn session_endings(&self) -> tokio::sync::broadcast::Receiver<SessionEnded> {
+        self.ended.subscribe()
     }
 
     /// The media thread's load and the subscribers refused because of it.

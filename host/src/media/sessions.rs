@@ -503,6 +503,12 @@ impl Engine {
             });
         }
         tracing::info!(session = %peer.id, room = %peer.feed.room, feed = %peer.feed.feed, reason = why, "session ended");
+        // Nobody listening is fine.
+        let _ = self.ended.send(super::SessionEnded {
+            room: peer.feed.room.clone(),
+            session: peer.id.clone(),
+            reason: why.to_owned(),
+        });
         if let (PeerMedia::Publisher { tracks }, Some(recorder)) = (&peer.media, &self.recorder) {
             tracks
                 .iter()

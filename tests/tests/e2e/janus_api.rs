@@ -561,3 +561,96 @@ async fn permanent_rooms_are_kept_in_the_rooms_file_across_restarts() {
         panic!("permanent_rooms_are_kept_in_the_rooms_file_across_restarts: {e:#}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_whose_peer_never_connects_gets_hangup_and_is_unpublished() {
+    let result: Result<()> = bounded("janus_hangup", LIMIT, async {
+        let gw = start_gateway(|c| c.webrtc.connect_timeout_secs = 2).await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (session, admin) = j.session_and_handle().await?;
+        j.message(
+            session,
+            admin,
+            json!({"request": "create", "room": 55}),
+            None,
+        )
+        .await?;
+        let watcher = j.attach(session).await?;
+        j.message(
+            session,
+            watcher,
+            json!({"request": "join", "ptype": "publisher", "room": 55}),
+            None,
+        )
+        .await?;
+        // A real offer whose client never does ICE: the connect timeout ends the session. The
+        // publisher has a Janus session of its own: each session's events are polled apart.
+        let (pub_session, publisher) = j.session_and_handle().await?;
+        let offer = json!({"type": "offer", "sdp": offers().await?.whip[0]});
+        let (joined, answer) = j
+            .message(
+                pub_session,
+                publisher,
+                json!({"request": "joinandconfigure", "ptype": "publisher",
+                "room": 55, "id": 77}),
+                Some(offer),
+            )
+            .await?;
+        ensure!(
+            joined["videoroom"] == "joined" && answer["type"] == "answer",
+            "{joined}"
+        );
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let hung_up = loop {
+            for s in [session, pub_session] {
+                let events = j.poll(s, 10).await?;
+                seen.extend(events.as_array().cloned().unwrap_or_default());
+            }
+            let hangup = seen
+                .iter()
+                .find(|e| e["janus"] == "hangup" && e["sender"] == publisher);
+            if let Some(hangup) = hangup {
+                break hangup.clone();
+            }
+            ensure!(std::time::Instant::now() < deadline, "no hangup: {seen:?}");
+        };
+        println!("hangup after the connect timeout: {hung_up}");
+        ensure!(hung_up["reason"] == "ICE failed", "{hung_up}");
+        // The other participant is told before the hangup is sent: it is already queued.
+        let unpublished =
+            |e: &Value| e["sender"] == watcher && e["plugindata"]["data"]["unpublished"] == 77;
+        if !seen.iter().any(unpublished) {
+            seen.extend(
+                j.poll(session, 10)
+                    .await?
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+        let told = seen.iter().any(unpublished);
+        ensure!(told, "the other participant was not told: {seen:?}");
+        let (listed, _) = j
+            .message(
+                session,
+                admin,
+                json!({"request": "listparticipants", "room": 55}),
+                None,
+            )
+            .await?;
+        let entry = listed["participants"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["id"] == 77).cloned())
+            .context("participant 77")?;
+        ensure!(entry["publisher"] == false, "{listed}");
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_publisher_whose_peer_never_connects_gets_hangup_and_is_unpublished: {e:#}");
+    }
+}

@@ -41,6 +41,24 @@ impl JanusCore {
             gate,
             sessions,
         });
+        let mut endings = core.gate.session_endings();
+        let weak_core = Arc::downgrade(&core);
+        tokio::spawn(async move {
+            loop {
+                let ended = match endings.recv().await {
+                    Ok(ended) => ended,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "janus missed media session endings");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(core) = weak_core.upgrade() else {
+                    return;
+                };
+                core.videoroom.media_session_ended(&ended).await;
+            }
+        });
         let weak = Arc::downgrade(&core);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(REAP_INTERVAL.min(session_timeout / 4));

@@ -144,6 +144,8 @@ pub(super) enum Membership {
     },
     Subscriber {
         room: u64,
+        /// The Janus session of the handle (where its events go).
+        janus_session: u64,
         /// The gateway session we offered.
         session: String,
         feed: u64,
@@ -357,6 +359,60 @@ impl VideoRoom {
                     .as_ref()?;
                 Some((room.to_string(), publishing.session.clone()))
             }
+        }
+    }
+
+    /// A media session ended under a handle that still uses it (a timeout, ICE failure, the
+    /// room deleted by another API): the handle gets `hangup`, and a publisher is unpublished.
+    /// Sessions ended by a Janus request are no longer referenced by then: nothing is sent.
+    pub async fn media_session_ended(&self, ended: &crate::media::SessionEnded) {
+        let Ok(room) = ended.room.parse::<u64>() else {
+            return;
+        };
+        let reason = if ended.reason.contains("timeout") || ended.reason.contains("fail") {
+            "ICE failed"
+        } else {
+            "Close PC"
+        };
+        let subscriber = self.members.lock().ok().and_then(|mut members| {
+            let handle = members.iter().find_map(|(handle, m)| match m {
+                Membership::Subscriber {
+                    session,
+                    janus_session,
+                    ..
+                } if *session == ended.session => Some((*handle, *janus_session)),
+                _ => None,
+            })?;
+            members.remove(&handle.0);
+            Some(handle)
+        });
+        let publisher = self.rooms.lock().ok().and_then(|mut rooms| {
+            let participant = rooms.get_mut(&room)?.participants.values_mut().find(|p| {
+                p.publishing
+                    .as_ref()
+                    .is_some_and(|pub_| pub_.session == ended.session)
+            })?;
+            participant.publishing = None;
+            Some((
+                participant.handle,
+                participant.janus_session,
+                participant.id,
+            ))
+        });
+        if let Some((handle, janus_session, id)) = publisher {
+            let event = json!({"videoroom": "event", "room": room, "unpublished": id});
+            self.notify_room(room, Some(id), &event);
+            self.hangup(janus_session, handle, reason);
+        }
+        if let Some((handle, janus_session)) = subscriber {
+            self.hangup(janus_session, handle, reason);
+        }
+    }
+
+    fn hangup(&self, janus_session: u64, handle: u64, reason: &str) {
+        if let Some(session) = self.sessions.get(janus_session) {
+            session.push(json!({"janus": "hangup", "session_id": janus_session,
+                "sender": handle, "reason": reason}));
         }
     }
 

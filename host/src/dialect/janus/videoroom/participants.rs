@@ -149,6 +149,7 @@ impl VideoRoom {
                     session,
                     feed,
                     streams,
+                    ..
                 }),
             ) => {
                 self.switch(caller, body, room, &session, feed, streams)

@@ -194,6 +194,7 @@ impl VideoRoom {
             caller.handle.id,
             Some(Membership::Subscriber {
                 room,
+                janus_session: caller.session.id,
                 session: offer.session_id,
                 feed,
                 streams: streams.clone(),
@@ -239,6 +240,7 @@ impl VideoRoom {
             caller.handle.id,
             Some(Membership::Subscriber {
                 room,
+                janus_session: caller.session.id,
                 session: session.to_owned(),
                 feed: to,
                 streams: streams.clone(),
