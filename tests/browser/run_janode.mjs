@@ -23,6 +23,9 @@
 //   f_s1_switch     S1: switch video to bob (streams:[{feed, mid, sub_mid}]); width 320 within ~5 s
 //   g_s1_pause      S1: pause -> frame count stops; start (no jsep) -> it grows again
 //   h_s2_legacy     S2: joinSubscriber with the legacy `feed: alice` -> start -> > 30 frames
+//   h2_s1_update    S1 (on bob): update {subscribe:[alice]} -> `updated` + offer -> start with the
+//                   answer: a 640 and a 320 video track both decode; update {unsubscribe:[alice]}
+//                   -> offer -> start: the 640 track stops, the 320 one goes on
 //   i_teardown      S1/S2 leave; alice unpublish + leave; destroy R; exists -> false
 // Bob's video mid comes from the `publishers` notification alice's handle receives when bob
 // goes live (Janode's joinConfigurePublisher result drops the publisher's own `streams`).
@@ -452,6 +455,44 @@ async function stepS2(ctx) {
   return s2.rec;
 }
 
+/// The video tracks of a peer's stats at `width`.
+const videoTracksAt = (stats, width) =>
+  (stats.tracks ?? []).filter((t) => t.kind === "video" && t.width === width);
+const framesAt = (stats, width) => videoTracksAt(stats, width).reduce((n, t) => n + t.frames, 0);
+
+/// Renegotiates S1 with `update`, answers the server's new offer with `start`.
+async function updateS1(ctx, params) {
+  const { handle, peer } = ctx.s1;
+  const updated = await handle.update(params);
+  check(updated.jsep && updated.jsep.type === "offer", `updated without a jsep offer: ${JSON.stringify(updated)}`);
+  const answer = await peer.answerOffer(updated.jsep);
+  const started = await handle.start({ jsep: answer });
+  return { streams: updated.streams, started: started.started };
+}
+
+async function stepUpdate(ctx) {
+  const { peer } = ctx.s1;
+  const added = await updateS1(ctx, { subscribe: [{ feed: ctx.alice.feed }] });
+  const before = await peer.stats();
+  const both = (s) => framesAt(s, 640) > 20 && framesAt(s, 320) > framesAt(before, 320) + 20;
+  const { stats, ms } = await waitStats(peer, both, FRAME_WAIT_MS, "alice (640) and bob (320) both decoding");
+  const removed = await updateS1(ctx, { unsubscribe: [{ feed: ctx.alice.feed }] });
+  await sleep(PAUSE_SETTLE_MS);
+  const a = await peer.stats();
+  await sleep(PAUSE_WATCH_MS);
+  const b = await peer.stats();
+  const alice_growth = framesAt(b, 640) - framesAt(a, 640);
+  const bob_growth = framesAt(b, 320) - framesAt(a, 320);
+  check(alice_growth <= PAUSE_SLACK, `alice's track still decoded ${alice_growth} frames after unsubscribe`);
+  check(bob_growth >= RESUME_FRAMES, `bob's track decoded only ${bob_growth} frames after unsubscribe`);
+  return {
+    subscribed_streams: added.streams, both_decoding_ms: ms,
+    frames_640: framesAt(stats, 640), frames_320: framesAt(stats, 320),
+    unsubscribed_streams: removed.streams, alice_growth_after_unsubscribe: alice_growth,
+    bob_growth_after_unsubscribe: bob_growth,
+  };
+}
+
 async function stepTeardown(ctx) {
   const { room } = ctx.args;
   const manager = ctx.handles.manager;
@@ -511,6 +552,7 @@ async function main() {
     await step("f_s1_switch", () => stepSwitch(ctx));
     await step("g_s1_pause", () => stepPause(ctx));
     await step("h_s2_legacy", () => stepS2(ctx));
+    await step("h2_s1_update", () => stepUpdate(ctx));
     await step("i_teardown", () => stepTeardown(ctx));
     result.ok = true;
   } catch (e) {

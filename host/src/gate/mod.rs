@@ -280,6 +280,22 @@ impl Gate {
             })
     }
 
+    /// Adds feeds `add` of `room` to a subscriber we offered and removes `remove`: the new
+    /// offer (answered through [`Gate::answer_offer`]). Added feeds need the subscribe right.
+    pub async fn renegotiate(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+        session: &str,
+        add: Vec<String>,
+        remove: Vec<String>,
+    ) -> Result<crate::media::Renegotiated, GateError> {
+        if !add.is_empty() {
+            self.decide(facts, Action::Subscribe, room).await?;
+        }
+        Ok(self.media.renegotiate(room, session, add, remove).await?)
+    }
+
     /// Applies a client's answer to a session we offered ([`Gate::offer_subscriber`]).
     pub async fn answer_offer(
         &self,
@@ -304,14 +320,16 @@ impl Gate {
         Ok(self.media.pause(room, session, scope, paused).await?)
     }
 
-    /// Moves a subscriber to feed `feed` of its room (Janus `switch`).
+    /// Moves a subscriber's outputs receiving `from` (all when `None`) to feed `feed` of its
+    /// room (Janus `switch`).
     pub async fn switch_feed(
         &self,
         room: &str,
         session: &str,
+        from: Option<&str>,
         feed: &str,
     ) -> Result<(), GateError> {
-        Ok(self.media.switch_feed(room, session, feed).await?)
+        Ok(self.media.switch_feed(room, session, from, feed).await?)
     }
 
     /// Ends the sessions of `room` that `matches` selects (a dialect addressing sessions by

@@ -131,7 +131,7 @@ impl Engine {
         let mut peer = Peer::new(
             id.clone(),
             request.dialect,
-            feed_key,
+            feed_key.clone(),
             None,
             pc,
             media,
@@ -141,7 +141,7 @@ impl Engine {
             link,
             token: request.token,
         });
-        peer.unanswered_tracks = sending;
+        peer.unanswered_tracks = sending.into_iter().map(|t| (feed_key.clone(), t)).collect();
         peer.we_offered = true;
         self.add_peer(peer);
         Ok(DialOffer {
@@ -151,7 +151,7 @@ impl Engine {
     }
 
     /// One send track per kind the feed's publisher sends, with its exact codec.
-    fn add_push_tracks(
+    pub(super) fn add_push_tracks(
         &mut self,
         feed_key: &FeedKey,
         session: &str,
@@ -252,7 +252,9 @@ impl Engine {
         }
         let sending = std::mem::take(&mut peer.unanswered_tracks);
         if let PeerMedia::Subscriber { outputs } = &mut peer.media {
-            *outputs = negotiated_outputs(&mut peer.pc, sending);
+            for (source, track) in sending {
+                outputs.extend(negotiated_outputs(&mut peer.pc, vec![track], &source));
+            }
         }
         // Our checks' responses (and the remote's media) come from these addresses.
         for addr in remote_addresses {

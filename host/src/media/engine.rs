@@ -326,10 +326,22 @@ impl Engine {
                 Command::SwitchFeed {
                     room,
                     session,
+                    from,
                     feed,
                     reply,
                 } => {
-                    let _ = reply.send(self.switch_feed(&room, &session, &feed));
+                    let _ = reply.send(self.switch_feed(&room, &session, from.as_deref(), &feed));
+                }
+                Command::Renegotiate {
+                    room,
+                    session,
+                    add,
+                    remove,
+                    reply,
+                } => {
+                    let result = contained(|| self.renegotiate(&room, &session, &add, &remove))
+                        .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));
+                    let _ = reply.send(result);
                 }
                 Command::Room(name, reply) => {
                     let _ = reply.send(self.room_snapshot(&name));

@@ -24,11 +24,13 @@ impl Engine {
                 peer.state = state;
                 if peer.is_connected() && matches!(peer.media, PeerMedia::Subscriber { .. }) {
                     // A late joiner needs a keyframe now, not at the next periodic one.
-                    let feed = peer.feed.clone();
                     if self.config.keyframe_cache {
                         self.replay_cached_keyframe(key);
                     }
-                    self.request_feed_keyframe(&feed, Instant::now());
+                    let now = Instant::now();
+                    for feed in self.sources(key) {
+                        self.request_feed_keyframe(&feed, now);
+                    }
                 }
             }
             RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {

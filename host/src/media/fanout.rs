@@ -89,7 +89,10 @@ impl Engine {
             let PeerMedia::Subscriber { outputs } = &mut sub.media else {
                 continue;
             };
-            let Some(output) = outputs.iter_mut().find(|o| o.kind == kind) else {
+            let Some(output) = outputs
+                .iter_mut()
+                .find(|o| o.kind == kind && o.source == feed.key)
+            else {
                 continue;
             };
             let wanted = match &layers {
@@ -182,7 +185,11 @@ impl Engine {
         let PeerMedia::Subscriber { outputs } = &mut sub.media else {
             return;
         };
-        let Some(output) = outputs.iter_mut().find(|o| o.kind == MediaKind::Video) else {
+        let source = sub.feed.clone();
+        let Some(output) = outputs
+            .iter_mut()
+            .find(|o| o.kind == MediaKind::Video && o.source == source)
+        else {
             return;
         };
         if output.forwarder.counters.forwarded > 0 {
@@ -219,8 +226,10 @@ impl Engine {
             return;
         };
         if matches!(peer.media, PeerMedia::Subscriber { .. }) {
-            let feed = peer.feed.clone();
-            self.request_feed_keyframe(&feed, Instant::now());
+            let now = Instant::now();
+            for feed in self.sources(key) {
+                self.request_feed_keyframe(&feed, now);
+            }
         }
     }
 

@@ -86,6 +86,11 @@ impl OutputForwarder {
     }
 
     /// Holds video until the next keyframe (after a path change that may have lost packets).
+    /// The SSRC this output writes.
+    pub fn out_ssrc(&self) -> u32 {
+        self.rewriter.out_ssrc()
+    }
+
     pub fn restart_on_keyframe(&mut self) {
         if self.video {
             self.awaiting_keyframe = true;

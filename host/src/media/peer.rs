@@ -218,6 +218,8 @@ pub(crate) struct OutputTrack {
     pub kind: MediaKind,
     /// Which simulcast layer of the publisher's video this output receives.
     pub layer: super::LayerChoice,
+    /// The feed this output receives (a subscriber may receive several: Janus `subscribe`).
+    pub source: super::feed::FeedKey,
     /// Paused by the client (Janus `pause`): nothing is forwarded until it resumes.
     pub paused: bool,
     pub sender_id: RTCRtpSenderId,
@@ -269,7 +271,7 @@ pub(crate) struct Peer {
     pub we_offered: bool,
     /// Send tracks of a session we offered, turned into outputs once the answer fixed their
     /// payload types.
-    pub unanswered_tracks: Vec<super::sessions::AddedTrack>,
+    pub unanswered_tracks: Vec<(super::feed::FeedKey, super::sessions::AddedTrack)>,
 }
 
 impl Peer {

@@ -211,14 +211,14 @@ impl Engine {
         let mut peer = Peer::new(
             id.clone(),
             request.dialect,
-            feed_key,
+            feed_key.clone(),
             request.label,
             pc,
             media,
             &answer_sdp,
         )?;
         if let PeerMedia::Subscriber { outputs } = &mut peer.media {
-            *outputs = negotiated_outputs(&mut peer.pc, subscriber_tracks);
+            *outputs = negotiated_outputs(&mut peer.pc, subscriber_tracks, &feed_key);
         }
         let etag = peer.etag();
         self.add_peer(peer);
@@ -516,6 +516,15 @@ impl Engine {
                 .for_each(|r| recorder.stop_track(r));
         }
         if let PeerMedia::Subscriber { outputs } = &peer.media {
+            let mut others: Vec<FeedKey> = outputs
+                .iter()
+                .map(|o| o.source.clone())
+                .filter(|s| *s != peer.feed)
+                .collect();
+            others.dedup();
+            for source in others {
+                self.leave_feed(key, &source);
+            }
             for output in outputs {
                 let c = output.forwarder.counters;
                 tracing::info!(session = %peer.id, kind = output.kind.as_str(),
@@ -559,6 +568,7 @@ impl Engine {
 pub(super) fn negotiated_outputs(
     pc: &mut RTCPeerConnection,
     added: Vec<AddedTrack>,
+    source: &FeedKey,
 ) -> Vec<OutputTrack> {
     added
         .into_iter()
@@ -579,6 +589,7 @@ pub(super) fn negotiated_outputs(
             Some(OutputTrack {
                 kind,
                 layer: super::LayerChoice::Default,
+                source: source.clone(),
                 paused: false,
                 sender_id,
                 forwarder,

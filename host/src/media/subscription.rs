@@ -47,21 +47,24 @@ impl Engine {
         Ok(())
     }
 
-    /// Moves subscriber `id` to feed `feed` of its room.
+    /// Moves subscriber `id`'s outputs receiving feed `from` (all of them when `None`) to feed
+    /// `to` of its room.
     pub(super) fn switch_feed(
         &mut self,
         room: &str,
         id: &str,
-        feed: &str,
+        from: Option<&str>,
+        to: &str,
     ) -> Result<(), MediaError> {
         let key = self.find(room, id)?;
-        let target = FeedKey::new(room, feed);
+        let target = FeedKey::new(room, to);
         if self.feeds.get(&target).and_then(|f| f.publisher).is_none() {
             return Err(MediaError::FeedNotFound {
                 room: room.to_owned(),
-                feed: feed.to_owned(),
+                feed: to.to_owned(),
             });
         }
+        let from = from.map(|f| FeedKey::new(room, f));
         let Some(peer) = self.peers.get_mut(&key) else {
             return Err(MediaError::SessionNotFound(id.to_owned()));
         };
@@ -70,27 +73,77 @@ impl Engine {
                 "only a subscriber switches feeds".into(),
             ));
         };
-        if peer.feed == target {
-            return Ok(());
-        }
-        for output in outputs.iter_mut() {
+        let mut previous = Vec::new();
+        for output in outputs
+            .iter_mut()
+            .filter(|o| from.as_ref().is_none_or(|f| o.source == *f) && o.source != target)
+        {
+            previous.push(std::mem::replace(&mut output.source, target.clone()));
             output.forwarder.restart_on_keyframe();
         }
-        let previous = std::mem::replace(&mut peer.feed, target.clone());
-        if let Some(old) = self.feeds.get_mut(&previous) {
-            old.remove(key);
-            old.forget_intents_if_empty();
+        if previous.is_empty() {
+            return Ok(());
         }
-        if self.feeds.get(&previous).is_some_and(Feed::is_empty)
-            && let Some(old) = self.feeds.remove(&previous)
+        if previous.contains(&peer.feed) {
+            peer.feed = target.clone();
+        }
+        previous.dedup();
+        for old in &previous {
+            if !self.receives(key, old) {
+                self.leave_feed(key, old);
+            }
+        }
+        self.join_feed(key, &target);
+        tracing::info!(session = %id, room, from = ?previous.iter().map(|f| &f.feed).collect::<Vec<_>>(),
+            to, "subscriber switched feeds");
+        self.request_feed_keyframe(&target, Instant::now());
+        Ok(())
+    }
+
+    /// Whether subscriber `key` still has an output receiving `feed` (or it is its main feed).
+    pub(super) fn receives(&self, key: u64, feed: &FeedKey) -> bool {
+        self.peers.get(&key).is_some_and(|p| {
+            p.feed == *feed
+                || matches!(&p.media, PeerMedia::Subscriber { outputs }
+                    if outputs.iter().any(|o| o.source == *feed))
+        })
+    }
+
+    /// The feeds subscriber `key` receives: its main feed first, then the others.
+    pub(super) fn sources(&self, key: u64) -> Vec<FeedKey> {
+        let Some(peer) = self.peers.get(&key) else {
+            return Vec::new();
+        };
+        let mut sources = vec![peer.feed.clone()];
+        if let PeerMedia::Subscriber { outputs } = &peer.media {
+            for output in outputs {
+                if !sources.contains(&output.source) {
+                    sources.push(output.source.clone());
+                }
+            }
+        }
+        sources
+    }
+
+    /// Lists subscriber `key` in `feed`'s subscribers.
+    pub(super) fn join_feed(&mut self, key: u64, feed: &FeedKey) {
+        if let Some(feed) = self.feeds.get_mut(feed)
+            && !feed.subscribers.contains(&key)
+        {
+            feed.subscribers.push(key);
+        }
+    }
+
+    /// Takes subscriber `key` out of `feed`; an empty feed goes (its traffic kept).
+    pub(super) fn leave_feed(&mut self, key: u64, feed: &FeedKey) {
+        if let Some(f) = self.feeds.get_mut(feed) {
+            f.remove(key);
+            f.forget_intents_if_empty();
+        }
+        if self.feeds.get(feed).is_some_and(Feed::is_empty)
+            && let Some(old) = self.feeds.remove(feed)
         {
             self.removed_feeds_traffic.add(&old.totals());
         }
-        if let Some(new) = self.feeds.get_mut(&target) {
-            new.subscribers.push(key);
-        }
-        tracing::info!(session = %id, room, from = %previous.feed, to = feed, "subscriber switched feeds");
-        self.request_feed_keyframe(&target, Instant::now());
-        Ok(())
     }
 }

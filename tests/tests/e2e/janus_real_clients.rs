@@ -4,8 +4,9 @@
 //! scenario against the gateway's `/janus`: create room, two publishers with
 //! joinConfigurePublisher, listParticipants, a subscriber in the multistream `streams` form
 //! (server offer, `start` with the answer, decoded frames), `switch` to the other publisher
-//! (its size decodes, no renegotiation), pause/start, a legacy `feed` subscriber, leave,
-//! destroy. janus.js in headless Chromium does the demo's VideoRoom flow over HTTP long-poll
+//! (its size decodes, no renegotiation), pause/start, a legacy `feed` subscriber, `update`
+//! adding the first publisher to that subscriber's PeerConnection and removing it again
+//! (renegotiated: both sizes decode, then only one), leave, destroy. janus.js in headless Chromium does the demo's VideoRoom flow over HTTP long-poll
 //! with the fake camera. Both clients also run against Debian's Janus 1.1.2, so the tests
 //! prove compatibility rather than our reading of the spec.
 
@@ -51,6 +52,7 @@ async fn janode_runs_the_videoroom_scenario_with_decoded_frames() {
             "f_s1_switch",
             "g_s1_pause",
             "h_s2_legacy",
+            "h2_s1_update",
             "i_teardown",
         ] {
             ensure!(step(name)["ok"] == true, "step {name}: {}", step(name));
@@ -64,6 +66,13 @@ async fn janode_runs_the_videoroom_scenario_with_decoded_frames() {
             step("g_s1_pause")["growth_while_paused"]
                 .as_u64()
                 .is_some_and(|g| g <= 2)
+        );
+        let update = step("h2_s1_update");
+        println!(
+            "update: both feeds decoding after {} ms; after unsubscribe alice +{} frames, bob +{}",
+            update["both_decoding_ms"],
+            update["alice_growth_after_unsubscribe"],
+            update["bob_growth_after_unsubscribe"]
         );
         Ok(())
     })

@@ -14,6 +14,8 @@ pub struct MediaSection {
     pub codec: Option<String>,
     /// Port 0: a rejected or removed m-line.
     pub disabled: bool,
+    /// The first `a=ssrc` of the section (what the sender of this m-line writes).
+    pub ssrc: Option<u32>,
 }
 
 /// The m-lines of `sdp`, in order.
@@ -35,6 +37,7 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
                     mid: mindex.to_string(),
                     codec: None,
                     disabled: fields.get(1) == Some(&"0"),
+                    ssrc: None,
                 },
                 fields.get(3).map(|pt| (*pt).to_owned()),
             ));
@@ -45,6 +48,10 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
         };
         if let Some(mid) = line.strip_prefix("a=mid:") {
             section.mid = mid.trim().to_owned();
+        } else if let Some(ssrc) = line.strip_prefix("a=ssrc:")
+            && section.ssrc.is_none()
+        {
+            section.ssrc = ssrc.split_whitespace().next().and_then(|s| s.parse().ok());
         } else if let Some(map) = line.strip_prefix("a=rtpmap:")
             && section.codec.is_none()
             && let Some((pt, encoding)) = map.split_once(' ')
@@ -86,7 +93,8 @@ mod tests {
 
     const SDP: &str = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=mid:a0\r\n\
         a=rtpmap:0 PCMU/8000\r\na=rtpmap:111 opus/48000/2\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\r\n\
-        a=mid:v1\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n\
+        a=mid:v1\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=ssrc:1234 cname:x\r\n\
+        m=video 0 UDP/TLS/RTP/SAVPF 96\r\n\
         a=mid:2\r\n";
 
     #[test]
@@ -97,6 +105,7 @@ mod tests {
         assert_eq!(s[0].codec.as_deref(), Some("opus"));
         assert_eq!(s[1].codec.as_deref(), Some("vp8"));
         assert!(s[2].disabled);
+        assert_eq!((s[0].ssrc, s[1].ssrc), (None, Some(1234)));
         assert_eq!(codec_of(&s, "video"), Some("vp8"));
         assert_eq!(publisher_streams(&s).len(), 2);
     }

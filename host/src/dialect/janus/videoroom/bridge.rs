@@ -27,7 +27,7 @@ impl ForeignFeed {
 }
 
 /// The Janus id of a foreign feed: its name when numeric, else FNV-1a of it below 2^53.
-fn foreign_id(feed: &str) -> u64 {
+pub(super) fn foreign_id(feed: &str) -> u64 {
     if let Ok(id) = feed.parse::<u64>()
         && id > 0
         && id < (1 << 53)

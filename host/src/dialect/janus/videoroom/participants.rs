@@ -93,11 +93,31 @@ impl VideoRoom {
                         kind: JsepKind::Answer,
                         sdp,
                     }) => {
+                        // An answer to a renegotiation (`update`) finds the session connected:
+                        // `webrtcup` was sent once already.
+                        let connected = self
+                            .gate
+                            .room(&room_name)
+                            .await
+                            .ok()
+                            .flatten()
+                            .is_some_and(|r| {
+                                r.sessions
+                                    .iter()
+                                    .any(|s| s.id == session && s.state == "connected")
+                            });
                         self.gate
                             .answer_offer(&room_name, &session, sdp)
                             .await
                             .map_err(PluginError::from_gate)?;
-                        self.watch_webrtcup(caller, room_name.clone(), session.clone(), Vec::new());
+                        if !connected {
+                            self.watch_webrtcup(
+                                caller,
+                                room_name.clone(),
+                                session.clone(),
+                                Vec::new(),
+                            );
+                        }
                     }
                     Some(_) => {
                         return Err(PluginError::new(
@@ -153,6 +173,18 @@ impl VideoRoom {
                 }),
             ) => {
                 self.switch(caller, body, room, &session, feed, streams)
+                    .await
+            }
+            (
+                "subscribe" | "unsubscribe" | "update",
+                Some(Membership::Subscriber {
+                    room,
+                    session,
+                    streams,
+                    ..
+                }),
+            ) => {
+                self.update_subscription(caller, request, body, room, &session, streams)
                     .await
             }
             (other, Some(_)) => Err(PluginError::new(

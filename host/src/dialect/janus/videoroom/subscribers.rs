@@ -220,13 +220,34 @@ impl VideoRoom {
     ) -> Result<EventReply, PluginError> {
         let (to, _) = Self::subscription_feed(body)?;
         let (feed_name, display, feed_streams) = self.feed(room, to).await?;
+        // `sub_mid` names the m-line(s) to switch: those receiving that m-line's feed. Without
+        // it every m-line switches (the legacy form).
+        let sub_mid = body["streams"][0]["sub_mid"].as_str();
+        let switched_feed: Option<u64> = sub_mid.and_then(|mid| {
+            streams
+                .iter()
+                .find(|s| s["mid"] == mid)
+                .and_then(|s| s["feed_id"].as_u64())
+        });
+        let from_name = match switched_feed {
+            Some(id) => Some(match self.feed(room, id).await {
+                Ok((name, ..)) => name,
+                Err(_) => id.to_string(),
+            }),
+            None => None,
+        };
         self.gate
-            .switch_feed(&room.to_string(), session, &feed_name)
+            .switch_feed(&room.to_string(), session, from_name.as_deref(), &feed_name)
             .await
             .map_err(PluginError::from_gate)?;
+        let mut changes = 0;
         let streams: Vec<Value> = streams
             .into_iter()
             .map(|mut s| {
+                if switched_feed.is_some_and(|f| s["feed_id"] != f) {
+                    return s;
+                }
+                changes += 1;
                 let source = feed_streams.iter().find(|f| f["type"] == s["type"]);
                 s["feed_id"] = json!(to);
                 s["feed_display"] = json!(display);
@@ -247,11 +268,149 @@ impl VideoRoom {
             }),
         );
         tracing::info!(room, from, to, "janus subscriber switched");
-        let changes = streams.len();
         Ok((
             json!({"videoroom": "event", "switched": "ok", "room": room,
                    "changes": changes, "streams": streams}),
             None,
+        ))
+    }
+
+    /// `subscribe`, `unsubscribe` and `update`: feeds taken on or off this subscriber's
+    /// PeerConnection, then an `updated` event with every m-line and the new offer (answered
+    /// with `start`). Removed m-lines stay listed, inactive.
+    pub(super) async fn update_subscription(
+        &self,
+        caller: &Caller,
+        request: &str,
+        body: &Value,
+        room: u64,
+        session: &str,
+        streams: Vec<Value>,
+    ) -> Result<EventReply, PluginError> {
+        let (subscribe, unsubscribe) = match request {
+            "subscribe" => (
+                Some(
+                    body.get("streams")
+                        .ok_or_else(|| PluginError::missing("streams"))?,
+                ),
+                None,
+            ),
+            "unsubscribe" => (
+                None,
+                Some(
+                    body.get("streams")
+                        .ok_or_else(|| PluginError::missing("streams"))?,
+                ),
+            ),
+            _ => (body.get("subscribe"), body.get("unsubscribe")),
+        };
+        if subscribe.is_none() && unsubscribe.is_none() {
+            return Err(PluginError::missing("subscribe"));
+        }
+        let list = |value: Option<&Value>, what: &str| -> Result<Vec<Value>, PluginError> {
+            match value {
+                None => Ok(Vec::new()),
+                Some(Value::Array(items)) if items.is_empty() => Err(PluginError::new(
+                    code::INVALID_ELEMENT,
+                    format!("Empty {what} list"),
+                )),
+                Some(Value::Array(items)) => Ok(items.clone()),
+                Some(_) => Err(PluginError::invalid(what, "an array")),
+            }
+        };
+        let mut known: Vec<(String, u64, Option<String>, Vec<Value>)> = Vec::new();
+        let mut add = Vec::new();
+        for entry in list(subscribe, "subscription")? {
+            let id = required_id(&entry, "feed")?;
+            let (name, display, feed_streams) = self.feed(room, id).await?;
+            add.push(name.clone());
+            known.push((name, id, display, feed_streams));
+        }
+        let mut remove = Vec::new();
+        for entry in list(unsubscribe, "unsubscription")? {
+            let id = match (id_field(&entry, "feed")?, string_field(&entry, "sub_mid")?) {
+                (Some(id), _) => id,
+                (None, Some(mid)) => streams
+                    .iter()
+                    .find(|s| s["mid"] == mid.as_str())
+                    .and_then(|s| s["feed_id"].as_u64())
+                    .ok_or_else(|| {
+                        PluginError::new(code::INVALID_ELEMENT, format!("No such sub_mid '{mid}'"))
+                    })?,
+                (None, None) => return Err(PluginError::missing("feed")),
+            };
+            let name = match self.feed(room, id).await {
+                Ok((name, ..)) => name,
+                Err(_) => id.to_string(),
+            };
+            remove.push(name);
+        }
+        let room_name = room.to_string();
+        let renegotiated = self
+            .gate
+            .renegotiate(&caller.facts, &room_name, session, add, remove)
+            .await
+            .map_err(PluginError::from_gate)?;
+        // Feeds received from before keep their ids and displays.
+        for stream in &streams {
+            if let Some(id) = stream["feed_id"].as_u64()
+                && !known.iter().any(|k| k.1 == id)
+                && let Ok((name, display, feed_streams)) = self.feed(room, id).await
+            {
+                known.push((name, id, display, feed_streams));
+            }
+        }
+        let updated: Vec<Value> = media_sections(&renegotiated.offer_sdp)
+            .iter()
+            .map(|s| {
+                let track = renegotiated
+                    .tracks
+                    .iter()
+                    .find(|t| Some(t.ssrc) == s.ssrc && t.kind == s.kind);
+                let mut entry = json!({"type": s.kind, "active": false, "mindex": s.mindex,
+                    "mid": s.mid, "ready": false, "send": true});
+                let Some(track) = track else {
+                    return entry;
+                };
+                let (id, display, feed_streams) = match known.iter().find(|k| k.0 == track.feed) {
+                    Some((_, id, display, feed_streams)) => {
+                        (*id, display.clone(), feed_streams.clone())
+                    }
+                    None => (
+                        super::bridge::foreign_id(&track.feed),
+                        Some(track.feed.clone()),
+                        Vec::new(),
+                    ),
+                };
+                entry["active"] = json!(true);
+                entry["feed_id"] = json!(id);
+                entry["feed_display"] = json!(display);
+                if let Some(source) = feed_streams.iter().find(|f| f["type"] == s.kind.as_str()) {
+                    entry["feed_mid"] = source["mid"].clone();
+                }
+                if let Some(codec) = &s.codec {
+                    entry["codec"] = json!(codec);
+                }
+                entry
+            })
+            .collect();
+        let feed = updated
+            .iter()
+            .find_map(|s| s["feed_id"].as_u64())
+            .unwrap_or_default();
+        self.set_membership(
+            caller.handle.id,
+            Some(Membership::Subscriber {
+                room,
+                janus_session: caller.session.id,
+                session: session.to_owned(),
+                feed,
+                streams: updated.clone(),
+            }),
+        );
+        Ok((
+            json!({"videoroom": "updated", "room": room, "streams": updated}),
+            Some(jsep(JsepKind::Offer, &renegotiated.offer_sdp)),
         ))
     }
 }

@@ -1,0 +1,370 @@
+//! The handle signaling holds on the media thread: every request is a [`Command`] sent to it
+//! and answered on a oneshot channel.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::config::{RecordConfig, WebrtcConfig};
+
+/// Work for the media thread, each with its reply channel.
+pub(crate) enum Command {
+    Open(
+        OfferRequest,
+        oneshot::Sender<Result<SessionAnswer, MediaError>>,
+    ),
+    Trickle {
+        room: String,
+        session: String,
+        candidates: Vec<RemoteCandidate>,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    IceRestart {
+        room: String,
+        session: String,
+        ufrag: String,
+        pwd: String,
+        candidates: Vec<RemoteCandidate>,
+        reply: oneshot::Sender<Result<IceRestartAnswer, MediaError>>,
+    },
+    Close {
+        room: String,
+        session: String,
+        on_publisher_leave: PublisherLeave,
+        reply: oneshot::Sender<Result<Role, MediaError>>,
+    },
+    Dial(DialRequest, oneshot::Sender<Result<DialOffer, MediaError>>),
+    CompleteDial {
+        room: String,
+        session: String,
+        answer_sdp: String,
+        session_url: Option<String>,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Layers {
+        room: String,
+        session: String,
+        reply: oneshot::Sender<Result<Vec<String>, MediaError>>,
+    },
+    SelectLayer {
+        room: String,
+        session: String,
+        choice: LayerChoice,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Pause {
+        room: String,
+        session: String,
+        scope: PauseScope,
+        paused: bool,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    SwitchFeed {
+        room: String,
+        session: String,
+        from: Option<String>,
+        feed: String,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Renegotiate {
+        room: String,
+        session: String,
+        add: Vec<String>,
+        remove: Vec<String>,
+        reply: oneshot::Sender<Result<Renegotiated, MediaError>>,
+    },
+    Room(String, oneshot::Sender<Option<RoomSnapshot>>),
+    /// Creates an empty room with its default feed (an operator provisioning a stream).
+    CreateRoom(String, oneshot::Sender<Result<(), MediaError>>),
+    /// Ends every session of a room and removes it.
+    DeleteRoom(String, oneshot::Sender<Result<(), MediaError>>),
+    Rooms(oneshot::Sender<Vec<RoomSnapshot>>),
+    /// Traffic of every room since start, including rooms already removed.
+    Totals(oneshot::Sender<Traffic>),
+    SessionIce {
+        room: String,
+        session: String,
+        reply: oneshot::Sender<Result<SessionIce, MediaError>>,
+    },
+    Shutdown,
+}
+
+/// A cloneable handle to the media thread.
+#[derive(Clone)]
+pub struct MediaHandle {
+    pub(super) commands: mpsc::Sender<Command>,
+    pub(super) waker: Arc<mio::Waker>,
+    pub(super) udp_addrs: Arc<Vec<SocketAddr>>,
+    pub(super) cascade_endings:
+        Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<CascadeEnded>>>>,
+    pub(super) load: Arc<LoadGauge>,
+    pub(super) ended: tokio::sync::broadcast::Sender<SessionEnded>,
+}
+
+impl MediaHandle {
+    /// Binds the UDP socket(s) and starts the media thread.
+    pub fn start(
+        config: &WebrtcConfig,
+        record: &RecordConfig,
+    ) -> Result<(MediaHandle, MediaThread), MediaStartError> {
+        engine::start(config, record)
+    }
+
+    /// The bound UDP addresses (all share one port).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// Every session that ends from now on (a lagging receiver misses the oldest ones).
+    pub fn session_endings(&self) -> tokio::sync::broadcast::Receiver<SessionEnded> {
+        self.ended.subscribe()
+    }
+
+    /// The media thread's load and the subscribers refused because of it.
+    pub fn load(&self) -> &LoadGauge {
+        &self.load
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, MediaError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .map_err(|_| MediaError::Stopped)?;
+        self.waker.wake().map_err(|_| MediaError::Stopped)?;
+        rx.await.map_err(|_| MediaError::Stopped)
+    }
+
+    /// Opens a publisher or subscriber session from a client's offer.
+    pub async fn open(&self, request: OfferRequest) -> Result<SessionAnswer, MediaError> {
+        self.ask(|reply| Command::Open(request, reply)).await?
+    }
+
+    /// Adds trickled remote candidates to a session.
+    pub async fn trickle(
+        &self,
+        room: &str,
+        session: &str,
+        candidates: Vec<RemoteCandidate>,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::Trickle {
+            room: room.into(),
+            session: session.into(),
+            candidates,
+            reply,
+        })
+        .await?
+    }
+
+    /// Restarts ICE with the client's new credentials.
+    pub async fn ice_restart(
+        &self,
+        room: &str,
+        session: &str,
+        ufrag: String,
+        pwd: String,
+        candidates: Vec<RemoteCandidate>,
+    ) -> Result<IceRestartAnswer, MediaError> {
+        self.ask(|reply| Command::IceRestart {
+            room: room.into(),
+            session: session.into(),
+            ufrag,
+            pwd,
+            candidates,
+            reply,
+        })
+        .await?
+    }
+
+    /// Ends a session; returns the role it had.
+    pub async fn close(
+        &self,
+        room: &str,
+        session: &str,
+        on_publisher_leave: PublisherLeave,
+    ) -> Result<Role, MediaError> {
+        self.ask(|reply| Command::Close {
+            room: room.into(),
+            session: session.into(),
+            on_publisher_leave,
+            reply,
+        })
+        .await?
+    }
+
+    /// The current ICE session of a session.
+    pub async fn session_ice(&self, room: &str, session: &str) -> Result<SessionIce, MediaError> {
+        self.ask(|reply| Command::SessionIce {
+            room: room.into(),
+            session: session.into(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Creates a session offered by us (a cascade); complete it with the remote's answer.
+    pub async fn dial(&self, request: DialRequest) -> Result<DialOffer, MediaError> {
+        self.ask(|reply| Command::Dial(request, reply)).await?
+    }
+
+    /// Applies the remote's answer to a dialled session (`session_url`: its resource).
+    pub async fn complete_dial(
+        &self,
+        room: &str,
+        session: &str,
+        answer_sdp: String,
+        session_url: Option<String>,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::CompleteDial {
+            room: room.into(),
+            session: session.into(),
+            answer_sdp,
+            session_url,
+            reply,
+        })
+        .await?
+    }
+
+    /// The cascade sessions that end from now on (taken once, by the signaling side).
+    pub fn take_cascade_endings(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<CascadeEnded>> {
+        self.cascade_endings.lock().ok()?.take()
+    }
+
+    /// The rids of the simulcast layers a subscriber's publisher sends (empty without
+    /// simulcast).
+    pub async fn layers(&self, room: &str, session: &str) -> Result<Vec<String>, MediaError> {
+        self.ask(|reply| Command::Layers {
+            room: room.into(),
+            session: session.into(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Chooses the simulcast layer a subscriber receives.
+    pub async fn select_layer(
+        &self,
+        room: &str,
+        session: &str,
+        choice: LayerChoice,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::SelectLayer {
+            room: room.into(),
+            session: session.into(),
+            choice,
+            reply,
+        })
+        .await?
+    }
+
+    /// Stops (`paused`) or resumes forwarding to a subscriber, all of it or one kind.
+    pub async fn pause(
+        &self,
+        room: &str,
+        session: &str,
+        scope: PauseScope,
+        paused: bool,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::Pause {
+            room: room.into(),
+            session: session.into(),
+            scope,
+            paused,
+            reply,
+        })
+        .await?
+    }
+
+    /// Moves a subscriber's outputs receiving feed `from` (all when `None`) to feed `feed` of
+    /// its room, without renegotiation.
+    pub async fn switch_feed(
+        &self,
+        room: &str,
+        session: &str,
+        from: Option<&str>,
+        feed: &str,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::SwitchFeed {
+            room: room.into(),
+            session: session.into(),
+            from: from.map(str::to_owned),
+            feed: feed.into(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Adds feeds to a subscriber we offered and removes others: the new offer, to be
+    /// answered through [`MediaHandle::complete_dial`].
+    pub async fn renegotiate(
+        &self,
+        room: &str,
+        session: &str,
+        add: Vec<String>,
+        remove: Vec<String>,
+    ) -> Result<Renegotiated, MediaError> {
+        self.ask(|reply| Command::Renegotiate {
+            room: room.into(),
+            session: session.into(),
+            add,
+            remove,
+            reply,
+        })
+        .await?
+    }
+
+    /// A snapshot of one room, `None` when it does not exist.
+    pub async fn room(&self, name: &str) -> Result<Option<RoomSnapshot>, MediaError> {
+        self.ask(|reply| Command::Room(name.into(), reply)).await
+    }
+
+    /// Snapshots of every room, sorted by name.
+    pub async fn rooms(&self) -> Result<Vec<RoomSnapshot>, MediaError> {
+        self.ask(Command::Rooms).await
+    }
+
+    /// Creates an empty room; `RoomExists` if it is already there.
+    pub async fn create_room(&self, name: &str) -> Result<(), MediaError> {
+        self.ask(|reply| Command::CreateRoom(name.into(), reply))
+            .await?
+    }
+
+    /// Ends every session of a room (publisher and subscribers) and removes it.
+    pub async fn delete_room(&self, name: &str) -> Result<(), MediaError> {
+        self.ask(|reply| Command::DeleteRoom(name.into(), reply))
+            .await?
+    }
+
+    /// Traffic since start, over every room that ever existed.
+    pub async fn totals(&self) -> Result<Traffic, MediaError> {
+        self.ask(Command::Totals).await
+    }
+
+    /// Asks the media thread to close every session and stop.
+    pub fn shutdown(&self) {
+        if self.commands.send(Command::Shutdown).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// The running media thread; join it after [`MediaHandle::shutdown`].
+pub struct MediaThread {
+    pub(super) join: std::thread::JoinHandle<()>,
+}
+
+impl MediaThread {
+    /// Waits for the media thread to finish (blocking; call from `spawn_blocking`).
+    pub fn join(self) {
+        if self.join.join().is_err() {
+            tracing::error!("media thread panicked");
+        }
+    }
+}
