@@ -46,6 +46,21 @@ pub(super) fn candidate_addresses(sdp: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// Creates our offer and sets it as the local description: its SDP.
+pub(super) fn make_offer(
+    pc: &mut rtc::peer_connection::RTCPeerConnection,
+    now: Instant,
+) -> Result<String, MediaError> {
+    let offer = pc
+        .create_offer(None)
+        .map_err(|e| MediaError::Internal(format!("offer: {e}")))?;
+    pc.set_local_description(now, offer)
+        .map_err(|e| MediaError::Internal(format!("local offer: {e}")))?;
+    pc.local_description()
+        .map(|d| d.sdp)
+        .ok_or_else(|| MediaError::Internal("no local description".into()))
+}
+
 impl Engine {
     pub(super) fn dial(&mut self, request: DialRequest) -> Result<DialOffer, MediaError> {
         let feed_key = match request.role {
@@ -119,15 +134,7 @@ impl Engine {
                 )
             }
         };
-        let offer = pc
-            .create_offer(None)
-            .map_err(|e| MediaError::Internal(format!("offer: {e}")))?;
-        pc.set_local_description(now, offer)
-            .map_err(|e| MediaError::Internal(format!("local offer: {e}")))?;
-        let offer_sdp = pc
-            .local_description()
-            .map(|d| d.sdp)
-            .ok_or_else(|| MediaError::Internal("no local description".into()))?;
+        let offer_sdp = make_offer(&mut pc, now)?;
         let mut peer = Peer::new(
             id.clone(),
             request.dialect,

@@ -101,15 +101,7 @@ impl Engine {
                 .extend(added.into_iter().map(|t| (feed.clone(), t)));
         }
         let now = Instant::now();
-        let offer = pc
-            .create_offer(None)
-            .map_err(|e| MediaError::Internal(format!("offer: {e}")))?;
-        pc.set_local_description(now, offer)
-            .map_err(|e| MediaError::Internal(format!("local offer: {e}")))?;
-        let offer_sdp = pc
-            .local_description()
-            .map(|d| d.sdp)
-            .ok_or_else(|| MediaError::Internal("no local description".into()))?;
+        let offer_sdp = super::cascade::make_offer(pc, now)?;
         let sent = |source: &FeedKey, kind: MediaKind, ssrc: u32| SentTrack {
             feed: source.feed.clone(),
             kind: kind.as_str(),

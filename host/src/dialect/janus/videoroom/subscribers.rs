@@ -257,22 +257,32 @@ impl VideoRoom {
                 s
             })
             .collect();
-        self.set_membership(
-            caller.handle.id,
-            Some(Membership::Subscriber {
-                room,
-                janus_session: caller.session.id,
-                session: session.to_owned(),
-                feed: to,
-                streams: streams.clone(),
-            }),
-        );
+        self.set_subscription(caller, room, session, to, streams.clone());
         tracing::info!(room, from, to, "janus subscriber switched");
         Ok((
             json!({"videoroom": "event", "switched": "ok", "room": room,
                    "changes": changes, "streams": streams}),
             None,
         ))
+    }
+
+    /// Records what the caller's handle now receives.
+    fn set_subscription(
+        &self,
+        caller: &Caller,
+        room: u64,
+        session: &str,
+        feed: u64,
+        streams: Vec<Value>,
+    ) {
+        let membership = Membership::Subscriber {
+            room,
+            janus_session: caller.session.id,
+            session: session.to_owned(),
+            feed,
+            streams,
+        };
+        self.set_membership(caller.handle.id, Some(membership));
     }
 
     /// `subscribe`, `unsubscribe` and `update`: feeds taken on or off this subscriber's
@@ -398,16 +408,7 @@ impl VideoRoom {
             .iter()
             .find_map(|s| s["feed_id"].as_u64())
             .unwrap_or_default();
-        self.set_membership(
-            caller.handle.id,
-            Some(Membership::Subscriber {
-                room,
-                janus_session: caller.session.id,
-                session: session.to_owned(),
-                feed,
-                streams: updated.clone(),
-            }),
-        );
+        self.set_subscription(caller, room, session, feed, updated.clone());
         Ok((
             json!({"videoroom": "updated", "room": room, "streams": updated}),
             Some(jsep(JsepKind::Offer, &renegotiated.offer_sdp)),
