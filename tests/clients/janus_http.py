@@ -17,6 +17,8 @@ import argparse
 import asyncio
 import secrets
 
+import aiohttp
+
 import common as c
 from whep_play import Counter
 
@@ -45,8 +47,10 @@ class Janus:
         self.poller = asyncio.create_task(self.poll())
 
     async def poll(self) -> None:
+        # The server holds a poll up to 30 s: longer than the session's default timeout.
+        hold = aiohttp.ClientTimeout(total=45)
         while True:
-            async with self.http.get(f"{self.url}/{self.session}?maxev=10") as r:
+            async with self.http.get(f"{self.url}/{self.session}?maxev=10", timeout=hold) as r:
                 events = await r.json(content_type=None)
             for event in events if isinstance(events, list) else [events]:
                 if event.get("janus") != "keepalive":

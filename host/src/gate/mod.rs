@@ -320,6 +320,21 @@ impl Gate {
         Ok(self.media.pause(room, session, scope, paused).await?)
     }
 
+    /// Stops (`muted`) or resumes forwarding a publisher's media (Janus `moderate`, or a
+    /// publisher's `configure`).
+    pub async fn mute_publisher(
+        &self,
+        room: &str,
+        session: &str,
+        scope: crate::media::PauseScope,
+        muted: bool,
+    ) -> Result<(), GateError> {
+        Ok(self
+            .media
+            .mute_publisher(room, session, scope, muted)
+            .await?)
+    }
+
     /// Moves a subscriber's outputs receiving `from` (all when `None`) to feed `feed` of its
     /// room (Janus `switch`).
     pub async fn switch_feed(

@@ -332,6 +332,15 @@ impl Engine {
                 } => {
                     let _ = reply.send(self.switch_feed(&room, &session, from.as_deref(), &feed));
                 }
+                Command::MutePublisher {
+                    room,
+                    session,
+                    scope,
+                    muted,
+                    reply,
+                } => {
+                    let _ = reply.send(self.mute_publisher(&room, &session, scope, muted));
+                }
                 Command::Renegotiate {
                     room,
                     session,

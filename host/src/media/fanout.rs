@@ -56,6 +56,7 @@ impl Engine {
         let Some(peer) = self.peers.get(&publisher) else {
             return;
         };
+        let muted = peer.muted.contains(&kind);
         // Extensions are per leg: drop them once here so the per-subscriber header copies
         // below allocate nothing.
         packet.header.extensions.clear();
@@ -74,6 +75,10 @@ impl Engine {
         let mut traffic = feed.traffic.get();
         traffic.ingress_packets += 1;
         traffic.ingress_bytes += packet_bytes;
+        if muted {
+            feed.traffic.set(traffic);
+            return;
+        }
         let now = Instant::now();
         let mut wants_keyframe = false;
         let mut faulty = Vec::new();

@@ -69,6 +69,13 @@ pub(crate) enum Command {
         feed: String,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
+    MutePublisher {
+        room: String,
+        session: String,
+        scope: PauseScope,
+        muted: bool,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
     Renegotiate {
         room: String,
         session: String,
@@ -296,6 +303,24 @@ impl MediaHandle {
             session: session.into(),
             from: from.map(str::to_owned),
             feed: feed.into(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Stops (`muted`) or resumes forwarding a publisher's media to all its subscribers.
+    pub async fn mute_publisher(
+        &self,
+        room: &str,
+        session: &str,
+        scope: PauseScope,
+        muted: bool,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::MutePublisher {
+            room: room.into(),
+            session: session.into(),
+            scope,
+            muted,
             reply,
         })
         .await?

@@ -266,6 +266,9 @@ pub(crate) struct Peer {
     pub pending_nomination: Option<TaggedBytesMut>,
     /// Set when we offered this session to another server (a cascade).
     pub cascade: Option<super::cascade::Cascade>,
+    /// A publisher's kinds not forwarded to anyone (Janus `moderate`, or the publisher's own
+    /// `configure {video: false}`); still received, counted and recorded.
+    pub muted: Vec<super::offer::MediaKind>,
     /// We offered this session (a cascade or a server-offer subscriber): as the full ICE agent
     /// we send the checks, so the remote's candidates must route to it.
     pub we_offered: bool,
@@ -312,6 +315,7 @@ impl Peer {
             ice_restarting: false,
             pending_nomination: None,
             cascade: None,
+            muted: Vec::new(),
             we_offered: false,
             unanswered_tracks: Vec::new(),
         })

@@ -47,6 +47,58 @@ impl Engine {
         Ok(())
     }
 
+    /// Stops (`muted`) or resumes forwarding publisher `id`'s media (the kinds `scope` names)
+    /// to every subscriber; subscribers restart video on the next keyframe, requested now.
+    pub(super) fn mute_publisher(
+        &mut self,
+        room: &str,
+        id: &str,
+        scope: PauseScope,
+        muted: bool,
+    ) -> Result<(), MediaError> {
+        let key = self.find(room, id)?;
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Err(MediaError::SessionNotFound(id.to_owned()));
+        };
+        if !matches!(peer.media, PeerMedia::Publisher { .. }) {
+            return Err(MediaError::UnusableOffer(
+                "only a publisher is muted".into(),
+            ));
+        }
+        let kinds: &[MediaKind] = match scope {
+            PauseScope::All => &[MediaKind::Audio, MediaKind::Video],
+            PauseScope::Audio => &[MediaKind::Audio],
+            PauseScope::Video => &[MediaKind::Video],
+        };
+        for kind in kinds {
+            peer.muted.retain(|k| k != kind);
+            if muted {
+                peer.muted.push(*kind);
+            }
+        }
+        let feed = peer.feed.clone();
+        let subscribers = self
+            .feeds
+            .get(&feed)
+            .map(|f| f.subscribers.clone())
+            .unwrap_or_default();
+        for subscriber in subscribers {
+            if let Some(PeerMedia::Subscriber { outputs }) =
+                self.peers.get_mut(&subscriber).map(|p| &mut p.media)
+            {
+                outputs
+                    .iter_mut()
+                    .filter(|o| o.source == feed && kinds.contains(&o.kind))
+                    .for_each(|o| o.forwarder.restart_on_keyframe());
+            }
+        }
+        tracing::info!(session = %id, room, muted, ?scope, "publisher muted or unmuted");
+        if !muted {
+            self.request_feed_keyframe(&feed, Instant::now());
+        }
+        Ok(())
+    }
+
     /// Moves subscriber `id`'s outputs receiving feed `from` (all of them when `None`) to feed
     /// `to` of its room.
     pub(super) fn switch_feed(

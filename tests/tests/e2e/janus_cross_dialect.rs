@@ -1,12 +1,14 @@
 //! Janus on the one stream model: a WHIP publisher is a publisher of Janus room `N` (listed by
 //! `listparticipants`, subscribed to like any other), and a Janus publisher plays over WHEP
-//! and over Tencent LEB. A subscriber's `configure {video:false}` stops its video only. Media is aiortc everywhere, frames decoded by the players; Janus
+//! and over Tencent LEB. A subscriber's `configure {video:false}` stops its video only, and
+//! `moderate` mutes a publisher's video for every player (WHEP included). Media is aiortc everywhere, frames decoded by the players; Janus
 //! signaling is `clients/janus_http.py` (janus.js's HTTP long-poll requests).
 
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
-use gatehouse_e2e::{Client, Play, Publish, bounded, media_lock, start_gateway, wait_room};
+use anyhow::{Context, Result, ensure};
+use gatehouse_e2e::{Client, Play, Publish, bounded, http, media_lock, start_gateway, wait_room};
+use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -26,6 +28,32 @@ fn janus_client(base: &str, room: u64, mode: &str, seconds: f64, extra: &[&str])
         &args,
         Duration::from_secs_f64(seconds + 40.0),
     )
+}
+
+/// One synchronous VideoRoom request in a fresh Janus session: its `plugindata.data`.
+async fn janus_sync(base: &str, body: Value) -> Result<Value> {
+    let post = |path: String, request: Value| async move {
+        let reply = http()
+            .post(format!("{base}{path}"))
+            .body(request.to_string())
+            .send()
+            .await?;
+        Ok::<Value, anyhow::Error>(serde_json::from_str(&reply.text().await?)?)
+    };
+    let session = post(
+        "/janus".into(),
+        json!({"janus": "create", "transaction": "c"}),
+    )
+    .await?["data"]["id"]
+        .as_u64()
+        .context("session")?;
+    let attach = json!({"janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"});
+    let handle = post(format!("/janus/{session}"), attach).await?["data"]["id"]
+        .as_u64()
+        .context("handle")?;
+    let message = json!({"janus": "message", "transaction": "m", "body": body});
+    let reply = post(format!("/janus/{session}/{handle}"), message).await?;
+    Ok(reply["plugindata"]["data"].clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +100,7 @@ async fn a_whip_publisher_is_a_janus_publisher_and_a_janus_publisher_plays_over_
         whip.finish().await?.expect_ok()?;
 
         // Janus → WHEP and LEB.
-        let janus_publisher = janus_client(&base, 6161, "publish", 9.0, &[])?;
+        let janus_publisher = janus_client(&base, 6161, "publish", 18.0, &[])?;
         let (up, _) = wait_room(&gw, "6161", Duration::from_secs(15), |r| {
             r.is_some_and(|r| r.traffic.ingress_packets > 0)
         })
@@ -100,6 +128,48 @@ async fn a_whip_publisher_is_a_janus_publisher_and_a_janus_publisher_plays_over_
             "Janus → WHEP {} frames, → LEB {} frames",
             whep.u64("video_frames"),
             leb.u64("video_frames")
+        );
+        // `moderate` mutes the publisher's video for everyone: a new player gets audio only;
+        // unmuted, the next one decodes video again.
+        let feed = janus_sync(&base, json!({"request": "listparticipants", "room": 6161}))
+            .await?["participants"][0]["id"]
+            .as_u64()
+            .context("the Janus publisher's id")?;
+        let mute = |on: bool| {
+            janus_sync(
+                &base,
+                json!({"request": "moderate", "room": 6161, "id": feed,
+                "mute_video": on}),
+            )
+        };
+        ensure!(mute(true).await?["videoroom"] == "success", "moderate mute");
+        let muted = Play::for_seconds(3.0)
+            .spawn(&format!("{base}/v1/whep/6161"))?
+            .finish()
+            .await?
+            .expect_ok()?;
+        ensure!(
+            mute(false).await?["videoroom"] == "success",
+            "moderate unmute"
+        );
+        let unmuted = Play {
+            min_video_frames: 30,
+            ..Play::for_seconds(3.0)
+        }
+        .spawn(&format!("{base}/v1/whep/6161"))?
+        .finish()
+        .await?
+        .expect_ok()?;
+        println!(
+            "moderate: muted player {} video / {} audio frames, unmuted player {} video frames",
+            muted.u64("video_frames"),
+            muted.u64("audio_frames"),
+            unmuted.u64("video_frames")
+        );
+        ensure!(
+            muted.u64("video_frames") == 0 && muted.u64("audio_frames") >= 50,
+            "muted video: {}",
+            muted.json
         );
         let publisher = janus_publisher.finish().await?.expect_ok()?;
         ensure!(

@@ -67,12 +67,13 @@ impl VideoRoom {
             ("configure" | "publish", Some(Membership::Publisher { room, id })) => match offer {
                 Some(sdp) => {
                     let (mut data, answer) = self.publish(caller, room, id, sdp).await?;
+                    self.configure_publisher(room, id, body).await?;
                     data["configured"] = json!("ok");
                     Ok((data, answer))
                 }
                 None if request == "publish" => Err(PluginError::missing("jsep")),
                 None => {
-                    self.configure_publisher(room, id, body)?;
+                    self.configure_publisher(room, id, body).await?;
                     Ok((
                         json!({"videoroom": "event", "room": room, "configured": "ok"}),
                         None,
@@ -413,14 +414,39 @@ impl VideoRoom {
         Ok((data, Some(jsep(JsepKind::Answer, &answer.answer_sdp))))
     }
 
-    fn configure_publisher(&self, room: u64, id: u64, body: &Value) -> Result<(), PluginError> {
+    /// A publisher's `configure`: its display, and its media on or off for everyone
+    /// (`audio`/`video` booleans, or `streams:[{mid, send}]`).
+    async fn configure_publisher(
+        &self,
+        room: u64,
+        id: u64,
+        body: &Value,
+    ) -> Result<(), PluginError> {
         let display = string_field(body, "display")?;
-        self.with_room(room, |r| {
-            if let (Some(p), Some(display)) = (r.participants.get_mut(&id), display) {
+        let (session, streams) = self.with_room(room, |r| {
+            let p = r
+                .participants
+                .get_mut(&id)
+                .ok_or_else(|| PluginError::new(code::JOIN_FIRST, "Join the room first"))?;
+            if let Some(display) = display {
                 p.display = Some(display);
             }
-            Ok(())
-        })
+            Ok(p.publishing
+                .as_ref()
+                .map(|p| (p.session.clone(), p.streams.clone()))
+                .unzip())
+        })?;
+        let sends = media_switches(body, &streams.unwrap_or_default())?;
+        let Some(session) = session else {
+            return Ok(()); // nothing published yet: nothing to switch
+        };
+        for (scope, on) in sends {
+            self.gate
+                .mute_publisher(&room.to_string(), &session, scope, !on)
+                .await
+                .map_err(PluginError::from_gate)?;
+        }
+        Ok(())
     }
 
     async fn unpublish(&self, room: u64, id: u64) -> Result<(), PluginError> {
@@ -536,4 +562,48 @@ impl VideoRoom {
             }
         });
     }
+}
+
+/// The media a `configure` or `moderate` turns on (`true`) or off: `audio`/`video` booleans,
+/// and `streams:[{mid, send}]` entries resolved to a kind through `streams` (the m-lines of
+/// the publisher or subscriber).
+pub(super) fn media_switches(
+    body: &Value,
+    streams: &[Value],
+) -> Result<Vec<(PauseScope, bool)>, PluginError> {
+    let mut switches = Vec::new();
+    for (key, scope) in [("audio", PauseScope::Audio), ("video", PauseScope::Video)] {
+        match body.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(on)) => switches.push((scope, *on)),
+            Some(_) => return Err(PluginError::invalid(key, "a boolean")),
+        }
+    }
+    if let Some(list) = body.get("streams") {
+        let list = list
+            .as_array()
+            .ok_or_else(|| PluginError::invalid("streams", "an array"))?;
+        for entry in list {
+            let Some(send) = entry.get("send").and_then(Value::as_bool) else {
+                continue;
+            };
+            let mid = string_field(entry, "mid")?.ok_or_else(|| PluginError::missing("mid"))?;
+            switches.push((scope_of_mid(streams, &mid)?, send));
+        }
+    }
+    Ok(switches)
+}
+
+/// The kind of m-line `mid` among `streams`.
+pub(super) fn scope_of_mid(streams: &[Value], mid: &str) -> Result<PauseScope, PluginError> {
+    let kind = streams
+        .iter()
+        .find(|s| s["mid"] == mid)
+        .and_then(|s| s["type"].as_str())
+        .ok_or_else(|| PluginError::new(code::INVALID_ELEMENT, format!("No such mid '{mid}'")))?;
+    Ok(if kind == "audio" {
+        PauseScope::Audio
+    } else {
+        PauseScope::Video
+    })
 }

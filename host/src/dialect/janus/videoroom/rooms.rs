@@ -196,6 +196,7 @@ impl VideoRoom {
             "allowed" => self.allowed(body),
             "kick" => self.kick(caller, body).await,
             "listparticipants" => self.list_participants(body).await,
+            "moderate" => self.moderate(body).await,
             "listforwarders" => {
                 let room = required_id(body, "room")?;
                 self.with_room(room, |r| r.config.check_secret(body))?;
@@ -419,6 +420,50 @@ impl VideoRoom {
             participants.extend(foreign.iter().map(|f| f.participant_entry()));
             Ok(json!({"videoroom": "participants", "room": room, "participants": participants}))
         })
+    }
+
+    /// `moderate`: a publisher's m-line (`mid`, or the legacy `mute_audio`/`mute_video`) muted
+    /// or unmuted for every subscriber.
+    async fn moderate(&self, body: &Value) -> Result<Value, PluginError> {
+        let room = required_id(body, "room")?;
+        let id = required_id(body, "id")?;
+        let (session, streams) = self.with_room(room, |r| {
+            r.config.check_secret(body)?;
+            let p = r
+                .participants
+                .get(&id)
+                .ok_or_else(|| PluginError::new(code::NO_SUCH_FEED, "No such user"))?;
+            let publishing = p.publishing.as_ref().ok_or_else(|| {
+                PluginError::new(code::NOT_PUBLISHED, "Participant isn't publishing")
+            })?;
+            Ok((publishing.session.clone(), publishing.streams.clone()))
+        })?;
+        let mut switches = Vec::new();
+        if let Some(mid) = string_field(body, "mid")? {
+            let mute = body
+                .get("mute")
+                .and_then(Value::as_bool)
+                .ok_or_else(|| PluginError::missing("mute"))?;
+            switches.push((super::participants::scope_of_mid(&streams, &mid)?, mute));
+        }
+        for (key, scope) in [
+            ("mute_audio", crate::media::PauseScope::Audio),
+            ("mute_video", crate::media::PauseScope::Video),
+        ] {
+            if let Some(mute) = body.get(key).and_then(Value::as_bool) {
+                switches.push((scope, mute));
+            }
+        }
+        if switches.is_empty() {
+            return Err(PluginError::missing("mid"));
+        }
+        for (scope, mute) in switches {
+            self.gate
+                .mute_publisher(&room.to_string(), &session, scope, mute)
+                .await
+                .map_err(PluginError::from_gate)?;
+        }
+        Ok(json!({"videoroom": "success"}))
     }
 
     async fn kick(&self, _caller: &Caller, body: &Value) -> Result<Value, PluginError> {

@@ -8,7 +8,7 @@ use super::super::streams::media_sections;
 use super::{
     Caller, Membership, PluginError, VideoRoom, code, id_field, required_id, string_field,
 };
-use crate::media::{LayerChoice, PauseScope};
+use crate::media::LayerChoice;
 use crate::policy::Action;
 
 type EventReply = (Value, Option<Value>);
@@ -24,42 +24,13 @@ impl VideoRoom {
         body: &Value,
     ) -> Result<(), PluginError> {
         let room_name = room.to_string();
-        let mut sends: Vec<(PauseScope, bool)> = Vec::new();
-        for (key, scope) in [("audio", PauseScope::Audio), ("video", PauseScope::Video)] {
-            match body.get(key) {
-                None | Some(Value::Null) => {}
-                Some(Value::Bool(on)) => sends.push((scope, !on)),
-                Some(_) => return Err(PluginError::invalid(key, "a boolean")),
-            }
-        }
         let mut substream = id_field(body, "substream")?;
-        if let Some(list) = body.get("streams") {
-            let list = list
-                .as_array()
-                .ok_or_else(|| PluginError::invalid("streams", "an array"))?;
-            for entry in list {
-                let mid = string_field(entry, "mid")?.ok_or_else(|| PluginError::missing("mid"))?;
-                let kind = streams
-                    .iter()
-                    .find(|s| s["mid"] == mid.as_str())
-                    .and_then(|s| s["type"].as_str())
-                    .ok_or_else(|| {
-                        PluginError::new(code::INVALID_ELEMENT, format!("No such mid '{mid}'"))
-                    })?;
-                let scope = if kind == "audio" {
-                    PauseScope::Audio
-                } else {
-                    PauseScope::Video
-                };
-                if let Some(send) = entry.get("send").and_then(Value::as_bool) {
-                    sends.push((scope, !send));
-                }
-                substream = substream.or(id_field(entry, "substream")?);
-            }
+        for entry in body["streams"].as_array().into_iter().flatten() {
+            substream = substream.or(id_field(entry, "substream")?);
         }
-        for (scope, paused) in sends {
+        for (scope, on) in super::participants::media_switches(body, streams)? {
             self.gate
-                .pause_session(&room_name, session, scope, paused)
+                .pause_session(&room_name, session, scope, !on)
                 .await
                 .map_err(PluginError::from_gate)?;
         }
