@@ -335,6 +335,46 @@ impl Gate {
             .await?)
     }
 
+    /// Starts a plain RTP copy of a feed's `kind` to `destination` (an operator's request:
+    /// the policies' admin right).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_rtp_forwarder(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+        feed: &str,
+        kind: &str,
+        destination: std::net::SocketAddr,
+        ssrc: Option<u32>,
+        payload_type: Option<u8>,
+    ) -> Result<crate::media::RtpForwarderInfo, GateError> {
+        self.decide(facts, Action::Admin, room).await?;
+        Ok(self
+            .media
+            .add_rtp_forwarder(room, feed, kind, destination, ssrc, payload_type)
+            .await?)
+    }
+
+    /// Stops a forwarder (the admin right); `false` when it does not exist.
+    pub async fn remove_rtp_forwarder(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+        feed: &str,
+        id: u32,
+    ) -> Result<bool, GateError> {
+        self.decide(facts, Action::Admin, room).await?;
+        Ok(self.media.remove_rtp_forwarder(room, feed, id).await?)
+    }
+
+    /// The forwarders of a room.
+    pub async fn rtp_forwarders(
+        &self,
+        room: &str,
+    ) -> Result<Vec<crate::media::RtpForwarderInfo>, GateError> {
+        Ok(self.media.rtp_forwarders(room).await?)
+    }
+
     /// Moves a subscriber's outputs receiving `from` (all when `None`) to feed `feed` of its
     /// room (Janus `switch`).
     pub async fn switch_feed(

@@ -155,7 +155,7 @@ pub(super) struct Engine {
     /// Sessions to end after the current step (their PeerConnection panicked).
     doomed: Vec<(u64, String)>,
     send_drops: u64,
-    outbox: Outbox,
+    pub(super) outbox: Outbox,
     /// Session timeouts, earliest first; an entry is live while it equals the session's
     /// `next_timeout` (lazy deletion keeps each update O(log n)).
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -340,6 +340,35 @@ impl Engine {
                     reply,
                 } => {
                     let _ = reply.send(self.mute_publisher(&room, &session, scope, muted));
+                }
+                Command::AddRtpForwarder {
+                    room,
+                    feed,
+                    kind,
+                    destination,
+                    ssrc,
+                    payload_type,
+                    reply,
+                } => {
+                    let _ = reply.send(self.add_rtp_forwarder(
+                        &room,
+                        &feed,
+                        &kind,
+                        destination,
+                        ssrc,
+                        payload_type,
+                    ));
+                }
+                Command::RemoveRtpForwarder {
+                    room,
+                    feed,
+                    id,
+                    reply,
+                } => {
+                    let _ = reply.send(self.remove_rtp_forwarder(&room, &feed, id));
+                }
+                Command::RtpForwarders(room, reply) => {
+                    let _ = reply.send(self.rtp_forwarders(&room));
                 }
                 Command::Renegotiate {
                     room,

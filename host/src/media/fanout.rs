@@ -79,6 +79,16 @@ impl Engine {
             feed.traffic.set(traffic);
             return;
         }
+        let feed = if !feed.rtp_forwarders.is_empty() && default_layer {
+            let key = feed.key.clone();
+            self.forward_plain(&key, kind, &packet);
+            match self.feeds.get(&key) {
+                Some(feed) => feed,
+                None => return,
+            }
+        } else {
+            feed
+        };
         let now = Instant::now();
         let mut wants_keyframe = false;
         let mut faulty = Vec::new();

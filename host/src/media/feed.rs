@@ -53,6 +53,8 @@ pub(crate) struct Feed {
     pub keyframe_cache: KeyframeCache,
     /// Sequence numbers the subscribers NACKed, counted inside their interceptor chains.
     pub nacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Plain RTP copies of the publisher's packets (Janus `rtp_forward`).
+    pub rtp_forwarders: Vec<super::rtp_forward::RtpForwarder>,
 }
 
 impl Feed {
@@ -68,6 +70,7 @@ impl Feed {
             traffic: Default::default(),
             keyframe_cache: KeyframeCache::default(),
             nacks: Default::default(),
+            rtp_forwarders: Vec::new(),
         }
     }
 

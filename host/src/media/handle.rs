@@ -76,6 +76,22 @@ pub(crate) enum Command {
         muted: bool,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
+    AddRtpForwarder {
+        room: String,
+        feed: String,
+        kind: String,
+        destination: SocketAddr,
+        ssrc: Option<u32>,
+        payload_type: Option<u8>,
+        reply: oneshot::Sender<Result<RtpForwarderInfo, MediaError>>,
+    },
+    RemoveRtpForwarder {
+        room: String,
+        feed: String,
+        id: u32,
+        reply: oneshot::Sender<bool>,
+    },
+    RtpForwarders(String, oneshot::Sender<Vec<RtpForwarderInfo>>),
     Renegotiate {
         room: String,
         session: String,
@@ -324,6 +340,50 @@ impl MediaHandle {
             reply,
         })
         .await?
+    }
+
+    /// Starts a plain RTP copy of `kind` (`audio`/`video`) of a feed to `destination`.
+    pub async fn add_rtp_forwarder(
+        &self,
+        room: &str,
+        feed: &str,
+        kind: &str,
+        destination: SocketAddr,
+        ssrc: Option<u32>,
+        payload_type: Option<u8>,
+    ) -> Result<RtpForwarderInfo, MediaError> {
+        self.ask(|reply| Command::AddRtpForwarder {
+            room: room.into(),
+            feed: feed.into(),
+            kind: kind.into(),
+            destination,
+            ssrc,
+            payload_type,
+            reply,
+        })
+        .await?
+    }
+
+    /// Stops a forwarder; `false` when it does not exist.
+    pub async fn remove_rtp_forwarder(
+        &self,
+        room: &str,
+        feed: &str,
+        id: u32,
+    ) -> Result<bool, MediaError> {
+        self.ask(|reply| Command::RemoveRtpForwarder {
+            room: room.into(),
+            feed: feed.into(),
+            id,
+            reply,
+        })
+        .await
+    }
+
+    /// The forwarders of a room.
+    pub async fn rtp_forwarders(&self, room: &str) -> Result<Vec<RtpForwarderInfo>, MediaError> {
+        self.ask(|reply| Command::RtpForwarders(room.into(), reply))
+            .await
     }
 
     /// Adds feeds to a subscriber we offered and removes others: the new offer, to be

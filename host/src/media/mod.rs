@@ -23,6 +23,7 @@ mod record;
 mod renegotiate;
 pub mod rewrite;
 mod rooms;
+mod rtp_forward;
 mod rtx;
 mod sessions;
 mod simulcast;
@@ -220,6 +221,18 @@ pub struct SentTrack {
     /// `audio` or `video`.
     pub kind: &'static str,
     pub ssrc: u32,
+}
+
+/// A plain RTP forwarder of a feed (Janus `rtp_forward`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpForwarderInfo {
+    pub id: u32,
+    pub feed: String,
+    /// `audio` or `video`.
+    pub kind: &'static str,
+    pub destination: std::net::SocketAddr,
+    pub ssrc: u32,
+    pub payload_type: Option<u8>,
 }
 
 /// Which of a subscriber's outputs a pause applies to.

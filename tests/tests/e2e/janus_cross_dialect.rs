@@ -187,3 +187,95 @@ async fn a_whip_publisher_is_a_janus_publisher_and_a_janus_publisher_plays_over_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtp_forward_sends_a_publishers_video_as_plain_rtp_with_the_asked_ssrc_and_pt() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_rtp_forward", LIMIT, async {
+        let gw = start_gateway(|c| {
+            let table = toml::from_str("admin_token = \"adm\"").unwrap_or_default();
+            c.policies.config.insert("token-auth".into(), table);
+        })
+        .await?;
+        let base = gw.base_url();
+        let publisher = janus_client(&base, 8181, "publish", 10.0, &[])?;
+        let (up, _) = wait_room(&gw, "8181", Duration::from_secs(15), |r| {
+            r.is_some_and(|r| r.traffic.ingress_packets > 0)
+        })
+        .await;
+        ensure!(up, "the Janus publisher's media never arrived");
+        let feed = janus_sync(&base, json!({"request": "listparticipants", "room": 8181}))
+            .await?["participants"][0]["id"]
+            .as_u64()
+            .context("the publisher's id")?;
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        sink.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let port = sink.local_addr()?.port();
+        let forward = |token: Option<&str>| {
+            let mut body = json!({"request": "rtp_forward", "room": 8181, "publisher_id": feed,
+                "host": "127.0.0.1", "streams": [{"mid": "0", "port": port, "pt": 100, "ssrc": 4242}]});
+            if let Some(token) = token {
+                body["token"] = json!(token);
+            }
+            janus_sync(&base, body)
+        };
+        let refused = forward(None).await?;
+        ensure!(refused["error_code"] == 433, "rtp_forward without the admin token: {refused}");
+        let started = forward(Some("adm")).await?;
+        let stream = started["forwarders"][0]["stream_id"]
+            .as_u64()
+            .with_context(|| format!("rtp_forward: {started}"))?;
+
+        // Plain RTP: version 2, the asked payload type and SSRC, readable VP8 payloads.
+        let receive = |window: Duration| -> (usize, Vec<(u8, u32)>) {
+            let deadline = std::time::Instant::now() + window;
+            let (mut count, mut headers) = (0, Vec::new());
+            let mut buf = [0u8; 2048];
+            while std::time::Instant::now() < deadline {
+                if let Ok(n) = sink.recv(&mut buf)
+                    && n >= 12
+                    && buf[0] >> 6 == 2
+                {
+                    count += 1;
+                    let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+                    headers.push((buf[1] & 0x7f, ssrc));
+                }
+            }
+            (count, headers)
+        };
+        let (count, headers) = tokio::task::block_in_place(|| receive(Duration::from_secs(2)));
+        let listed = janus_sync(&base, json!({"request": "listforwarders", "room": 8181})).await?;
+        let stopped = janus_sync(&base, json!({"request": "stop_rtp_forward", "room": 8181,
+            "publisher_id": feed, "stream_id": stream, "token": "adm"}))
+        .await?;
+        // What was sent before the stop may still be queued in the socket: drain it first.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sink.set_nonblocking(true)?;
+        let mut scratch = [0u8; 2048];
+        while sink.recv(&mut scratch).is_ok() {}
+        sink.set_nonblocking(false)?;
+        let (after_stop, _) = tokio::task::block_in_place(|| receive(Duration::from_secs(1)));
+        println!(
+            "rtp_forward: {count} packets in 2 s (first {:?}), {after_stop} after stop; listed {listed}",
+            headers.first()
+        );
+        ensure!(count >= 30, "only {count} forwarded packets in 2 s");
+        ensure!(headers.iter().all(|h| *h == (100, 4242)), "pt/ssrc: {:?}", &headers[..3.min(headers.len())]);
+        ensure!(
+            listed["publishers"][0]["publisher_id"] == feed
+                && listed["publishers"][0]["forwarders"][0]["port"] == port,
+            "listforwarders: {listed}"
+        );
+        ensure!(stopped["videoroom"] == "stop_rtp_forward", "{stopped}");
+        ensure!(after_stop == 0, "{after_stop} packets after stop_rtp_forward");
+        publisher.finish().await?.expect_ok()?;
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!(
+            "rtp_forward_sends_a_publishers_video_as_plain_rtp_with_the_asked_ssrc_and_pt: {e:#}"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! the synchronous requests; `participants` runs the asynchronous ones.
 
 mod bridge;
+mod forwarders;
 mod participants;
 mod permanent;
 mod rooms;

@@ -197,12 +197,9 @@ impl VideoRoom {
             "kick" => self.kick(caller, body).await,
             "listparticipants" => self.list_participants(body).await,
             "moderate" => self.moderate(body).await,
-            "listforwarders" => {
-                let room = required_id(body, "room")?;
-                self.with_room(room, |r| r.config.check_secret(body))?;
-                // No RTP forwarders exist: the gateway does not forward plain RTP.
-                Ok(json!({"videoroom": "forwarders", "room": room, "publishers": []}))
-            }
+            "listforwarders" => self.list_forwarders(body).await,
+            "rtp_forward" => self.rtp_forward(caller, body).await,
+            "stop_rtp_forward" => self.stop_rtp_forward(caller, body).await,
             other => Err(PluginError::new(
                 code::UNKNOWN_ERROR,
                 format!("'{other}' is not supported by this gateway"),

@@ -51,7 +51,7 @@ impl VideoRoom {
     }
 
     /// The publisher `feed` of `room`: the gateway's feed name, its display and `streams`.
-    async fn feed(
+    pub(super) async fn feed(
         &self,
         room: u64,
         feed: u64,
