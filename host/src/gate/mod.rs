@@ -165,6 +165,11 @@ impl Gate {
         }
     }
 
+    /// Publishers' audio levels from now on.
+    pub fn audio_levels(&self) -> tokio::sync::broadcast::Receiver<crate::media::AudioLevel> {
+        self.media.audio_levels()
+    }
+
     /// Every media session that ends from now on.
     pub fn session_endings(&self) -> tokio::sync::broadcast::Receiver<crate::media::SessionEnded> {
         self.media.session_endings()

@@ -77,6 +77,7 @@ pub(super) fn start(
     let (cascade_ended, cascade_endings) = tokio::sync::mpsc::unbounded_channel();
     let load_gauge = Arc::new(LoadGauge::default());
     let (ended, _) = tokio::sync::broadcast::channel(SESSION_ENDINGS_KEPT);
+    let (audio_levels, _) = tokio::sync::broadcast::channel(SESSION_ENDINGS_KEPT);
     let mut engine = Engine {
         poll,
         sockets,
@@ -99,6 +100,7 @@ pub(super) fn start(
         cascade_ended,
         load: LoadMeter::new(Instant::now(), load_gauge.clone()),
         ended: ended.clone(),
+        audio_levels: audio_levels.clone(),
     };
     for (i, socket) in engine.sockets.iter_mut().enumerate() {
         engine
@@ -121,6 +123,7 @@ pub(super) fn start(
         cascade_endings: Arc::new(std::sync::Mutex::new(Some(cascade_endings))),
         load: load_gauge,
         ended,
+        audio_levels,
     };
     Ok((handle, MediaThread { join }))
 }
@@ -171,6 +174,8 @@ pub(super) struct Engine {
     pub(super) load: LoadMeter,
     /// Where ended sessions are announced (see [`MediaHandle::session_endings`]).
     pub(super) ended: tokio::sync::broadcast::Sender<super::SessionEnded>,
+    /// Where publishers' audio levels are announced (see [`MediaHandle::audio_levels`]).
+    pub(super) audio_levels: tokio::sync::broadcast::Sender<super::AudioLevel>,
 }
 
 /// Ended sessions a slow listener of [`MediaHandle::session_endings`] may fall behind by.

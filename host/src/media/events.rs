@@ -120,6 +120,13 @@ impl Engine {
             .recorder
             .as_mut()
             .and_then(|r| r.start_track(&peer.feed.room, &init.track_id, &mime_lower));
+        let audio_level = super::audio_level::LevelWindow::new(match kind {
+            MediaKind::Audio => peer
+                .pc
+                .local_description()
+                .and_then(|d| super::audio_level::extension_id(&d.sdp)),
+            MediaKind::Video => None,
+        });
         tracks.push(PublishedTrack {
             track_id: init.track_id,
             receiver_id: init.receiver_id,
@@ -132,6 +139,7 @@ impl Engine {
                 self.config.keyframe_request_interval_ms,
             )),
             recording,
+            audio_level,
         });
     }
 }

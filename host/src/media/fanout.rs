@@ -38,6 +38,7 @@ impl Engine {
         // Each subscriber gets one layer: the list is needed only with simulcast.
         let layers = (track.layers.len() > 1).then(|| track.layers.clone());
         let kind = track.kind;
+        let level_extension = track.audio_level.extension;
         let mime_lower = track.mime_lower.clone();
         let video_codec = track.video_codec;
         if let (Some(recording), Some(recorder), true) =
@@ -52,6 +53,12 @@ impl Engine {
             && let Some(track) = tracks.iter_mut().find(|t| t.track_id == track_id)
         {
             track.pacer.keyframe_arrived();
+        }
+        let level = level_extension
+            .and_then(|id| packet.header.get_extension(id))
+            .and_then(|payload| payload.first().copied());
+        if let Some(level) = level {
+            self.observe_audio_level(publisher, track_id, level);
         }
         let Some(peer) = self.peers.get(&publisher) else {
             return;

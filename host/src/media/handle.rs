@@ -125,6 +125,7 @@ pub struct MediaHandle {
         Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<CascadeEnded>>>>,
     pub(super) load: Arc<LoadGauge>,
     pub(super) ended: tokio::sync::broadcast::Sender<SessionEnded>,
+    pub(super) audio_levels: tokio::sync::broadcast::Sender<AudioLevel>,
 }
 
 impl MediaHandle {
@@ -139,6 +140,11 @@ impl MediaHandle {
     /// The bound UDP addresses (all share one port).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp_addrs
+    }
+
+    /// Publishers' audio levels from now on (about every 2 s per publisher sending them).
+    pub fn audio_levels(&self) -> tokio::sync::broadcast::Receiver<AudioLevel> {
+        self.audio_levels.subscribe()
     }
 
     /// Every session that ends from now on (a lagging receiver misses the oldest ones).

@@ -5,6 +5,7 @@
 //! poll loop, answered on a oneshot channel. The thread owns every `RTCPeerConnection` (webrtc-rs
 //! `rtc`, sans-IO) and the shared UDP socket(s), so forwarding needs no locks.
 
+mod audio_level;
 mod cascade;
 mod engine;
 mod events;
@@ -221,6 +222,15 @@ pub struct SentTrack {
     /// `audio` or `video`.
     pub kind: &'static str,
     pub ssrc: u32,
+}
+
+/// A publisher's average audio level over its last window of packets (RFC 6464 dBov: 0 is
+/// loudest, 127 silence).
+#[derive(Debug, Clone)]
+pub struct AudioLevel {
+    pub room: String,
+    pub session: String,
+    pub average_dbov: u8,
 }
 
 /// A plain RTP forwarder of a feed (Janus `rtp_forward`).

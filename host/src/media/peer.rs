@@ -96,6 +96,18 @@ impl PeerFactory {
         media_engine
             .register_default_codecs()
             .map_err(internal("codecs"))?;
+        if role == Role::Publisher {
+            // Publishers' audio levels tell who talks (Janus `talking` events).
+            media_engine
+                .register_header_extension(
+                    rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                        uri: super::audio_level::AUDIO_LEVEL_URI.to_owned(),
+                    },
+                    rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio,
+                    None,
+                )
+                .map_err(internal("audio level extension"))?;
+        }
         // Both roles advertise the default capabilities (NACK, PLI, TWCC, simulcast
         // extensions), so answers do not depend on the role.
         let default_chain = register_default_interceptors(Registry::new(), &mut media_engine)
@@ -210,6 +222,8 @@ pub(crate) struct PublishedTrack {
     pub pacer: KeyframeRequestPacer,
     /// The file this track is recorded to, when recording is on and the codec recordable.
     pub recording: Option<RecordedTrack>,
+    /// Audio tracks: the level extension's id and the current averaging window.
+    pub audio_level: super::audio_level::LevelWindow,
 }
 
 /// A track a subscriber receives.

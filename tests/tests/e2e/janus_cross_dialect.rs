@@ -279,3 +279,89 @@ async fn rtp_forward_sends_a_publishers_video_as_plain_rtp_with_the_asked_ssrc_a
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_talking_publisher_is_announced_in_a_room_with_audiolevel_event() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_talking", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let created = janus_sync(
+            &base,
+            json!({"request": "create", "room": 9191,
+            "audiolevel_event": true}),
+        )
+        .await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        // A participant that only listens for the room's events (long poll).
+        let post = |path: String, body: Value| {
+            let url = format!("{base}{path}");
+            async move {
+                let reply = http().post(url).body(body.to_string()).send().await?;
+                Ok::<Value, anyhow::Error>(serde_json::from_str(&reply.text().await?)?)
+            }
+        };
+        let session = post(
+            "/janus".into(),
+            json!({"janus": "create", "transaction": "c"}),
+        )
+        .await?["data"]["id"]
+            .as_u64()
+            .context("session")?;
+        let attach =
+            json!({"janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"});
+        let handle = post(format!("/janus/{session}"), attach).await?["data"]["id"]
+            .as_u64()
+            .context("handle")?;
+        post(
+            format!("/janus/{session}/{handle}"),
+            json!({"janus": "message", "transaction": "j",
+            "body": {"request": "join", "ptype": "publisher", "room": 9191, "display": "ear"}}),
+        )
+        .await?;
+
+        // aiortc sends RFC 6464 levels of its 440 Hz tone (about -15 dBov): it talks.
+        let publisher = janus_client(&base, 9191, "publish", 8.0, &[])?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(12);
+        let mut talking = None;
+        while talking.is_none() && std::time::Instant::now() < deadline {
+            let events: Value = serde_json::from_str(
+                &http()
+                    .get(format!("{base}/janus/{session}?maxev=10"))
+                    .send()
+                    .await?
+                    .text()
+                    .await?,
+            )?;
+            talking = events.as_array().into_iter().flatten().find_map(|e| {
+                let data = &e["plugindata"]["data"];
+                (data["videoroom"] == "talking").then(|| data.clone())
+            });
+        }
+        let talking = talking.context("no talking event within 12 s")?;
+        println!("talking event: {talking}");
+        let listed =
+            janus_sync(&base, json!({"request": "listparticipants", "room": 9191})).await?;
+        let speaker = listed["participants"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["id"] == talking["id"]).cloned())
+            .context("the talking participant")?;
+        ensure!(
+            speaker["talking"] == true && speaker["publisher"] == true,
+            "{listed}"
+        );
+        ensure!(
+            talking["audio-level-dBov-avg"]
+                .as_u64()
+                .is_some_and(|l| l <= 25),
+            "{talking}"
+        );
+        publisher.finish().await?.expect_ok()?;
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_talking_publisher_is_announced_in_a_room_with_audiolevel_event: {e:#}");
+    }
+}

@@ -59,6 +59,21 @@ impl JanusCore {
                 core.videoroom.media_session_ended(&ended).await;
             }
         });
+        let mut levels = core.gate.audio_levels();
+        let weak_levels = Arc::downgrade(&core);
+        tokio::spawn(async move {
+            loop {
+                let level = match levels.recv().await {
+                    Ok(level) => level,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(core) = weak_levels.upgrade() else {
+                    return;
+                };
+                core.videoroom.audio_level(&level);
+            }
+        });
         let weak = Arc::downgrade(&core);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(REAP_INTERVAL.min(session_timeout / 4));

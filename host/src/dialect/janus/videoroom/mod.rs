@@ -165,6 +165,8 @@ pub(super) struct Participant {
     pub handle: u64,
     /// While publishing: the gateway session and the `streams` of the answer.
     pub publishing: Option<Publishing>,
+    /// Its audio level says it talks (see `VideoRoom::audio_level`).
+    pub talking: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -179,7 +181,8 @@ impl Participant {
     /// Its entry in `publishers` lists.
     pub fn publisher_entry(&self) -> Option<Value> {
         let publishing = self.publishing.as_ref()?;
-        let mut entry = json!({"id": self.id, "streams": publishing.streams, "talking": false});
+        let mut entry =
+            json!({"id": self.id, "streams": publishing.streams, "talking": self.talking});
         if let Some(display) = &self.display {
             entry["display"] = json!(display);
         }
@@ -407,6 +410,39 @@ impl VideoRoom {
         }
         if let Some((handle, janus_session)) = subscriber {
             self.hangup(janus_session, handle, reason);
+        }
+    }
+
+    /// A publisher's audio level: `talking` / `stopped-talking` to the room when it crosses
+    /// the room's `audio_level_average` (and the room has `audiolevel_event`).
+    pub fn audio_level(&self, level: &crate::media::AudioLevel) {
+        let Ok(room) = level.room.parse::<u64>() else {
+            return;
+        };
+        let changed = self.rooms.lock().ok().and_then(|mut rooms| {
+            let r = rooms.get_mut(&room)?;
+            let talking = u32::from(level.average_dbov) <= r.config.audio_level_average;
+            let notify = r.config.audiolevel_event;
+            let p = r.participants.values_mut().find(|p| {
+                p.publishing
+                    .as_ref()
+                    .is_some_and(|pub_| pub_.session == level.session)
+            })?;
+            if p.talking == talking {
+                return None;
+            }
+            p.talking = talking;
+            notify.then_some((p.id, talking))
+        });
+        if let Some((id, talking)) = changed {
+            let event = if talking {
+                "talking"
+            } else {
+                "stopped-talking"
+            };
+            let data = json!({"videoroom": event, "room": room, "id": id,
+                "audio-level-dBov-avg": level.average_dbov});
+            self.notify_room(room, None, &data);
         }
     }
 

@@ -280,6 +280,7 @@ impl VideoRoom {
                         janus_session: caller.session.id,
                         handle: caller.handle.id,
                         publishing: None,
+                        talking: false,
                     },
                 );
                 Ok((

@@ -29,6 +29,10 @@ pub struct RoomConfig {
     pub record: bool,
     pub rec_dir: Option<String>,
     pub notify_joining: bool,
+    /// Send `talking` / `stopped-talking` events (publishers' audio-level extension).
+    pub audiolevel_event: bool,
+    /// The average level (dBov, 0 loud … 127 silent) at or below which a publisher talks.
+    pub audio_level_average: u32,
     /// Tokens allowed to join; `None`: anyone.
     pub allowed: Option<Vec<String>>,
 }
@@ -50,6 +54,8 @@ impl Default for RoomConfig {
             record: false,
             rec_dir: None,
             notify_joining: false,
+            audiolevel_event: false,
+            audio_level_average: 25,
             allowed: None,
         }
     }
@@ -82,6 +88,10 @@ impl RoomConfig {
         flag("require_pvtid", &mut config.require_pvtid)?;
         flag("record", &mut config.record)?;
         flag("notify_joining", &mut config.notify_joining)?;
+        flag("audiolevel_event", &mut config.audiolevel_event)?;
+        if let Some(n) = id_field(body, "audio_level_average")? {
+            config.audio_level_average = u32::try_from(n.min(127)).unwrap_or(127);
+        }
         if let Some(n) = id_field(body, "publishers")? {
             config.publishers = u32::try_from(n).unwrap_or(u32::MAX).max(1);
         }
@@ -125,7 +135,7 @@ impl RoomConfig {
             "lock_record": false,
             "num_participants": participants,
             "audiolevel_ext": true,
-            "audiolevel_event": false,
+            "audiolevel_event": self.audiolevel_event,
             "videoorient_ext": true,
             "playoutdelay_ext": true,
             "transport_wide_cc_ext": true,
@@ -406,7 +416,7 @@ impl VideoRoom {
                     let mut entry = json!({
                         "id": p.id,
                         "publisher": p.publishing.is_some(),
-                        "talking": false,
+                        "talking": p.talking,
                     });
                     if let Some(display) = &p.display {
                         entry["display"] = json!(display);
