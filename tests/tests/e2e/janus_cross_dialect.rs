@@ -30,29 +30,35 @@ fn janus_client(base: &str, room: u64, mode: &str, seconds: f64, extra: &[&str])
     )
 }
 
-/// One synchronous VideoRoom request in a fresh Janus session: its `plugindata.data`.
-async fn janus_sync(base: &str, body: Value) -> Result<Value> {
-    let post = |path: String, request: Value| async move {
-        let reply = http()
-            .post(format!("{base}{path}"))
-            .body(request.to_string())
-            .send()
-            .await?;
-        Ok::<Value, anyhow::Error>(serde_json::from_str(&reply.text().await?)?)
-    };
-    let session = post(
-        "/janus".into(),
+/// POSTs one Janus request to `base` + `path`: the JSON reply.
+async fn janus_post(base: &str, path: &str, body: Value) -> Result<Value> {
+    let reply = http()
+        .post(format!("{base}{path}"))
+        .body(body.to_string())
+        .send()
+        .await?;
+    Ok(serde_json::from_str(&reply.text().await?)?)
+}
+
+/// A Janus session with one VideoRoom handle: `(session, handle)`.
+async fn janus_handle(base: &str) -> Result<(u64, u64)> {
+    let created = janus_post(
+        base,
+        "/janus",
         json!({"janus": "create", "transaction": "c"}),
     )
-    .await?["data"]["id"]
-        .as_u64()
-        .context("session")?;
+    .await?;
+    let session = created["data"]["id"].as_u64().context("session")?;
     let attach = json!({"janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"});
-    let handle = post(format!("/janus/{session}"), attach).await?["data"]["id"]
-        .as_u64()
-        .context("handle")?;
+    let attached = janus_post(base, &format!("/janus/{session}"), attach).await?;
+    Ok((session, attached["data"]["id"].as_u64().context("handle")?))
+}
+
+/// One synchronous VideoRoom request in a fresh Janus session: its `plugindata.data`.
+async fn janus_sync(base: &str, body: Value) -> Result<Value> {
+    let (session, handle) = janus_handle(base).await?;
     let message = json!({"janus": "message", "transaction": "m", "body": body});
-    let reply = post(format!("/janus/{session}/{handle}"), message).await?;
+    let reply = janus_post(base, &format!("/janus/{session}/{handle}"), message).await?;
     Ok(reply["plugindata"]["data"].clone())
 }
 
@@ -294,31 +300,10 @@ async fn a_talking_publisher_is_announced_in_a_room_with_audiolevel_event() {
         .await?;
         ensure!(created["videoroom"] == "created", "{created}");
         // A participant that only listens for the room's events (long poll).
-        let post = |path: String, body: Value| {
-            let url = format!("{base}{path}");
-            async move {
-                let reply = http().post(url).body(body.to_string()).send().await?;
-                Ok::<Value, anyhow::Error>(serde_json::from_str(&reply.text().await?)?)
-            }
-        };
-        let session = post(
-            "/janus".into(),
-            json!({"janus": "create", "transaction": "c"}),
-        )
-        .await?["data"]["id"]
-            .as_u64()
-            .context("session")?;
-        let attach =
-            json!({"janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"});
-        let handle = post(format!("/janus/{session}"), attach).await?["data"]["id"]
-            .as_u64()
-            .context("handle")?;
-        post(
-            format!("/janus/{session}/{handle}"),
-            json!({"janus": "message", "transaction": "j",
-            "body": {"request": "join", "ptype": "publisher", "room": 9191, "display": "ear"}}),
-        )
-        .await?;
+        let (session, handle) = janus_handle(&base).await?;
+        let join = json!({"janus": "message", "transaction": "j",
+            "body": {"request": "join", "ptype": "publisher", "room": 9191, "display": "ear"}});
+        janus_post(&base, &format!("/janus/{session}/{handle}"), join).await?;
 
         // aiortc sends RFC 6464 levels of its 440 Hz tone (about -15 dBov): it talks.
         let publisher = janus_client(&base, 9191, "publish", 8.0, &[])?;

@@ -41,38 +41,15 @@ impl JanusCore {
             gate,
             sessions,
         });
-        let mut endings = core.gate.session_endings();
-        let weak_core = Arc::downgrade(&core);
-        tokio::spawn(async move {
-            loop {
-                let ended = match endings.recv().await {
-                    Ok(ended) => ended,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "janus missed media session endings");
-                        continue;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                };
-                let Some(core) = weak_core.upgrade() else {
-                    return;
-                };
+        follow(
+            &core,
+            core.gate.session_endings(),
+            |core, ended| async move {
                 core.videoroom.media_session_ended(&ended).await;
-            }
-        });
-        let mut levels = core.gate.audio_levels();
-        let weak_levels = Arc::downgrade(&core);
-        tokio::spawn(async move {
-            loop {
-                let level = match levels.recv().await {
-                    Ok(level) => level,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                };
-                let Some(core) = weak_levels.upgrade() else {
-                    return;
-                };
-                core.videoroom.audio_level(&level);
-            }
+            },
+        );
+        follow(&core, core.gate.audio_levels(), |core, level| async move {
+            core.videoroom.audio_level(&level);
         });
         let weak = Arc::downgrade(&core);
         tokio::spawn(async move {
@@ -319,6 +296,33 @@ impl JanusCore {
             self.videoroom.handle_gone(session, handle.id).await;
         }
     }
+}
+
+/// Runs `on` for every message of `news` (media-core announcements) while the core lives.
+/// A lagging listener skips what it missed: the announcements are advisory.
+fn follow<T, F, Fut>(core: &Arc<JanusCore>, mut news: tokio::sync::broadcast::Receiver<T>, on: F)
+where
+    T: Clone + Send + 'static,
+    F: Fn(Arc<JanusCore>, T) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let core = Arc::downgrade(core);
+    tokio::spawn(async move {
+        loop {
+            let item = match news.recv().await {
+                Ok(item) => item,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "janus missed media-core announcements");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(core) = core.upgrade() else {
+                return;
+            };
+            on(core, item).await;
+        }
+    });
 }
 
 /// The candidates of a `trickle` (`candidate` or `candidates`, not both); `completed` ones are
