@@ -165,6 +165,11 @@ impl Gate {
         }
     }
 
+    /// Asks every publisher of `room` for a keyframe; how many were asked.
+    pub async fn request_keyframes(&self, room: &str) -> Result<usize, GateError> {
+        Ok(self.media.request_keyframes(room).await?)
+    }
+
     /// Publishers' audio levels from now on.
     pub fn audio_levels(&self) -> tokio::sync::broadcast::Receiver<crate::media::AudioLevel> {
         self.media.audio_levels()

@@ -389,6 +389,19 @@ impl Engine {
                 Command::Room(name, reply) => {
                     let _ = reply.send(self.room_snapshot(&name));
                 }
+                Command::RequestKeyframes(room, reply) => {
+                    let feeds: Vec<_> = self
+                        .feeds
+                        .values()
+                        .filter(|f| f.key.room == room && f.publisher.is_some())
+                        .map(|f| f.key.clone())
+                        .collect();
+                    let now = Instant::now();
+                    for feed in &feeds {
+                        self.request_feed_keyframe(feed, now);
+                    }
+                    let _ = reply.send(feeds.len());
+                }
                 Command::CreateRoom(name, reply) => {
                     let _ = reply.send(self.create_room(name));
                 }

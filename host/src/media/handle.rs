@@ -102,6 +102,8 @@ pub(crate) enum Command {
     Room(String, oneshot::Sender<Option<RoomSnapshot>>),
     /// Creates an empty room with its default feed (an operator provisioning a stream).
     CreateRoom(String, oneshot::Sender<Result<(), MediaError>>),
+    /// Asks every publisher of a room for a keyframe (paced as usual).
+    RequestKeyframes(String, oneshot::Sender<usize>),
     /// Ends every session of a room and removes it.
     DeleteRoom(String, oneshot::Sender<Result<(), MediaError>>),
     Rooms(oneshot::Sender<Vec<RoomSnapshot>>),
@@ -419,6 +421,12 @@ impl MediaHandle {
     /// Snapshots of every room, sorted by name.
     pub async fn rooms(&self) -> Result<Vec<RoomSnapshot>, MediaError> {
         self.ask(Command::Rooms).await
+    }
+
+    /// Asks every publisher of `room` for a keyframe (Janus `fir_freq`); how many were asked.
+    pub async fn request_keyframes(&self, room: &str) -> Result<usize, MediaError> {
+        self.ask(|reply| Command::RequestKeyframes(room.into(), reply))
+            .await
     }
 
     /// Creates an empty room; `RoomExists` if it is already there.

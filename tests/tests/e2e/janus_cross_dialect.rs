@@ -350,3 +350,44 @@ async fn a_talking_publisher_is_announced_in_a_room_with_audiolevel_event() {
         panic!("a_talking_publisher_is_announced_in_a_room_with_audiolevel_event: {e:#}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_with_fir_freq_asks_its_publishers_for_keyframes_periodically() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_fir_freq", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let created = janus_sync(
+            &base,
+            json!({"request": "create", "room": 7272, "fir_freq": 1}),
+        )
+        .await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        // Two WHIP publishers nobody watches: only the room's fir_freq asks for keyframes.
+        let publish = |room: &str| {
+            Publish {
+                seconds: 5.0,
+                ..Default::default()
+            }
+            .spawn(&format!("{base}/v1/whip/{room}"))
+        };
+        let (with_fir, without) = (publish("7272")?, publish("7373")?);
+        let (with_fir, without) = (
+            with_fir.finish().await?.expect_ok()?,
+            without.finish().await?.expect_ok()?,
+        );
+        println!(
+            "keyframe requests in 5 s: fir_freq 1 room {}, plain room {}",
+            with_fir.u64("keyframe_requests"),
+            without.u64("keyframe_requests")
+        );
+        ensure!(with_fir.u64("keyframe_requests") >= 3, "{}", with_fir.json);
+        ensure!(without.u64("keyframe_requests") == 0, "{}", without.json);
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_room_with_fir_freq_asks_its_publishers_for_keyframes_periodically: {e:#}");
+    }
+}

@@ -51,6 +51,20 @@ impl JanusCore {
         follow(&core, core.gate.audio_levels(), |core, level| async move {
             core.videoroom.audio_level(&level);
         });
+        let weak_fir = Arc::downgrade(&core);
+        tokio::spawn(async move {
+            // Rooms' `fir_freq`: whole seconds since start, checked once a second.
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut elapsed = 0u64;
+            loop {
+                tick.tick().await;
+                elapsed += 1;
+                let Some(core) = weak_fir.upgrade() else {
+                    return;
+                };
+                core.videoroom.request_periodic_keyframes(elapsed).await;
+            }
+        });
         let weak = Arc::downgrade(&core);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(REAP_INTERVAL.min(session_timeout / 4));

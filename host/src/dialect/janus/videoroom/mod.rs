@@ -446,6 +446,26 @@ impl VideoRoom {
         }
     }
 
+    /// Asks the publishers of every room with `fir_freq` for a keyframe when `elapsed_secs`
+    /// (seconds since start) is a multiple of that room's `fir_freq`.
+    pub async fn request_periodic_keyframes(&self, elapsed_secs: u64) {
+        let due: Vec<u64> = self
+            .rooms
+            .lock()
+            .map(|rooms| {
+                rooms
+                    .values()
+                    .filter(|r| r.config.fir_freq > 0)
+                    .filter(|r| elapsed_secs % u64::from(r.config.fir_freq) == 0)
+                    .map(|r| r.config.room)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for room in due {
+            let _ = self.gate.request_keyframes(&room.to_string()).await;
+        }
+    }
+
     fn hangup(&self, janus_session: u64, handle: u64, reason: &str) {
         if let Some(session) = self.sessions.get(janus_session) {
             session.push(json!({"janus": "hangup", "session_id": janus_session,
