@@ -456,7 +456,7 @@ impl VideoRoom {
                 rooms
                     .values()
                     .filter(|r| r.config.fir_freq > 0)
-                    .filter(|r| elapsed_secs % u64::from(r.config.fir_freq) == 0)
+                    .filter(|r| elapsed_secs.is_multiple_of(u64::from(r.config.fir_freq)))
                     .map(|r| r.config.room)
                     .collect()
             })
