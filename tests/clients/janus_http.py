@@ -86,7 +86,8 @@ async def publish(args, res: dict, janus: Janus) -> int:
     pc = c.new_pc()
     try:
         vt = pc.addTransceiver(c.MovingStripesTrack(640, 480), direction="sendonly")
-        c.prefer_codec(vt, "video", "VP8")
+        if args.video_codec != "any":
+            c.prefer_codec(vt, "video", args.video_codec)
         pc.addTransceiver(c.SineAudioTrack(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         exists = await janus.request({"request": "exists", "room": args.room})
@@ -191,6 +192,8 @@ def main() -> None:
     mode.add_argument("--play", action="store_true")
     parser.add_argument("--feed", type=int, default=None)
     parser.add_argument("--display", default="aiortc")
+    parser.add_argument("--video-codec", default="VP8",
+                        help="--publish: the one video codec offered, or `any` (VP8 and H264)")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--min-video-frames", type=int, default=30)
     parser.add_argument("--mute-video-for", type=float, default=0.0,

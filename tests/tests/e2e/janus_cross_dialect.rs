@@ -391,3 +391,48 @@ async fn a_room_with_fir_freq_asks_its_publishers_for_keyframes_periodically() {
         panic!("a_room_with_fir_freq_asks_its_publishers_for_keyframes_periodically: {e:#}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_videocodec_decides_what_a_janus_publisher_sends() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_room_codec", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let created = janus_sync(
+            &base,
+            json!({"request": "create", "room": 6262,
+            "videocodec": "h264"}),
+        )
+        .await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        // aiortc offers VP8 first and H.264 too: the room admits H.264 only.
+        let publisher = janus_client(&base, 6262, "publish", 6.0, &["--video-codec", "any"])?;
+        let (up, _) = wait_room(&gw, "6262", Duration::from_secs(15), |r| {
+            r.is_some_and(|r| r.traffic.ingress_packets > 0)
+        })
+        .await;
+        ensure!(up, "the Janus publisher's media never arrived");
+        let player = Play {
+            min_video_frames: 30,
+            ..Play::for_seconds(3.0)
+        }
+        .spawn(&format!("{base}/v1/whep/6262"))?
+        .finish()
+        .await?
+        .expect_ok()?;
+        let publisher = publisher.finish().await?.expect_ok()?;
+        let joined = &publisher.json["joined"];
+        println!(
+            "room videocodec h264: publisher's video_codec {}, WHEP player {} frames",
+            joined["video_codec"],
+            player.u64("video_frames")
+        );
+        ensure!(joined["video_codec"] == "h264", "{joined}");
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_rooms_videocodec_decides_what_a_janus_publisher_sends: {e:#}");
+    }
+}

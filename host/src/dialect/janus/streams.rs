@@ -110,3 +110,132 @@ mod tests {
         assert_eq!(publisher_streams(&s).len(), 2);
     }
 }
+
+/// Keeps only the codecs a room allows (`audiocodec`/`videocodec`, comma-separated names like
+/// `opus` or `vp8,h264`) in a publisher's offer, with their retransmission formats: the media
+/// core then cannot answer with another codec. `Err` names the kind of a section that offers
+/// none of them.
+pub fn restrict_codecs(offer: &str, audio: &str, video: &str) -> Result<String, String> {
+    let allowed = |kind: &str| -> Vec<String> {
+        let list = match kind {
+            "audio" => audio,
+            "video" => video,
+            _ => return Vec::new(),
+        };
+        list.split(',')
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    let lines: Vec<&str> = offer.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(m) = lines[i].strip_prefix("m=") else {
+            out.push(lines[i].to_owned());
+            i += 1;
+            continue;
+        };
+        let end = (i + 1..lines.len())
+            .find(|&j| lines[j].starts_with("m="))
+            .unwrap_or(lines.len());
+        let section = &lines[i + 1..end];
+        let fields: Vec<&str> = m.split_whitespace().collect();
+        let names = allowed(fields.first().copied().unwrap_or_default());
+        if names.is_empty() || fields.len() < 4 {
+            out.extend(lines[i..end].iter().map(|l| (*l).to_owned()));
+            i = end;
+            continue;
+        }
+        let codec_of = |pt: &str| {
+            section.iter().find_map(|l| {
+                let (p, enc) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+                (p == pt).then(|| {
+                    enc.split('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase()
+                })
+            })
+        };
+        let apt_of = |pt: &str| {
+            section.iter().find_map(|l| {
+                let (p, params) = l.strip_prefix("a=fmtp:")?.split_once(' ')?;
+                (p == pt).then(|| params.strip_prefix("apt=").map(str::to_owned))?
+            })
+        };
+        let primary: Vec<&str> = fields[3..]
+            .iter()
+            .copied()
+            .filter(|pt| codec_of(pt).is_some_and(|c| names.contains(&c)))
+            .collect();
+        let kept: Vec<&str> = fields[3..]
+            .iter()
+            .copied()
+            .filter(|pt| {
+                primary.contains(pt)
+                    || (codec_of(pt).as_deref() == Some("rtx")
+                        && apt_of(pt).is_some_and(|apt| primary.contains(&apt.as_str())))
+            })
+            .collect();
+        if kept.is_empty() {
+            return Err(fields[0].to_owned());
+        }
+        out.push(format!(
+            "m={} {} {} {}",
+            fields[0],
+            fields[1],
+            fields[2],
+            kept.join(" ")
+        ));
+        let dropped = |l: &str| {
+            ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"].iter().any(|prefix| {
+                l.strip_prefix(prefix)
+                    .and_then(|rest| rest.split([' ', ':']).next())
+                    .is_some_and(|pt| pt != "*" && !kept.contains(&pt))
+            })
+        };
+        out.extend(
+            section
+                .iter()
+                .filter(|l| !dropped(l))
+                .map(|l| (*l).to_owned()),
+        );
+        i = end;
+    }
+    let mut sdp = out.join("\r\n");
+    sdp.push_str("\r\n");
+    Ok(sdp)
+}
+
+#[cfg(test)]
+mod restrict_tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=rtpmap:111 opus/48000/2\r\n\
+        a=rtpmap:0 PCMU/8000\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99\r\na=rtpmap:96 VP8/90000\r\n\
+        a=rtcp-fb:96 nack\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=rtpmap:98 H264/90000\r\n\
+        a=fmtp:98 profile-level-id=42e01f\r\na=rtcp-fb:98 nack\r\na=rtpmap:99 rtx/90000\r\na=fmtp:99 apt=98\r\n";
+
+    #[test]
+    fn only_the_rooms_codecs_and_their_rtx_stay() {
+        let sdp = restrict_codecs(OFFER, "opus", "h264").unwrap();
+        let s = media_sections(&sdp);
+        assert_eq!(s[0].codec.as_deref(), Some("opus"));
+        assert_eq!(s[1].codec.as_deref(), Some("h264"));
+        assert!(
+            sdp.contains("m=video 9 UDP/TLS/RTP/SAVPF 98 99\r\n"),
+            "{sdp}"
+        );
+        assert!(!sdp.contains("VP8") && !sdp.contains("a=rtcp-fb:96") && !sdp.contains("apt=96"));
+        assert!(sdp.contains("a=fmtp:99 apt=98"));
+    }
+
+    #[test]
+    fn a_section_without_an_allowed_codec_is_refused() {
+        assert_eq!(
+            restrict_codecs(OFFER, "opus", "av1"),
+            Err("video".to_owned())
+        );
+    }
+}

@@ -337,7 +337,7 @@ impl VideoRoom {
         id: u64,
         offer: String,
     ) -> Result<EventReply, PluginError> {
-        self.with_room(room, |r| {
+        let (audiocodec, videocodec) = self.with_room(room, |r| {
             let publishing = r
                 .participants
                 .values()
@@ -355,10 +355,23 @@ impl VideoRoom {
                         r.config.publishers
                     ),
                 )),
-                Some(_) => Ok(()),
+                Some(_) => Ok((r.config.audiocodec.clone(), r.config.videocodec.clone())),
                 None => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
             }
         })?;
+        // The room's codecs only, as Janus negotiates them.
+        let offer = super::super::streams::restrict_codecs(&offer, &audiocodec, &videocodec)
+            .map_err(|kind| {
+                let allowed = if kind == "audio" {
+                    &audiocodec
+                } else {
+                    &videocodec
+                };
+                PluginError::new(
+                    code::INVALID_SDP,
+                    format!("the offer's {kind} has none of the room's codecs ({allowed})"),
+                )
+            })?;
         let room_name = room.to_string();
         let answer = self
             .gate
