@@ -7,7 +7,12 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use super::*;
+use super::engine::{self, MediaStartError};
+use super::{
+    AudioLevel, CascadeEnded, DialOffer, DialRequest, IceRestartAnswer, LayerChoice, LoadGauge,
+    MediaError, OfferRequest, PauseScope, PublisherLeave, RemoteCandidate, Renegotiated, Role,
+    RoomSnapshot, RtpForwarderInfo, SessionAnswer, SessionEnded, SessionIce, Traffic,
+};
 use crate::config::{RecordConfig, WebrtcConfig};
 
 /// Work for the media thread, each with its reply channel.

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::engine::Engine;
+use super::engine::{Engine, contained};
 use super::feed::FeedKey;
 use super::offer::MediaKind;
 use super::peer::{Peer, PeerMedia};
@@ -37,7 +37,9 @@ impl Engine {
         let Some(mut peer) = self.peers.remove(&key) else {
             return Err(MediaError::SessionNotFound(id.to_owned()));
         };
-        let result = self.renegotiate_peer(&mut peer, room, id, add, remove);
+        // A panic inside rtc must not lose the session: it goes back into the map either way.
+        let result = contained(|| self.renegotiate_peer(&mut peer, room, id, add, remove))
+            .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));
         self.peers.insert(key, peer);
         let removed: Vec<FeedKey> = remove.iter().map(|f| FeedKey::new(room, f)).collect();
         for feed in &removed {
