@@ -3,6 +3,7 @@
 //! policies) and then acts on the media core, so decide-then-act exists once for all dialects.
 
 mod leb;
+mod media_control;
 
 use std::net::IpAddr;
 
@@ -11,7 +12,7 @@ pub use leb::{PullError, ReportError};
 use crate::cascade::{RemoteClient, RemoteError};
 use crate::config::StrategyConfig;
 use crate::media::{
-    CascadeLink, DialOffer, DialRequest, IceRestartAnswer, MediaError, MediaHandle, OfferRequest,
+    CascadeLink, DialRequest, IceRestartAnswer, MediaError, MediaHandle, OfferRequest,
     PublisherLeave, RemoteCandidate, Role, RoomSnapshot, SessionAnswer, SessionIce,
 };
 use crate::ops::quality::QualityIngest;
@@ -165,21 +166,6 @@ impl Gate {
         }
     }
 
-    /// Asks every publisher of `room` for a keyframe; how many were asked.
-    pub async fn request_keyframes(&self, room: &str) -> Result<usize, GateError> {
-        Ok(self.media.request_keyframes(room).await?)
-    }
-
-    /// Publishers' audio levels from now on.
-    pub fn audio_levels(&self) -> tokio::sync::broadcast::Receiver<crate::media::AudioLevel> {
-        self.media.audio_levels()
-    }
-
-    /// Every media session that ends from now on.
-    pub fn session_endings(&self) -> tokio::sync::broadcast::Receiver<crate::media::SessionEnded> {
-        self.media.session_endings()
-    }
-
     /// The media thread's load and the subscribers refused because of it.
     pub fn media_load(&self) -> &crate::media::LoadGauge {
         self.media.load()
@@ -263,138 +249,6 @@ impl Gate {
             ..Admitted::new(facts, room, Role::Subscriber, false)
         };
         self.open_admitted(admitted, offer_sdp).await
-    }
-
-    /// Offers a subscriber session receiving feed `feed` of `room` (the server-offer flow of
-    /// Janus's VideoRoom): our offer, to be completed with [`Gate::answer_offer`].
-    pub async fn offer_subscriber(
-        &self,
-        facts: &RequestFacts,
-        room: &str,
-        feed: &str,
-    ) -> Result<DialOffer, GateError> {
-        self.decide(facts, Action::Subscribe, room).await?;
-        self.media
-            .dial(DialRequest {
-                dialect: facts.dialect,
-                room: room.to_owned(),
-                feed: Some(feed.to_owned()),
-                role: Role::Subscriber,
-                link: None,
-                token: None,
-            })
-            .await
-            .map_err(|e| match e {
-                MediaError::RoomNotFound(room) => GateError::StreamNotFound(room),
-                other => GateError::Media(other),
-            })
-    }
-
-    /// Adds feeds `add` of `room` to a subscriber we offered and removes `remove`: the new
-    /// offer (answered through [`Gate::answer_offer`]). Added feeds need the subscribe right.
-    pub async fn renegotiate(
-        &self,
-        facts: &RequestFacts,
-        room: &str,
-        session: &str,
-        add: Vec<String>,
-        remove: Vec<String>,
-    ) -> Result<crate::media::Renegotiated, GateError> {
-        if !add.is_empty() {
-            self.decide(facts, Action::Subscribe, room).await?;
-        }
-        Ok(self.media.renegotiate(room, session, add, remove).await?)
-    }
-
-    /// Applies a client's answer to a session we offered ([`Gate::offer_subscriber`]).
-    pub async fn answer_offer(
-        &self,
-        room: &str,
-        session: &str,
-        answer_sdp: String,
-    ) -> Result<(), GateError> {
-        Ok(self
-            .media
-            .complete_dial(room, session, answer_sdp, None)
-            .await?)
-    }
-
-    /// Stops (`paused`) or resumes forwarding to a subscriber, all of it or one kind.
-    pub async fn pause_session(
-        &self,
-        room: &str,
-        session: &str,
-        scope: crate::media::PauseScope,
-        paused: bool,
-    ) -> Result<(), GateError> {
-        Ok(self.media.pause(room, session, scope, paused).await?)
-    }
-
-    /// Stops (`muted`) or resumes forwarding a publisher's media (Janus `moderate`, or a
-    /// publisher's `configure`).
-    pub async fn mute_publisher(
-        &self,
-        room: &str,
-        session: &str,
-        scope: crate::media::PauseScope,
-        muted: bool,
-    ) -> Result<(), GateError> {
-        Ok(self
-            .media
-            .mute_publisher(room, session, scope, muted)
-            .await?)
-    }
-
-    /// Starts a plain RTP copy of a feed's `kind` to `destination` (an operator's request:
-    /// the policies' admin right).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn add_rtp_forwarder(
-        &self,
-        facts: &RequestFacts,
-        room: &str,
-        feed: &str,
-        kind: &str,
-        destination: std::net::SocketAddr,
-        ssrc: Option<u32>,
-        payload_type: Option<u8>,
-    ) -> Result<crate::media::RtpForwarderInfo, GateError> {
-        self.decide(facts, Action::Admin, room).await?;
-        Ok(self
-            .media
-            .add_rtp_forwarder(room, feed, kind, destination, ssrc, payload_type)
-            .await?)
-    }
-
-    /// Stops a forwarder (the admin right); `false` when it does not exist.
-    pub async fn remove_rtp_forwarder(
-        &self,
-        facts: &RequestFacts,
-        room: &str,
-        feed: &str,
-        id: u32,
-    ) -> Result<bool, GateError> {
-        self.decide(facts, Action::Admin, room).await?;
-        Ok(self.media.remove_rtp_forwarder(room, feed, id).await?)
-    }
-
-    /// The forwarders of a room.
-    pub async fn rtp_forwarders(
-        &self,
-        room: &str,
-    ) -> Result<Vec<crate::media::RtpForwarderInfo>, GateError> {
-        Ok(self.media.rtp_forwarders(room).await?)
-    }
-
-    /// Moves a subscriber's outputs receiving `from` (all when `None`) to feed `feed` of its
-    /// room (Janus `switch`).
-    pub async fn switch_feed(
-        &self,
-        room: &str,
-        session: &str,
-        from: Option<&str>,
-        feed: &str,
-    ) -> Result<(), GateError> {
-        Ok(self.media.switch_feed(room, session, from, feed).await?)
     }
 
     /// Ends the sessions of `room` that `matches` selects (a dialect addressing sessions by

@@ -7,6 +7,7 @@
 
 mod audio_level;
 mod cascade;
+mod commands;
 mod engine;
 mod events;
 mod fanout;
