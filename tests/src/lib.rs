@@ -666,6 +666,18 @@ pub fn absolute(base: &str, location: &str) -> String {
     }
 }
 
+/// Waits (at most `limit`) until a publisher's media reaches `stream`; an error otherwise.
+pub async fn wait_for_media(gw: &gatehouse::Gateway, stream: &str, limit: Duration) -> Result<()> {
+    let (arrived, _) = wait_room(gw, stream, limit, |r| {
+        r.is_some_and(|r| r.traffic.ingress_packets > 0)
+    })
+    .await;
+    if !arrived {
+        bail!("no publisher media reached {stream} within {limit:?}");
+    }
+    Ok(())
+}
+
 /// Poll `gw.room(stream)` until `pred` holds or `limit` passes; returns the last snapshot.
 pub async fn wait_room(
     gw: &gatehouse::Gateway,

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use gatehouse_e2e::{Client, Play, Publish, bounded, http, media_lock, start_gateway, wait_room};
+use gatehouse_e2e::{
+    Client, Play, Publish, bounded, http, media_lock, start_gateway, wait_for_media,
+};
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -75,11 +77,7 @@ async fn a_whip_publisher_is_a_janus_publisher_and_a_janus_publisher_plays_over_
             ..Default::default()
         }
         .spawn(&format!("{base}/v1/whip/5151"))?;
-        let (up, _) = wait_room(&gw, "5151", Duration::from_secs(10), |r| {
-            r.is_some_and(|r| r.traffic.ingress_packets > 0)
-        })
-        .await;
-        ensure!(up, "the WHIP publisher's media never arrived");
+        wait_for_media(&gw, "5151", Duration::from_secs(10)).await?;
         let janus_player = janus_client(&base, 5151, "play", 3.0, &["--mute-video-for", "1.5"])?
             .finish()
             .await?;
@@ -107,11 +105,7 @@ async fn a_whip_publisher_is_a_janus_publisher_and_a_janus_publisher_plays_over_
 
         // Janus → WHEP and LEB.
         let janus_publisher = janus_client(&base, 6161, "publish", 18.0, &[])?;
-        let (up, _) = wait_room(&gw, "6161", Duration::from_secs(15), |r| {
-            r.is_some_and(|r| r.traffic.ingress_packets > 0)
-        })
-        .await;
-        ensure!(up, "the Janus publisher's media never arrived");
+        wait_for_media(&gw, "6161", Duration::from_secs(15)).await?;
         let whep = Play {
             min_video_frames: 30,
             ..Play::for_seconds(3.0)
@@ -205,11 +199,7 @@ async fn rtp_forward_sends_a_publishers_video_as_plain_rtp_with_the_asked_ssrc_a
         .await?;
         let base = gw.base_url();
         let publisher = janus_client(&base, 8181, "publish", 10.0, &[])?;
-        let (up, _) = wait_room(&gw, "8181", Duration::from_secs(15), |r| {
-            r.is_some_and(|r| r.traffic.ingress_packets > 0)
-        })
-        .await;
-        ensure!(up, "the Janus publisher's media never arrived");
+        wait_for_media(&gw, "8181", Duration::from_secs(15)).await?;
         let feed = janus_sync(&base, json!({"request": "listparticipants", "room": 8181}))
             .await?["participants"][0]["id"]
             .as_u64()
@@ -407,11 +397,7 @@ async fn a_rooms_videocodec_decides_what_a_janus_publisher_sends() {
         ensure!(created["videoroom"] == "created", "{created}");
         // aiortc offers VP8 first and H.264 too: the room admits H.264 only.
         let publisher = janus_client(&base, 6262, "publish", 6.0, &["--video-codec", "any"])?;
-        let (up, _) = wait_room(&gw, "6262", Duration::from_secs(15), |r| {
-            r.is_some_and(|r| r.traffic.ingress_packets > 0)
-        })
-        .await;
-        ensure!(up, "the Janus publisher's media never arrived");
+        wait_for_media(&gw, "6262", Duration::from_secs(15)).await?;
         let player = Play {
             min_video_frames: 30,
             ..Play::for_seconds(3.0)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use gatehouse_e2e::{
-    Publish, bounded, http, media_lock, offers, post_sdp, start_gateway, wait_room,
+    Publish, bounded, http, media_lock, offers, post_sdp, start_gateway, wait_for_media,
 };
 use serde_json::{Value, json};
 
@@ -24,11 +24,7 @@ async fn subscribers_are_refused_with_503_while_the_media_thread_is_over_its_loa
             ..Default::default()
         }
         .spawn(&format!("{base}/v1/whip/busy"))?;
-        let (up, _) = wait_room(&gw, "busy", Duration::from_secs(10), |r| {
-            r.is_some_and(|r| r.traffic.ingress_packets > 0)
-        })
-        .await;
-        ensure!(up, "the publisher's media never arrived");
+        wait_for_media(&gw, "busy", Duration::from_secs(10)).await?;
         // One load window (1 s) closes with the publisher's work in it.
         tokio::time::sleep(Duration::from_millis(1200)).await;
 
