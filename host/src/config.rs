@@ -89,10 +89,13 @@ pub enum LebRoomFrom {
 #[serde(default, deny_unknown_fields)]
 pub struct LebConfig {
     pub room_from: LebRoomFrom,
-    /// Accepted reports are appended to this JSON-lines file when set.
+    /// Every report taken (with the policy's verdict) is appended to this JSON-lines file when
+    /// set.
     pub report_log: Option<std::path::PathBuf>,
-    /// The report log is rotated (to `<file>.1`) beyond this size.
+    /// The report log is rotated (to `<file>.1`, older ones shifting to `.2` …) beyond this size.
     pub report_log_max_bytes: u64,
+    /// Rotated report logs kept (`<file>.1` … `<file>.N`); the oldest beyond is deleted.
+    pub report_log_keep: usize,
     /// Reports waiting for the quality policy; beyond it a report is refused (errcode).
     pub report_queue: usize,
 }
@@ -103,6 +106,7 @@ impl Default for LebConfig {
             room_from: LebRoomFrom::Stream,
             report_log: None,
             report_log_max_bytes: 64 * 1024 * 1024,
+            report_log_keep: 5,
             report_queue: 65_536,
         }
     }

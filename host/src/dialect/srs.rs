@@ -2,6 +2,7 @@
 //! speak: `POST /rtc/v1/play/` and `POST /rtc/v1/publish/` with `{sdp, streamurl, …}`. Success
 //! is `{"code":0,"server",…,"sdp","sessionid"}`; any error is HTTP 200 `{"code":400}` as SRS
 //! answers (the reason goes to the log). Sessions end by ICE consent (SRS has no stop call).
+//! A play URL's `txSecret`/`txTime` is checked as LEB's `pullstream` checks it.
 
 use std::net::SocketAddr;
 
@@ -86,7 +87,11 @@ async fn handle(State(state): State<SrsState>, request: Request, role: Role) -> 
         let room = streamurl::room_of(&url, state.room_from).map_err(|e| e.to_string())?;
         let answer = match role {
             Role::Publisher => state.gate.publish(&facts, &room, request.sdp).await,
-            Role::Subscriber => state.gate.subscribe(&facts, &room, request.sdp).await,
+            // The play URL's txSecret is checked as LEB's pullstream checks it.
+            Role::Subscriber => match state.gate.play_url(&facts, url, &room, request.sdp).await {
+                Ok(answer) => Ok(answer),
+                Err(e) => return Err(e.to_string()),
+            },
         }
         .map_err(|e| e.to_string())?;
         Ok(answer)

@@ -2,7 +2,8 @@
 //! player and gets a `svrsig` signed by the svrsig policy; every later call proves its session
 //! with that `svrsig`, verified (fail closed) before anything changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,57 @@ impl VerifiedSvrsigs {
         if let Ok(mut cache) = self.0.lock() {
             cache.remove(svrsig);
         }
+    }
+}
+
+/// The sessions opened by a LEB pull that have not ended yet: a `svrsig` is a signature, valid
+/// until it expires, so only this set tells a live session's reports from a replay after
+/// `stopstream` (or after the player vanished and ICE consent reaped it).
+#[derive(Clone, Default)]
+pub(super) struct LiveLebSessions {
+    ids: Arc<Mutex<HashSet<String>>>,
+    watching: Arc<AtomicBool>,
+}
+
+impl LiveLebSessions {
+    fn insert(&self, session: &str) {
+        if let Ok(mut ids) = self.ids.lock() {
+            if ids.len() >= MAX_VERIFIED {
+                // Bounded memory if endings were ever missed (a lagging listener).
+                ids.clear();
+            }
+            ids.insert(session.to_owned());
+        }
+    }
+
+    fn remove(&self, session: &str) {
+        if let Ok(mut ids) = self.ids.lock() {
+            ids.remove(session);
+        }
+    }
+
+    fn contains(&self, session: &str) -> bool {
+        self.ids.lock().is_ok_and(|ids| ids.contains(session))
+    }
+
+    /// Starts (once) the task that forgets sessions the media core ends on its own.
+    fn watch(&self, mut endings: tokio::sync::broadcast::Receiver<crate::media::SessionEnded>) {
+        if self.watching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let live = self.clone();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match endings.recv().await {
+                    Ok(ended) => live.remove(&ended.session),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "LEB session endings missed")
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
     }
 }
 
@@ -88,12 +140,8 @@ impl Gate {
         room: &str,
         offer_sdp: String,
     ) -> Result<(SessionAnswer, String), PullError> {
-        let policy = self.policy.clone();
-        match blocking(move || policy.check_url(&url)).await {
-            Err(GateError::Denied(d)) if d.status != 503 => return Err(PullError::PlayUrl(d)),
-            result => result?,
-        }
-        let answer = self.subscribe(facts, room, offer_sdp).await?;
+        self.live_leb.watch(self.session_endings());
+        let answer = self.play_url(facts, url, room, offer_sdp).await?;
         let session = SessionFacts {
             session_id: answer.session_id.clone(),
             stream: room.to_owned(),
@@ -101,7 +149,10 @@ impl Gate {
         };
         let policy = self.policy.clone();
         match blocking(move || policy.sign(&session)).await {
-            Ok(svrsig) if !svrsig.is_empty() => Ok((answer, svrsig)),
+            Ok(svrsig) if !svrsig.is_empty() => {
+                self.live_leb.insert(&answer.session_id);
+                Ok((answer, svrsig))
+            }
             result => {
                 let _ = self
                     .end_session(room, &answer.session_id, PublisherLeave::IdleSubscribers)
@@ -117,9 +168,44 @@ impl Gate {
         }
     }
 
+    /// Subscribes to `room` with a play URL whose `txSecret`/`txTime` the svrsig policy
+    /// accepts: LEB's pull and SRS's play, so neither is a way around the other's anti-leech.
+    pub async fn play_url(
+        &self,
+        facts: &RequestFacts,
+        url: StreamUrl,
+        room: &str,
+        offer_sdp: String,
+    ) -> Result<SessionAnswer, PullError> {
+        let policy = self.policy.clone();
+        match blocking(move || policy.check_url(&url)).await {
+            Err(GateError::Denied(d)) if d.status != 503 => return Err(PullError::PlayUrl(d)),
+            result => result?,
+        }
+        Ok(self.subscribe(facts, room, offer_sdp).await?)
+    }
+
+    /// The live session a `svrsig` was issued for: see [`Gate::leb_signed_session`]; a session
+    /// that has ended (stopped, reaped) is `SessionNotFound`, so a leaked `svrsig` cannot feed
+    /// reports or layer switches after its player left.
+    pub async fn leb_session(
+        &self,
+        svrsig: &str,
+        stream: Option<&str>,
+    ) -> Result<SessionFacts, GateError> {
+        let facts = self.leb_signed_session(svrsig, stream).await?;
+        if self.live_leb.contains(&facts.session_id) {
+            Ok(facts)
+        } else {
+            Err(GateError::Media(MediaError::SessionNotFound(
+                facts.session_id,
+            )))
+        }
+    }
+
     /// The session a `svrsig` was issued for, if the svrsig policy vouches for it and, when the
     /// caller names a stream, it was issued for that stream.
-    pub async fn leb_session(
+    pub async fn leb_signed_session(
         &self,
         svrsig: &str,
         stream: Option<&str>,
@@ -149,8 +235,9 @@ impl Gate {
         svrsig: &str,
         stream: Option<&str>,
     ) -> Result<SessionFacts, GateError> {
-        let session = self.leb_session(svrsig, stream).await?;
+        let session = self.leb_signed_session(svrsig, stream).await?;
         self.verified.forget(svrsig);
+        self.live_leb.remove(&session.session_id);
         match self
             .end_session(
                 &session.stream,

@@ -146,6 +146,7 @@ pub struct Gate {
     remote: RemoteClient,
     quality: QualityIngest,
     verified: leb::VerifiedSvrsigs,
+    live_leb: leb::LiveLebSessions,
 }
 
 impl Gate {
@@ -163,6 +164,7 @@ impl Gate {
             remote,
             quality,
             verified: Default::default(),
+            live_leb: Default::default(),
         }
     }
 

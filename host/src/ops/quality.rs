@@ -40,6 +40,8 @@ struct Job {
 pub struct QualityFigures {
     /// `(metric name, sorted labels incl. stream)` → last value.
     pub gauges: BTreeMap<(String, Vec<(String, String)>), f64>,
+    /// The same for measurements named `…_total`: the sum of every value reported.
+    pub counters: BTreeMap<(String, Vec<(String, String)>), f64>,
     /// stream → (bucket counts, sum, count) of first-frame times.
     pub first_frame: BTreeMap<String, FirstFrameHistogram>,
     /// `(stream, type, result)` → reports.
@@ -86,18 +88,20 @@ impl QualityFigures {
     /// the first-frame histogram, report and flag counters.
     pub fn exposition(&self) -> String {
         let mut text = String::new();
-        let mut current = String::new();
-        for ((name, pairs), value) in &self.gauges {
-            let name = metric_name(name);
-            if name != current {
-                text.push_str(&format!("# TYPE {name} gauge\n"));
-                current = name.clone();
+        for (kind, samples) in [("gauge", &self.gauges), ("counter", &self.counters)] {
+            let mut current = String::new();
+            for ((name, pairs), value) in samples {
+                let name = metric_name(name);
+                if name != current {
+                    text.push_str(&format!("# TYPE {name} {kind}\n"));
+                    current = name.clone();
+                }
+                let pairs: Vec<(&str, &str)> = pairs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                text.push_str(&format!("{name}{} {value}\n", labels(&pairs)));
             }
-            let pairs: Vec<(&str, &str)> = pairs
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            text.push_str(&format!("{name}{} {value}\n", labels(&pairs)));
         }
         if !self.first_frame.is_empty() {
             text.push_str("# TYPE leb_first_frame_ms histogram\n");
@@ -182,7 +186,11 @@ impl QualityIngest {
         let (queue, jobs) = sync_channel::<Job>(config.report_queue.max(1));
         let figures = Arc::new(Mutex::new(QualityFigures::default()));
         let mut log = match &config.report_log {
-            Some(path) => Some(ReportLog::open(path.clone(), config.report_log_max_bytes)?),
+            Some(path) => Some(ReportLog::open(
+                path.clone(),
+                config.report_log_max_bytes,
+                config.report_log_keep,
+            )?),
             None => None,
         };
         let worker_figures = figures.clone();
@@ -262,7 +270,14 @@ fn ingest(
                 let mut labels: Vec<(String, String)> = m.labels.clone();
                 labels.push(("stream".into(), report.stream.clone()));
                 labels.sort();
-                figures.gauges.insert((m.name.clone(), labels), m.value);
+                if m.name.ends_with("_total") {
+                    *figures
+                        .counters
+                        .entry((m.name.clone(), labels))
+                        .or_default() += m.value;
+                } else {
+                    figures.gauges.insert((m.name.clone(), labels), m.value);
+                }
             }
             for flag in &outcome.flags {
                 *figures
@@ -272,21 +287,26 @@ fn ingest(
             }
         }
     }
-    if let (Some(log), Some(outcome)) = (log, outcome.filter(|o| o.accepted)) {
-        log.append(&job, &outcome.flags);
+    // Every report that reached the worker is kept, whatever the policy made of it: a
+    // rejected or unassessed (policy failed) report is still what a player said.
+    if let Some(log) = log {
+        let flags = outcome.as_ref().map_or(&[][..], |o| &o.flags[..]);
+        log.append(&job, result, flags);
     }
 }
 
-/// The JSON-lines file accepted reports are appended to, rotated to `<file>.1` when full.
+/// The JSON-lines file reports are appended to. When full it becomes `<file>.1`, the older ones
+/// shift up (`.1` → `.2` …) and the oldest beyond `keep` is deleted.
 struct ReportLog {
     path: PathBuf,
     max_bytes: u64,
+    keep: usize,
     written: u64,
     file: BufWriter<File>,
 }
 
 impl ReportLog {
-    fn open(path: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
+    fn open(path: PathBuf, max_bytes: u64, keep: usize) -> std::io::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -295,12 +315,13 @@ impl ReportLog {
         Ok(Self {
             path,
             max_bytes,
+            keep: keep.max(1),
             written,
             file: BufWriter::new(file),
         })
     }
 
-    fn append(&mut self, job: &Job, flags: &[String]) {
+    fn append(&mut self, job: &Job, result: &str, flags: &[String]) {
         let report = &job.report;
         let body = match &report.body {
             ReportBody::Quality(q) => json!({
@@ -321,7 +342,7 @@ impl ReportLog {
         let line = json!({
             "receivedMs": job.received_ms, "stream": report.stream,
             "session": report.session_id, "clientIp": report.client_ip,
-            "report": body, "flags": flags,
+            "report": body, "result": result, "flags": flags,
         })
         .to_string();
         if self.written + line.len() as u64 + 1 > self.max_bytes && self.written > 0 {
@@ -335,13 +356,24 @@ impl ReportLog {
         }
     }
 
+    /// `<file>.n`.
+    fn rotated(&self, n: usize) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
     fn rotate(&mut self) {
         self.flush();
-        let rotated = self.path.with_extension(
-            self.path
-                .extension()
-                .map_or("1".into(), |e| format!("{}.1", e.to_string_lossy())),
-        );
+        for n in (1..self.keep).rev() {
+            let from = self.rotated(n);
+            if from.exists() {
+                if let Err(e) = std::fs::rename(&from, self.rotated(n + 1)) {
+                    tracing::warn!(path = %from.display(), error = %e, "report log shift failed");
+                }
+            }
+        }
+        let rotated = self.rotated(1);
         let reopened = std::fs::rename(&self.path, &rotated).and_then(|()| {
             OpenOptions::new()
                 .create(true)
@@ -431,11 +463,12 @@ mod tests {
     }
 
     #[test]
-    fn report_log_rotates_to_dot_1_when_full() {
+    fn report_log_rotates_shifting_older_files_and_keeps_only_keep_of_them() {
         let dir = std::env::temp_dir().join(format!("gatehouse-reportlog-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("reports.jsonl");
-        let mut log = ReportLog::open(path.clone(), 300).unwrap();
+        // Every line is longer than 100 bytes: one line per file.
+        let mut log = ReportLog::open(path.clone(), 100, 2).unwrap();
         let job = |ms| Job {
             report: QualityReport {
                 stream: "cam".into(),
@@ -445,15 +478,16 @@ mod tests {
             },
             received_ms: 1,
         };
-        for ms in [10, 20, 30] {
-            log.append(&job(ms), &[]);
+        for ms in [10, 20, 30, 40, 50] {
+            log.append(&job(ms), "accepted", &[]);
         }
         log.flush();
-        let current = std::fs::read_to_string(&path).unwrap();
-        let rotated = std::fs::read_to_string(dir.join("reports.jsonl.1")).unwrap();
-        assert!(current.contains("\"firstFrameMs\":30"), "{current}");
-        assert!(rotated.contains("\"firstFrameMs\":10"), "{rotated}");
-        assert_eq!(current.lines().count() + rotated.lines().count(), 3);
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        assert!(read("reports.jsonl").contains("\"firstFrameMs\":50"));
+        assert!(read("reports.jsonl.1").contains("\"firstFrameMs\":40"));
+        assert!(read("reports.jsonl.2").contains("\"firstFrameMs\":30"));
+        assert!(!dir.join("reports.jsonl.3").exists());
+        assert!(read("reports.jsonl").contains("\"result\":\"accepted\""));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -8,7 +8,8 @@ use gatehouse_sdk::types::{Measurement, QualityOutcome, QualityReport, QualitySt
 ///
 /// Samples: `leb_loss_percent{kind=audio|video}`, `leb_bitrate_kbps{kind=audio|video}`,
 /// `leb_video_fps{kind=decode|receive}` (each kind only when the report carries that media),
-/// `leb_first_frame_ms`, and `leb_ice_state{kind=connection|gathering, state}` = 1.
+/// `leb_first_frame_ms`, and `leb_ice_states_total{kind=connection|gathering, state}` += 1 (a counter: one stream has many
+/// players, so a last-state gauge would say little).
 pub fn assess(thresholds: &Thresholds, report: &QualityReport) -> QualityOutcome {
     if report.stream.trim().is_empty() {
         return QualityOutcome::rejected("empty stream");
@@ -119,7 +120,7 @@ fn ice(connection: &str, gathering: &str) -> QualityOutcome {
         let state = state.trim().to_ascii_lowercase();
         if !state.is_empty() {
             samples.push(Measurement::new(
-                "leb_ice_state",
+                "leb_ice_states_total",
                 &[("kind", kind), ("state", &state)],
                 1.0,
             ));

@@ -143,19 +143,19 @@ fn first_frame_time_is_a_sample_flagged_when_slow() {
 }
 
 #[test]
-fn ice_states_become_one_valued_samples_and_failure_is_flagged() {
+fn ice_states_are_counted_per_state_and_failure_is_flagged() {
     let out = assess_default(ReportBody::IceState(("Failed".into(), "complete".into())));
     assert!(out.accepted);
     assert_eq!(
         out.measurements,
         vec![
             Measurement::new(
-                "leb_ice_state",
+                "leb_ice_states_total",
                 &[("kind", "connection"), ("state", "failed")],
                 1.0
             ),
             Measurement::new(
-                "leb_ice_state",
+                "leb_ice_states_total",
                 &[("kind", "gathering"), ("state", "complete")],
                 1.0
             ),
