@@ -67,17 +67,8 @@ fn load_config(path: Option<PathBuf>) -> Result<Config, ExitCode> {
         })?,
         None => Config::default(),
     };
-    config.record.apply_env(|name| std::env::var(name).ok());
     config
-        .rooms
-        .apply_env(|name| std::env::var(name).ok())
-        .map_err(|e| {
-            eprintln!("gatehouse: {e}");
-            ExitCode::from(2)
-        })?;
-    config
-        .policies
-        .apply_env(|name| std::env::var(name).ok())
+        .apply_go_live_env(|name| std::env::var(name).ok())
         .map_err(|e| {
             eprintln!("gatehouse: {e}");
             ExitCode::from(2)

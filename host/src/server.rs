@@ -40,6 +40,8 @@ pub enum StartError {
     QualityLog(std::io::Error),
     #[error("cannot read the Janus rooms file ([janus] rooms_file) {0}")]
     JanusRooms(String),
+    #[error("cannot use the TLS certificate or key ([http] tls_cert, tls_key): {0}")]
+    Tls(String),
 }
 
 /// A running gateway.
@@ -52,6 +54,65 @@ pub struct Gateway {
     stop_http: watch::Sender<bool>,
     http_task: JoinHandle<()>,
     janus_tasks: Vec<JoinHandle<()>>,
+}
+
+/// Binds `addr` and serves `app` on it over HTTPS until `stopped` turns true.
+async fn serve_tls(
+    addr: SocketAddr,
+    tls: &TlsFiles,
+    app: Router,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<()>), StartError> {
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls.server_config()?);
+    let bind_error = |source| StartError::HttpBind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    let task = tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum_server::from_tcp_rustls(listener, config)
+            .handle(handle)
+            .serve(service)
+            .await
+        {
+            tracing::error!(error = %e, %bound, "HTTPS server failed");
+        }
+    });
+    Ok((bound, task))
+}
+
+/// `[http] tls_cert` and `tls_key`.
+struct TlsFiles {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl TlsFiles {
+    fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, StartError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let named = |path: &std::path::Path, e: &dyn std::fmt::Display| {
+            StartError::Tls(format!("{}: {e}", path.display()))
+        };
+        let chain = CertificateDer::pem_file_iter(&self.cert)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| named(&self.cert, &e))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| named(&self.key, &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| StartError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| named(&self.cert, &e))?;
+        Ok(Arc::new(config))
+    }
 }
 
 /// Binds `addr` and serves `app` on it until `stopped` turns true.
@@ -100,7 +161,16 @@ impl Gateway {
             .map_err(StartError::JanusRooms)?;
         let app = router(&config, gate.clone(), &janus)?;
         let (stop_http, stopped) = watch::channel(false);
-        let (http_addr, http_task) = serve(config.http.listen, app, stopped.clone()).await?;
+        let (http_addr, http_task) = match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => {
+                let tls = TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                };
+                serve_tls(config.http.listen, &tls, app, stopped.clone()).await?
+            }
+            _ => serve(config.http.listen, app, stopped.clone()).await?,
+        };
         tracing::info!(%http_addr, "HTTP signaling listening");
         let mut janus_addrs = Vec::new();
         let mut janus_tasks = Vec::new();

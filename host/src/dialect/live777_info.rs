@@ -13,17 +13,18 @@ use axum::routing::get;
 use futures_util::Stream;
 use serde::Serialize;
 
-use super::streams::{StreamJson, stream_filter, stream_json};
+use super::streams::{StreamJson, require_operator, stream_filter, stream_json};
 use crate::gate::Gate;
 
 /// How often the SSE stream looks for changes (Live777 ticks every 2 s; a change shows sooner).
 const SSE_POLL: Duration = Duration::from_millis(500);
 
 pub fn routes(gate: Gate) -> Router {
+    let operator = || axum::middleware::from_fn_with_state(gate.clone(), require_operator);
     Router::new()
         .route("/api/info", get(info))
-        .route("/api/strategy/", get(strategy))
-        .route("/api/sse/streams", get(sse_streams))
+        .route("/api/strategy/", get(strategy).route_layer(operator()))
+        .route("/api/sse/streams", get(sse_streams).route_layer(operator()))
         .with_state(gate)
 }
 
@@ -42,7 +43,7 @@ async fn info() -> Json<Info> {
         version: env!("CARGO_PKG_VERSION"),
         git_hash: option_env!("GATEHOUSE_GIT_HASH").unwrap_or("unknown"),
         build_time: option_env!("GATEHOUSE_BUILD_TIME").unwrap_or("unknown"),
-        features: vec!["cascade", "recorder", "runner365", "rooms", "wasm-policies"],
+        features: vec!["cascade", "runner365", "rooms", "wasm-policies"],
     })
 }
 

@@ -52,7 +52,8 @@ pub fn routes(state: RoomsState) -> Router {
         .route("/api/whep/play/{room}", any(play))
         .route("/api/rooms", get(list_rooms))
         .route("/api/bootstrap", get(bootstrap))
-        .route("/api/records", get(list_records))
+        // go-live checks admin before CORS: even a preflight gets 401.
+        .route("/api/records", get(list_records).options(list_records))
         .route("/api/admin/rooms/{room}/close", post(close_room));
     if let Some(dir) = &state.records {
         router = router.nest_service("/records", tower_http::services::ServeDir::new(dir));
@@ -78,6 +79,9 @@ async fn cors(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let mut response = next.run(request).await;
+    if response.extensions().get::<BeforeCors>().is_some() {
+        return response;
+    }
     let headers = response.headers_mut();
     let mut set = |name: header::HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
@@ -98,6 +102,10 @@ async fn cors(
     );
     response
 }
+
+/// Marks a response go-live sends before its CORS headers (an invalid room name).
+#[derive(Clone, Copy)]
+struct BeforeCors;
 
 /// The origin equals the setting, or has the same host.
 fn origin_allowed(allowed: &str, origin: &str) -> bool {
@@ -136,6 +144,9 @@ enum RoomsError {
     /// A CORS preflight, answered 204 (the CORS layer adds the headers).
     #[error("preflight")]
     Preflight,
+    /// A room name go-live refuses: 400 `invalid room`, before any CORS header.
+    #[error("invalid room")]
+    InvalidRoom,
 }
 
 impl From<GateError> for RoomsError {
@@ -178,6 +189,11 @@ impl IntoResponse for RoomsError {
                 (StatusCode::SERVICE_UNAVAILABLE, format!("{text}\n")).into_response()
             }
             RoomsError::Preflight => StatusCode::NO_CONTENT.into_response(),
+            RoomsError::InvalidRoom => {
+                let mut response = (StatusCode::BAD_REQUEST, "invalid room\n").into_response();
+                response.extensions_mut().insert(BeforeCors);
+                response
+            }
         }
     }
 }
@@ -208,7 +224,7 @@ fn precheck(
     request: &axum::extract::Request,
 ) -> Result<RequestFacts, RoomsError> {
     if !valid_room(room) {
-        return Err(RoomsError::Text(StatusCode::BAD_REQUEST, "invalid room"));
+        return Err(RoomsError::InvalidRoom);
     }
     if request.method() == Method::OPTIONS {
         return Err(RoomsError::Preflight);
@@ -326,9 +342,10 @@ async fn close_room(
     Ok(StatusCode::OK)
 }
 
-/// `GET /api/bootstrap`. Unlike go-live, TURN credentials go only to callers the policy
-/// plane lets subscribe (an anonymous caller of an open gateway included): go-live hands them
-/// to anyone who asks.
+/// `GET /api/bootstrap[?room=R]`. Unlike go-live, which hands TURN credentials to anyone who
+/// asks, a gateway with auth on gives them only to callers whose token the policies accept
+/// (for room `R` when named: room tokens prove nothing without a room) and to operators; an
+/// open gateway (anyone may use it anyway) gives them to all.
 async fn bootstrap(
     State(state): State<RoomsState>,
     request: axum::extract::Request,
@@ -336,7 +353,17 @@ async fn bootstrap(
     let client = client_of(&request);
     rate_limited(&state, client)?;
     let facts = facts(client, request.method(), request.uri(), request.headers());
-    let trusted = state.gate.authorize_user(&facts).await.is_ok();
+    let room = request.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(key, value)| key == "room" && valid_room(value))
+            .map(|(_, value)| value.into_owned())
+    });
+    let trusted = !state.bootstrap.auth_enabled
+        || match room {
+            Some(room) => state.gate.authorize_player(&facts, &room).await.is_ok(),
+            None => state.gate.authenticated_user(&facts).await,
+        }
+        || state.gate.authorize_admin(&facts).await.is_ok();
     let ice_servers: Vec<serde_json::Value> = state
         .bootstrap
         .ice_servers

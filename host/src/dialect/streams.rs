@@ -20,14 +20,31 @@ use crate::media::{CascadeLink, MediaError, Role, RoomSnapshot};
 /// `GET /api/streams/` (the trailing slash is part of Live777's path) and
 /// `GET|POST|DELETE /api/streams/{id}`.
 pub fn routes(gate: Gate) -> Router {
+    let operator = || axum::middleware::from_fn_with_state(gate.clone(), require_operator);
     Router::new()
-        .route("/api/streams/", get(list_streams))
+        .route("/api/streams/", get(list_streams).route_layer(operator()))
         .route(
             "/api/streams/{stream}",
-            get(get_stream).post(create_stream).delete(delete_stream),
+            get(get_stream)
+                .route_layer(operator())
+                .post(create_stream)
+                .delete(delete_stream),
         )
         .route("/api/cascade/{stream}", post(cascade))
         .with_state(gate)
+}
+
+/// Live777's reads (listings, strategy, SSE) name every session, and a session id is enough to
+/// end it: the policies must grant `admin` (open while no token is configured, as in Live777).
+pub(super) async fn require_operator(
+    State(gate): State<Gate>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match gate.authorize_admin(&facts(&request)).await {
+        Ok(_) => next.run(request).await,
+        Err(e) => StreamsError::from(e).into_response(),
+    }
 }
 
 /// A Live777 streams-API failure: Live777 answers with a status and a plain-text reason.
@@ -78,7 +95,14 @@ impl IntoResponse for StreamsError {
             StreamsError::NotFound(_) => StatusCode::NOT_FOUND,
             StreamsError::Conflict(_) => StatusCode::CONFLICT,
             StreamsError::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            StreamsError::Denied { status, .. } => *status,
+            // Live777's own words: 401 with an empty body, 403 `Don't permission`.
+            StreamsError::Denied { status, reason } => {
+                tracing::info!(%status, %reason, "Live777 request denied");
+                return match *status {
+                    StatusCode::UNAUTHORIZED => StatusCode::UNAUTHORIZED.into_response(),
+                    status => (status, "Don't permission").into_response(),
+                };
+            }
             StreamsError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, format!("{self}\n")).into_response()

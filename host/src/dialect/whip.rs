@@ -39,6 +39,49 @@ impl Flavor {
     }
 }
 
+/// Who sent a request on an existing session, for its authorization.
+struct Caller {
+    client: SocketAddr,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+        Ok(Caller {
+            client,
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl Caller {
+    /// The policies must let the caller use `stream` (see [`Gate::authorize_session_control`]).
+    async fn may_control(
+        &self,
+        gate: &Gate,
+        flavor: Flavor,
+        stream: &str,
+    ) -> Result<(), WhipError> {
+        let facts = request_facts(flavor, self.client, &self.method, &self.uri, &self.headers);
+        gate.authorize_session_control(&facts, stream)
+            .await
+            .map_err(|e| WhipError::from(e).for_flavor(flavor))
+    }
+}
+
 /// Shared state of the WHIP/WHEP handlers.
 #[derive(Clone)]
 pub struct WhipState {
@@ -81,7 +124,7 @@ pub fn routes(state: WhipState) -> Router {
             .options(endpoint_options)
     };
     let patch_route = |flavor| {
-        patch(move |state, path, headers, body| patch_session(state, path, headers, body, flavor))
+        patch(move |state, path, caller, body| patch_session(state, path, caller, body, flavor))
             .options(session_options)
     };
     Router::new()
@@ -132,6 +175,9 @@ pub enum WhipError {
     /// A policy decision; the status is the policy's.
     #[error("{reason}")]
     Denied { status: StatusCode, reason: String },
+    /// A policy decision in Live777's words: 401 with an empty body, 403 `Don't permission`.
+    #[error("{}", live777_denial_text(*.0))]
+    Live777Denied(StatusCode),
     #[error("{0}")]
     Unavailable(String),
     /// The media thread is saturated; the client may retry (503 with Retry-After).
@@ -139,6 +185,27 @@ pub enum WhipError {
     Overloaded(String),
     #[error("{0}")]
     Internal(String),
+}
+
+fn live777_denial_text(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "",
+        StatusCode::FORBIDDEN => "Don't permission",
+        _ => "denied",
+    }
+}
+
+impl WhipError {
+    /// The error as the path family's server says it (Live777's bare denials).
+    fn for_flavor(self, flavor: Flavor) -> Self {
+        match (self, flavor) {
+            (WhipError::Denied { status, reason }, Flavor::Live777) => {
+                tracing::info!(%status, %reason, "Live777 request denied");
+                WhipError::Live777Denied(status)
+            }
+            (other, _) => other,
+        }
+    }
 }
 
 /// Seconds a client refused for overload is told to wait.
@@ -182,6 +249,10 @@ impl IntoResponse for WhipError {
             WhipError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             WhipError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             WhipError::Denied { status, .. } => status,
+            WhipError::Live777Denied(StatusCode::UNAUTHORIZED) => {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            WhipError::Live777Denied(status) => status,
             WhipError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WhipError::Overloaded(_) => {
                 let retry_after = [(header::RETRY_AFTER, OVERLOAD_RETRY_AFTER_SECS.to_string())];
@@ -264,9 +335,10 @@ async fn create(
     let offer = utf8_body(body)?;
     let facts = request_facts(flavor, client, &parts.method, &parts.uri, &headers);
     let answer = match role {
-        Role::Publisher => state.gate.publish(&facts, &stream, offer).await?,
-        Role::Subscriber => state.gate.subscribe(&facts, &stream, offer).await?,
-    };
+        Role::Publisher => state.gate.publish(&facts, &stream, offer).await,
+        Role::Subscriber => state.gate.subscribe(&facts, &stream, offer).await,
+    }
+    .map_err(|e| WhipError::from(e).for_flavor(flavor))?;
     let location = format!("{}/{stream}/{}", flavor.session_prefix(), answer.session_id);
     let mut response = (StatusCode::CREATED, answer.answer_sdp).into_response();
     let h = response.headers_mut();
@@ -305,10 +377,12 @@ async fn create(
 async fn patch_session(
     State(state): State<WhipState>,
     Path((stream, session)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Bytes,
     flavor: Flavor,
 ) -> Result<Response, WhipError> {
+    caller.may_control(&state.gate, flavor, &stream).await?;
+    let headers = caller.headers;
     if !content_type_is(&headers, sdpfrag::CONTENT_TYPE) {
         return Err(WhipError::UnsupportedMediaType(sdpfrag::CONTENT_TYPE));
     }
@@ -373,7 +447,11 @@ fn remote_candidates(frag: &SdpFrag) -> Vec<RemoteCandidate> {
 async fn standard_delete(
     State(state): State<WhipState>,
     Path((stream, session)): Path<(String, String)>,
+    caller: Caller,
 ) -> Result<Response, WhipError> {
+    caller
+        .may_control(&state.gate, Flavor::Standard, &stream)
+        .await?;
     state
         .gate
         .end_session(&stream, &session, PublisherLeave::IdleSubscribers)
@@ -384,7 +462,11 @@ async fn standard_delete(
 async fn live777_delete(
     State(state): State<WhipState>,
     Path((stream, session)): Path<(String, String)>,
+    caller: Caller,
 ) -> Result<Response, WhipError> {
+    caller
+        .may_control(&state.gate, Flavor::Live777, &stream)
+        .await?;
     match state
         .gate
         .end_session(&stream, &session, PublisherLeave::CloseSubscribers)

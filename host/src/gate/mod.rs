@@ -137,6 +137,11 @@ impl Admitted {
     }
 }
 
+/// The principal's own room list (empty: any room) allows `room`.
+fn may_use_room(principal: &Principal, room: &str) -> bool {
+    principal.rooms.is_empty() || principal.rooms.iter().any(|r| r == room)
+}
+
 /// The gate: strategy and policy, then media.
 #[derive(Clone)]
 pub struct Gate {
@@ -343,9 +348,70 @@ impl Gate {
         self.authorize_only(facts, Action::Admin, None).await
     }
 
-    /// Whether the caller is a user at all (may subscribe somewhere): authorize only.
-    pub async fn authorize_user(&self, facts: &RequestFacts) -> Result<Principal, GateError> {
-        self.authorize_only(facts, Action::Subscribe, None).await
+    /// May the caller patch or end a session of `room`? Whoever the policies let use the room
+    /// (the kind of token that opened the session), or an operator. A refusal is the room's.
+    pub async fn authorize_session_control(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+    ) -> Result<(), GateError> {
+        let user = self
+            .authorize_only(facts, Action::Subscribe, Some(room))
+            .await;
+        if let Ok(principal) = &user
+            && (principal.admin || may_use_room(principal, room))
+        {
+            return Ok(());
+        }
+        match self.authorize_only(facts, Action::Admin, None).await {
+            Ok(principal) if principal.admin => Ok(()),
+            other => Err(match user {
+                Err(denial) => denial,
+                Ok(_) => other.err().unwrap_or(GateError::Denied(Denial {
+                    status: 403,
+                    reason: format!("not allowed in room `{room}`"),
+                })),
+            }),
+        }
+    }
+
+    /// Whether the caller's credentials count: the policies accept the request as a user, and
+    /// would refuse it without its `Authorization`/`X-Auth-Token`. (An open gateway, or a
+    /// token only some rooms check, proves nothing without a room.)
+    pub async fn authenticated_user(&self, facts: &RequestFacts) -> bool {
+        if facts.token().is_none() {
+            return false;
+        }
+        let mut bare = facts.clone();
+        bare.headers
+            .retain(|(name, _)| name != "authorization" && name != "x-auth-token");
+        self.authorize_only(facts, Action::Subscribe, None)
+            .await
+            .is_ok()
+            && self
+                .authorize_only(&bare, Action::Subscribe, None)
+                .await
+                .is_err()
+    }
+
+    /// Whether the policies let the caller play `room` (authorize only, no admission: the
+    /// room's counts do not matter here).
+    pub async fn authorize_player(
+        &self,
+        facts: &RequestFacts,
+        room: &str,
+    ) -> Result<(), GateError> {
+        let principal = self
+            .authorize_only(facts, Action::Subscribe, Some(room))
+            .await?;
+        if principal.can_subscribe && may_use_room(&principal, room) {
+            Ok(())
+        } else {
+            Err(GateError::Denied(Denial {
+                status: 403,
+                reason: format!("not allowed to play room `{room}`"),
+            }))
+        }
     }
 
     async fn authorize_only(

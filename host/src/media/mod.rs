@@ -15,6 +15,7 @@ mod feed;
 mod feedback;
 mod forward;
 mod handle;
+mod ivf;
 pub mod keyframe;
 mod keyframe_cache;
 mod load;

@@ -13,10 +13,11 @@ use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rtc::media::io::Writer;
-use rtc::media::io::ivf_reader::IVFFileHeader;
-use rtc::media::io::ivf_writer::{IVFWriter, IvfCodec};
+use rtc::media::io::ivf_writer::IvfCodec;
 use rtc::media::io::ogg_writer::OggWriter;
 use rtc::rtp;
+
+use super::ivf::TimedIvfWriter;
 
 /// What the media thread tells the recorder.
 enum RecordCommand {
@@ -160,23 +161,7 @@ fn open(path: &Path, format: Format) -> rtc::shared::error::Result<Box<dyn Write
         File::create(path).map_err(|e| rtc::shared::error::Error::Other(e.to_string()))?,
     );
     Ok(match format {
-        Format::Ivf(codec) => {
-            let header = IVFFileHeader {
-                signature: *b"DKIF",
-                version: 0,
-                header_size: 32,
-                four_cc: codec.fourcc(),
-                width: 640,
-                height: 480,
-                // The writer numbers frames 0, 1, 2…: a 1/30 s timebase, as pion's (go-live's)
-                // IVF writer uses.
-                timebase_denominator: 30,
-                timebase_numerator: 1,
-                num_frames: 0,
-                unused: 0,
-            };
-            Box::new(IVFWriter::new(file, &header)?)
-        }
+        Format::Ivf(codec) => Box::new(TimedIvfWriter::new(file, codec)?),
         Format::Ogg => Box::new(OggWriter::new(file, 48_000, 2)?),
     })
 }

@@ -367,10 +367,10 @@ impl ReportLog {
         self.flush();
         for n in (1..self.keep).rev() {
             let from = self.rotated(n);
-            if from.exists() {
-                if let Err(e) = std::fs::rename(&from, self.rotated(n + 1)) {
-                    tracing::warn!(path = %from.display(), error = %e, "report log shift failed");
-                }
+            if from.exists()
+                && let Err(e) = std::fs::rename(&from, self.rotated(n + 1))
+            {
+                tracing::warn!(path = %from.display(), error = %e, "report log shift failed");
             }
         }
         let rotated = self.rotated(1);

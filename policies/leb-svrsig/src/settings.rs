@@ -24,18 +24,29 @@ impl SvrsigSettings {
     }
 }
 
-/// The anti-leech key of `domain`: `tx_key.<domain>` (as written, then lowercased), then
-/// `tx_key.*`, then a plain `tx_key` for every domain. `None` = URLs of the domain are not
-/// checked.
+/// The anti-leech key of `domain` (its host: a `:port` is not part of it): `tx_key.<host>` (as
+/// written, then lowercased), then `tx_key.*`, then a plain `tx_key` for every domain. `None`
+/// = URLs of the domain are not checked.
 ///
-/// TOML cannot make `tx_key` both a string and a table, so with per-domain keys the default is
-/// written `tx_key."*"`.
+/// A stream is the same room whatever domain names it, so a domain without a key plays every
+/// room unchecked: to protect all of them, set `tx_key."*"` (or a plain `tx_key`). TOML cannot
+/// make `tx_key` both a string and a table, so with per-domain keys the default is written
+/// `tx_key."*"`.
 pub fn tx_key(source: &impl Source, domain: &str) -> Option<String> {
+    let domain = host_of(domain);
     source
         .string(&format!("tx_key.{domain}"))
         .or_else(|| source.string(&format!("tx_key.{}", domain.to_ascii_lowercase())))
         .or_else(|| source.string("tx_key.*"))
         .or_else(|| source.string("tx_key"))
+}
+
+/// `host` of `host[:port]` and `[v6]` of `[v6][:port]`.
+fn host_of(domain: &str) -> &str {
+    match domain.strip_prefix('[') {
+        Some(rest) => rest.find(']').map_or(domain, |end| &domain[..end + 2]),
+        None => domain.rsplit_once(':').map_or(domain, |(host, _)| host),
+    }
 }
 
 #[cfg(test)]
@@ -60,5 +71,16 @@ mod tests {
         assert_eq!(tx_key(&cfg, "other.example.com").as_deref(), Some("star"));
         assert_eq!(tx_key(&[("tx_key", "all")], "x").as_deref(), Some("all"));
         assert_eq!(tx_key(&[("tx_key", "")], "x"), None);
+    }
+
+    #[test]
+    fn a_port_in_the_url_does_not_escape_its_domains_key() {
+        let cfg = [("tx_key.play.example.com", "domain"), ("tx_key.[::1]", "v6")];
+        assert_eq!(
+            tx_key(&cfg, "play.example.com:1985").as_deref(),
+            Some("domain")
+        );
+        assert_eq!(tx_key(&cfg, "[::1]:1985").as_deref(), Some("v6"));
+        assert_eq!(tx_key(&cfg, "[::1]").as_deref(), Some("v6"));
     }
 }

@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+mod go_live_env;
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -134,29 +136,6 @@ impl Default for RoomsConfig {
     }
 }
 
-impl RoomsConfig {
-    /// go-live's `ALLOWED_ORIGIN`, `RATE_LIMIT_RPS`, `RATE_LIMIT_BURST` (empty = unset).
-    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        if let Some(origin) = var("ALLOWED_ORIGIN") {
-            self.allowed_origin = origin;
-        }
-        if let Some(rps) = var("RATE_LIMIT_RPS") {
-            self.rate_limit_rps = rps.trim().parse().map_err(|_| ConfigError::Invalid {
-                key: "RATE_LIMIT_RPS",
-                reason: format!("{rps:?} is not a number"),
-            })?;
-        }
-        if let Some(burst) = var("RATE_LIMIT_BURST") {
-            self.rate_limit_burst = burst.trim().parse().map_err(|_| ConfigError::Invalid {
-                key: "RATE_LIMIT_BURST",
-                reason: format!("{burst:?} is not a whole number"),
-            })?;
-        }
-        Ok(())
-    }
-}
-
 /// `[record]`: publishers' tracks to files (VP8/VP9/AV1 → IVF, Opus → Ogg).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -175,18 +154,6 @@ impl Default for RecordConfig {
     }
 }
 
-impl RecordConfig {
-    /// go-live's `RECORD_ENABLED` (only `"1"` turns it on) and `RECORD_DIR`.
-    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
-        if var("RECORD_ENABLED").as_deref() == Some("1") {
-            self.enabled = true;
-        }
-        if let Some(dir) = var("RECORD_DIR").filter(|d| !d.is_empty()) {
-            self.dir = dir.into();
-        }
-    }
-}
-
 /// `[http]`: the signaling listener.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -197,6 +164,9 @@ pub struct HttpConfig {
     pub cors_origin: String,
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// PEM certificate chain and private key: with both, the listener speaks HTTPS only.
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -205,6 +175,8 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 7777)),
             cors_origin: "*".into(),
             max_body_bytes: 1024 * 1024,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -330,16 +302,6 @@ impl Default for PolicyConfig {
     }
 }
 
-/// go-live's environment variables and the shipped module key each one sets.
-const ENV_OVERRIDES: [(&str, &str, &str); 6] = [
-    ("AUTH_TOKEN", "token-auth", "auth_token"),
-    ("ROOM_TOKENS", "token-auth", "room_tokens"),
-    ("JWT_SECRET", "token-auth", "jwt_secret"),
-    ("JWT_AUDIENCE", "token-auth", "jwt_audience"),
-    ("ADMIN_TOKEN", "token-auth", "admin_token"),
-    ("MAX_SUBS_PER_ROOM", "room-admission", "max_subscribers"),
-];
-
 impl PolicyConfig {
     /// LEB sessions need a `svrsig` signing key; without a configured
     /// `[policies.config.leb-svrsig] svrsig_key` each process makes a random one (its svrsigs
@@ -365,31 +327,6 @@ impl PolicyConfig {
             .get("token-auth")
             .is_some_and(|c| token_keys.iter().any(|k| c.contains_key(*k)));
         self.authorize.is_empty() || (self.authorize == "token-auth" && !has_tokens)
-    }
-
-    /// Applies go-live's environment variables (`AUTH_TOKEN`, `ROOM_TOKENS`, `JWT_SECRET`,
-    /// `JWT_AUDIENCE`, `ADMIN_TOKEN`, `MAX_SUBS_PER_ROOM`) to the shipped modules' config, so
-    /// go-live deployments move over unchanged. Empty values count as unset, as in go-live.
-    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        for (name, module, key) in ENV_OVERRIDES {
-            let Some(value) = var(name).filter(|v| !v.is_empty()) else {
-                continue;
-            };
-            let value = if key == "max_subscribers" {
-                let n: i64 = value.trim().parse().map_err(|_| ConfigError::Invalid {
-                    key: "MAX_SUBS_PER_ROOM",
-                    reason: format!("{value:?} is not a whole number"),
-                })?;
-                toml::Value::Integer(n.max(0))
-            } else {
-                toml::Value::String(value)
-            };
-            self.config
-                .entry(module.to_owned())
-                .or_default()
-                .insert(key.to_owned(), value);
-        }
-        Ok(())
     }
 }
 
@@ -455,6 +392,12 @@ impl Config {
 
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "http.tls_cert",
+                reason: "tls_cert and tls_key go together".into(),
+            });
+        }
         if self.http.max_body_bytes == 0 {
             return Err(ConfigError::Invalid {
                 key: "http.max_body_bytes",
@@ -563,7 +506,7 @@ mod tests {
 
     #[test]
     fn the_example_config_parses_and_janus_rooms_take_jcfg_keys() {
-        let example = include_str!("../../examples/gatehouse.toml");
+        let example = include_str!("../../../examples/gatehouse.toml");
         Config::from_toml(example, "examples/gatehouse.toml").unwrap();
         let rooms = "[[janus.rooms]]\nroom = 1234\ndescription = \"Demo\"\npin = \"42\"\n\
                      publishers = 6\nis_private = true\n";
@@ -586,23 +529,6 @@ mod tests {
             assert!(err.to_string().contains("max_loop_load"), "{bad}: {err}");
         }
         assert!(Config::from_toml("[webrtc]\nmax_loop_load = 1.0\n", "t").is_ok());
-    }
-
-    #[test]
-    fn go_live_environment_configures_the_shipped_policies() {
-        let mut config = Config::default();
-        let env = |name: &str| match name {
-            "AUTH_TOKEN" => Some("secret".to_owned()),
-            "MAX_SUBS_PER_ROOM" => Some("3".to_owned()),
-            "JWT_SECRET" => Some(String::new()),
-            _ => None,
-        };
-        config.policies.apply_env(env).unwrap();
-        let auth = &config.policies.config["token-auth"];
-        assert_eq!(auth["auth_token"].as_str(), Some("secret"));
-        assert!(!auth.contains_key("jwt_secret"), "empty means unset");
-        let admission = &config.policies.config["room-admission"];
-        assert_eq!(admission["max_subscribers"].as_integer(), Some(3));
     }
 
     #[test]
