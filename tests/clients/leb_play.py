@@ -8,6 +8,11 @@ connected, firstframeusetime after the first decoded frame and reportquality eve
 --report-interval seconds (from its own receive statistics), then stopstream with the svrsig.
 Prints one JSON line: {"ok", "pull", "svrsig", "reports": {endpoint: [errcode, ...]},
 "stop": reply, "video_frames", "width", "height", ...}.
+
+--srs plays through SRS's JSON form instead (what srs.sdk.js does): POST {url}/rtc/v1/play/
+{"sdp", "streamurl"} as application/json, expect {"code": 0, "sdp", "sessionid"}; no reports and
+no stop call (SRS sessions end by ICE consent). Prints {"ok", "srs": {"status", "code",
+"sessionid"}, "video_frames", "width", "height", "first_frame_ms", ...}.
 """
 
 from __future__ import annotations
@@ -164,6 +169,63 @@ async def run(args: argparse.Namespace, res: dict) -> int:
         await session.close()
 
 
+async def run_srs(args: argparse.Namespace, res: dict) -> int:
+    """SRS's JSON play form: one POST, then the same decoding as the LEB pull."""
+    pc = c.new_pc()
+    session = c.http_session()
+    base = args.url.rstrip("/")
+    counter = Counter(c.now_ms())
+    tasks: list[asyncio.Task] = []
+
+    @pc.on("track")
+    def on_track(track) -> None:
+        tasks.append(asyncio.ensure_future(counter.consume(track)))
+
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        res["phase"] = "play-request"
+        counter.t0 = c.now_ms()
+        async with session.post(f"{base}/rtc/v1/play/",
+                                data=json.dumps({"sdp": pc.localDescription.sdp,
+                                                 "streamurl": args.stream_url}).encode(),
+                                headers={"Content-Type": "application/json"}) as r:
+            status, text = r.status, await r.text()
+        try:
+            reply = json.loads(text)
+        except ValueError:
+            reply = {"raw": text[:300]}
+        res["srs"] = {"status": status, "code": reply.get("code"),
+                      "sessionid": reply.get("sessionid")}
+        answer = reply.get("sdp") or ""
+        if status != 200 or reply.get("code") != 0 or not answer.startswith("v=0"):
+            res["error"] = f"/rtc/v1/play/ -> {status} {reply}"
+            return 1
+        await pc.setRemoteDescription(c.RTCSessionDescription(sdp=answer, type="answer"))
+
+        res["phase"] = "connect"
+        if not await c.wait_connected(pc, args.connect_timeout):
+            res["error"] = f"not connected after {args.connect_timeout}s"
+            return 1
+        res["phase"] = "play"
+        await asyncio.sleep(args.seconds)
+        if counter.video < args.min_video_frames:
+            res["error"] = f"decoded {counter.video} video frames < {args.min_video_frames}"
+            return 1
+        return 0
+    finally:
+        for t in tasks:
+            t.cancel()
+        res["video_frames"] = counter.video
+        res["audio_frames"] = counter.audio
+        res["width"] = counter.width
+        res["height"] = counter.height
+        res["first_frame_ms"] = counter.first_video_ms
+        await c.close_pc(pc)
+        await session.close()
+
+
 def main() -> None:
     c.setup_logging()
     p = argparse.ArgumentParser(description=__doc__,
@@ -175,8 +237,11 @@ def main() -> None:
     p.add_argument("--report-interval", type=float, default=2.0)
     p.add_argument("--connect-timeout", type=float, default=10.0)
     p.add_argument("--no-stop", action="store_true", help="leave without stopstream")
+    p.add_argument("--srs", action="store_true",
+                   help="play through SRS's POST /rtc/v1/play/ {sdp, streamurl} instead")
     p.add_argument("--timeout", type=float, default=None)
-    c.run_client("leb_play", p.parse_args(), run)
+    args = p.parse_args()
+    c.run_client("leb_play", args, run_srs if args.srs else run)
 
 
 if __name__ == "__main__":

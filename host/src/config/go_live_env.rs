@@ -115,7 +115,7 @@ impl PolicyConfig {
     /// Applies go-live's environment variables (`AUTH_TOKEN`, `ROOM_TOKENS`, `JWT_SECRET`,
     /// `JWT_AUDIENCE`, `ADMIN_TOKEN`, `MAX_SUBS_PER_ROOM`) to the shipped modules' config, so
     /// go-live deployments move over unchanged. Empty values count as unset, as in go-live.
-    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         for (name, module, key) in ENV_OVERRIDES {
             let Some(value) = var(name).filter(|v| !v.is_empty()) else {
                 continue;
@@ -140,7 +140,7 @@ impl PolicyConfig {
 
 impl RoomsConfig {
     /// go-live's `ALLOWED_ORIGIN`, `RATE_LIMIT_RPS`, `RATE_LIMIT_BURST` (empty = unset).
-    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         if let Some(origin) = var("ALLOWED_ORIGIN") {
             self.allowed_origin = origin;
@@ -163,7 +163,7 @@ impl RoomsConfig {
 
 impl RecordConfig {
     /// go-live's `RECORD_ENABLED` (only `"1"` turns it on) and `RECORD_DIR`.
-    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
         if var("RECORD_ENABLED").as_deref() == Some("1") {
             self.enabled = true;
         }

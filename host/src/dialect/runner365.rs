@@ -109,7 +109,8 @@ enum Runner365Error {
     NotText,
     #[error("get room error by roomid {0}")]
     RoomNotFound(String),
-    #[error("remote uid {0} doesn't exist")]
+    /// The remote uid publishes nothing in the room (the original's words, without the uid).
+    #[error("live subscriber uid doesn't exist")]
     RemoteNotFound(String),
     #[error("uid {0} is already publishing in this room")]
     AlreadyPublishing(String),
@@ -336,7 +337,13 @@ async fn open(
         Err(e) => {
             let e = Runner365Error::from_gate(e, target.remote.as_deref(), target.uid.as_deref());
             e.log();
-            reply(e.to_string(), None)
+            // The original names a session even when it failed (a path nothing routes).
+            let kind = match operation {
+                Operation::Publish => "publisher",
+                _ => "subscriber",
+            };
+            let location = format!("/{kind}/{}", uuid::Uuid::new_v4().simple());
+            reply(e.to_string(), Some(location))
         }
     }
 }

@@ -150,8 +150,18 @@ fn render(
         "Subscriber sessions",
         subscribers as u64,
     )?;
-    // Cascade (Live777's reforward) is not built yet: always 0.
-    gauge(&registry, "live777_reforward", "Cascade sessions", 0)?;
+    // Live777's reforward: cascade sessions, pulls and pushes.
+    let cascades = rooms
+        .iter()
+        .flat_map(|r| &r.sessions)
+        .filter(|s| s.cascade.is_some())
+        .count();
+    gauge(
+        &registry,
+        "live777_reforward",
+        "Cascade sessions",
+        cascades as u64,
+    )?;
     let directions = [("in", totals.ingress_bytes), ("out", totals.egress_bytes)];
     counter_vec(
         &registry,

@@ -157,7 +157,7 @@ async fn runner365_mistakes_get_200_with_the_originals_strings() {
         );
         let (s, _, body) = call(post("/subscribe/2001/u1/zed", viewer_offer.clone())).await?;
         ensure!(
-            s == 200 && body == "remote uid zed doesn't exist",
+            s == 200 && body == "live subscriber uid doesn't exist",
             "{s} {body:?}"
         );
         let (s, _, body) = call(post("/publish/2001/bob", "not sdp".into())).await?;
