@@ -30,9 +30,11 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # --- 1. Chromium, ffprobe, Janus (Debian packages) --------------------------------------
 # ffprobe (ffmpeg) checks that recordings are valid media files. Janus 1.1.2 is the reference
-# the Janode scenario also runs against (inside a network namespace: iproute2; curl probes it).
+# the Janode scenario also runs against (inside a network namespace: iproute2; curl probes it);
+# openssl makes the certificate of the HTTPS (TLS_CERT_FILE) test.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/ffprobe ] || [ ! -x /usr/bin/janus ] \
-    || ! command -v ip >/dev/null || ! command -v curl >/dev/null; then
+    || ! command -v ip >/dev/null || ! command -v curl >/dev/null \
+    || ! command -v openssl >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     quiet 600 $SUDO apt-get update
 fi
@@ -44,9 +46,10 @@ if [ ! -x /usr/bin/ffprobe ]; then
     log "installing ffmpeg (apt)"
     quiet 1200 $SUDO apt-get install -y --no-install-recommends ffmpeg
 fi
-if [ ! -x /usr/bin/janus ] || ! command -v ip >/dev/null || ! command -v curl >/dev/null; then
-    log "installing janus, iproute2 and curl (apt)"
-    quiet 1200 $SUDO apt-get install -y janus iproute2 curl
+if [ ! -x /usr/bin/janus ] || ! command -v ip >/dev/null || ! command -v curl >/dev/null \
+    || ! command -v openssl >/dev/null; then
+    log "installing janus, iproute2, curl and openssl (apt)"
+    quiet 1200 $SUDO apt-get install -y janus iproute2 curl openssl
 fi
 
 # --- 2. Python venv with aiortc ----------------------------------------------------------

@@ -47,6 +47,8 @@ pub enum StartError {
 /// A running gateway.
 pub struct Gateway {
     http_addr: SocketAddr,
+    /// The listener speaks HTTPS (`[http] tls_cert`/`tls_key`).
+    https: bool,
     janus_addrs: Vec<SocketAddr>,
     gate: Gate,
     media: MediaHandle,
@@ -182,6 +184,7 @@ impl Gateway {
         }
         Ok(Gateway {
             http_addr,
+            https: config.http.tls_cert.is_some(),
             janus_addrs,
             gate,
             media,
@@ -204,7 +207,8 @@ impl Gateway {
 
     /// `http://<http_addr>`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.http_addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.http_addr)
     }
 
     /// The bound media UDP addresses.
@@ -233,6 +237,12 @@ impl Gateway {
             {
                 task.abort();
             }
+        }
+        let quality = self.gate.quality_ingest();
+        let drained =
+            tokio::task::spawn_blocking(move || quality.drain(Duration::from_secs(5))).await;
+        if !matches!(drained, Ok(true)) {
+            tracing::warn!("quality reports still queued at shutdown");
         }
         self.media.shutdown();
         if let Some(thread) = self.media_thread.take() {

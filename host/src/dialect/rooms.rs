@@ -428,7 +428,8 @@ async fn list_records(
 
 /// The recordings in `dir`, or `None` when it cannot be read.
 fn read_records(dir: &std::path::Path) -> Option<Vec<RecordJson>> {
-    let mut records: Vec<(u64, RecordJson)> = std::fs::read_dir(dir)
+    // Sorted on the full modification time, as go-live compares it; shown to the second.
+    let mut records: Vec<(std::time::Duration, RecordJson)> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(Result::ok)
         .filter_map(|entry| {
@@ -438,9 +439,9 @@ fn read_records(dir: &std::path::Path) -> Option<Vec<RecordJson>> {
             }
             let meta = entry.metadata().ok().filter(|m| m.is_file())?;
             let modified = meta.modified().ok()?;
-            let seconds = modified.duration_since(UNIX_EPOCH).ok()?.as_secs();
+            let since_epoch = modified.duration_since(UNIX_EPOCH).ok()?;
             Some((
-                seconds,
+                since_epoch,
                 RecordJson {
                     url: format!("/records/{name}"),
                     mod_time: humantime::format_rfc3339_seconds(modified).to_string(),

@@ -178,6 +178,11 @@ impl Gate {
         self.media.load()
     }
 
+    /// The LEB quality-report ingestion (for its drain at shutdown).
+    pub fn quality_ingest(&self) -> QualityIngest {
+        self.quality.clone()
+    }
+
     /// The LEB quality figures so far (for `/metrics`).
     pub fn quality_figures(&self) -> crate::ops::quality::QualityFigures {
         self.quality.figures()

@@ -35,6 +35,13 @@ struct Job {
     received_ms: u64,
 }
 
+/// What the worker's queue carries.
+enum Work {
+    Report(Job),
+    /// Everything queued before is ingested and on disk: tell the sender.
+    Drain(std::sync::mpsc::Sender<()>),
+}
+
 /// Per-stream figures the reports produced (what `/metrics` shows).
 #[derive(Debug, Default, Clone)]
 pub struct QualityFigures {
@@ -161,7 +168,7 @@ impl FirstFrameHistogram {
 /// The ingestion front: cheap to clone, shared by the signaling handlers.
 #[derive(Clone)]
 pub struct QualityIngest {
-    queue: SyncSender<Job>,
+    queue: SyncSender<Work>,
     figures: Arc<Mutex<QualityFigures>>,
 }
 
@@ -183,7 +190,7 @@ impl QualityIngest {
     /// Starts the worker thread; it stops once every `QualityIngest` clone is dropped and the
     /// queue is drained (so accepted reports reach the log).
     pub fn start(policy: PolicyPlane, config: &LebConfig) -> std::io::Result<Self> {
-        let (queue, jobs) = sync_channel::<Job>(config.report_queue.max(1));
+        let (queue, jobs) = sync_channel::<Work>(config.report_queue.max(1));
         let figures = Arc::new(Mutex::new(QualityFigures::default()));
         let mut log = match &config.report_log {
             Some(path) => Some(ReportLog::open(
@@ -197,14 +204,24 @@ impl QualityIngest {
         std::thread::Builder::new()
             .name("gatehouse-quality".into())
             .spawn(move || {
-                while let Ok(job) = jobs.recv() {
-                    ingest(&policy, &worker_figures, log.as_mut(), job);
-                    while let Ok(job) = jobs.try_recv() {
-                        ingest(&policy, &worker_figures, log.as_mut(), job);
+                while let Ok(work) = jobs.recv() {
+                    let mut drained = Vec::new();
+                    let mut next = Some(work);
+                    while let Some(work) = next {
+                        match work {
+                            Work::Report(job) => {
+                                ingest(&policy, &worker_figures, log.as_mut(), job)
+                            }
+                            Work::Drain(done) => drained.push(done),
+                        }
+                        next = jobs.try_recv().ok();
                     }
-                    // Idle: what was accepted is on disk.
+                    // Idle: what was taken is on disk.
                     if let Some(log) = log.as_mut() {
                         log.flush();
+                    }
+                    for done in drained {
+                        let _ = done.send(());
                     }
                 }
             })?;
@@ -218,13 +235,35 @@ impl QualityIngest {
             report,
             received_ms: now_ms(),
         };
-        self.queue.try_send(job).map_err(|e| match e {
-            TrySendError::Full(job) => {
+        self.queue.try_send(Work::Report(job)).map_err(|e| match e {
+            TrySendError::Full(Work::Report(job)) => {
                 self.count(&job.report, "refused");
                 IngestError::QueueFull
             }
+            TrySendError::Full(Work::Drain(_)) => IngestError::QueueFull,
             TrySendError::Disconnected(_) => IngestError::Stopped,
         })
+    }
+
+    /// Waits (at most `limit`) until every report taken so far is ingested and on disk: at
+    /// shutdown, so the report log keeps what players were told was taken.
+    pub fn drain(&self, limit: std::time::Duration) -> bool {
+        let (done, drained) = std::sync::mpsc::channel();
+        let deadline = std::time::Instant::now() + limit;
+        let mut work = Work::Drain(done);
+        loop {
+            match self.queue.try_send(work) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                    work = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(_) => return false,
+            }
+        }
+        drained
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .is_ok()
     }
 
     fn count(&self, report: &QualityReport, result: &'static str) {
