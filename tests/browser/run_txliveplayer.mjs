@@ -12,7 +12,9 @@
 // `webrtc://any.domain/live/S`. Decoded frames are read from the <video> it creates. After N
 // seconds it calls stopPlay() (stopstream), or with --close-without-stop closes the page
 // without it. Prints ONE JSON line: {"ok", "frames", "first_frame_ms", "stopped", "calls",
-// "errors"}; "calls" lists the signaling endpoints the page POSTed and their HTTP statuses.
+// "subscribers_while_playing", "subscribers_after_stop" | "subscribers_after_close",
+// "errors"}; "calls" lists the signaling endpoints the page POSTed, their HTTP statuses and
+// errcodes; the subscriber counts are the gateway's (`/api/rooms`), asked from outside.
 // Exit 0 when at least one frame was decoded.
 
 import { createRequire } from "node:module";
@@ -53,10 +55,19 @@ async function main() {
     page.on("pageerror", (e) => result.errors.push(`pageerror: ${e}`.slice(0, 300)));
     page.on("requestfailed", (r) => result.errors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`.slice(0, 300)));
     page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") result.errors.push(`console: ${m.text()}`.slice(0, 300)); });
+    const bodies = [];
     page.on("response", (r) => {
       const url = r.url();
-      if (url.includes("/webrtc/v1/")) result.calls.push([url.split("/webrtc/v1/")[1], r.status()]);
+      if (!url.includes("/webrtc/v1/")) return;
+      const call = [url.split("/webrtc/v1/")[1], r.status(), null];
+      result.calls.push(call);
+      bodies.push(r.text().then((t) => { call[2] = JSON.parse(t).errcode ?? null; }).catch(() => {}));
     });
+    // The gateway's own count of the stream's subscribers, asked from outside the page.
+    const subscribers = async () => {
+      const rooms = await (await fetch(`${args.gateway}/api/rooms`)).json();
+      return rooms.find((r) => r.name === args.stream)?.subscribers ?? 0;
+    };
     const domain = new URL(args.gateway).host;
     // A real loopback page (Chromium's local-network-access rules refuse loopback fetches
     // from pages it cannot place on the loopback address space).
@@ -81,13 +92,18 @@ async function main() {
       result.frames = frames;
       await sleep(200);
     }
+    result.subscribers_while_playing = await subscribers();
     if (args.closeWithoutStop) {
       await page.close();
+      result.subscribers_after_close = await subscribers();
     } else {
       await page.evaluate(() => window.__player.stopPlay());
-      await sleep(1000);
+      await sleep(500);
+      // Still on the page: only stopstream can have ended the session.
+      result.subscribers_after_stop = await subscribers();
       result.stopped = true;
     }
+    await Promise.all(bodies);
     result.ok = result.frames > 0;
   } catch (e) {
     result.errors.push(String(e).slice(0, 300));

@@ -91,6 +91,22 @@ class QualityReporter:
         self.res["reports"]["reportquality"].append(reply.get("errcode", f"HTTP {status}"))
 
 
+async def switch_layer(args, res: dict, session, base: str, svrsig: str, counter) -> None:
+    """LEB's ABR call mid-play (after SECONDS, once 30 frames were decoded): tabrctl to RID,
+    recording the decoded widths around it and the errcode."""
+    rid, _, after = args.tabrctl.partition("@")
+    await asyncio.sleep(float(after or 3))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while counter.video < 30 and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    res["width_before_switch"] = counter.width
+    res["frames_before_switch"] = counter.video
+    _, reply = await post(session, f"{base}/webrtc/v1/tabrctl",
+                          {"svrsig": svrsig, "seq": 7, "bitrate_name": rid})
+    res["tabrctl"] = {"errcode": reply.get("errcode"), "seq": reply.get("seq")}
+
+
 async def run(args: argparse.Namespace, res: dict) -> int:
     pc = c.new_pc()
     session = c.http_session()
@@ -137,6 +153,9 @@ async def run(args: argparse.Namespace, res: dict) -> int:
         reporter = QualityReporter(session, base, args.stream_url, svrsig, pc, counter,
                                    args.report_interval, res)
         tasks.append(asyncio.ensure_future(reporter.run()))
+        if args.tabrctl:
+            tasks.append(asyncio.ensure_future(
+                switch_layer(args, res, session, base, svrsig, counter)))
 
         res["phase"] = "play"
         deadline = asyncio.get_running_loop().time() + args.seconds
@@ -237,6 +256,9 @@ def main() -> None:
     p.add_argument("--report-interval", type=float, default=2.0)
     p.add_argument("--connect-timeout", type=float, default=10.0)
     p.add_argument("--no-stop", action="store_true", help="leave without stopstream")
+    p.add_argument("--tabrctl", default=None, metavar="RID@SECONDS",
+                   help="switch to simulcast layer RID with tabrctl after SECONDS (and 30 "
+                        "frames); reports width_before_switch and the tabrctl errcode")
     p.add_argument("--srs", action="store_true",
                    help="play through SRS's POST /rtc/v1/play/ {sdp, streamurl} instead")
     p.add_argument("--timeout", type=float, default=None)

@@ -311,7 +311,25 @@ async fn simulcast_subscriber_switches_layers_through_the_layer_extension() {
             ..Play::for_seconds(8.0)
         }
         .spawn(&format!("{base}/whep/layers"))?;
+        // Alongside it, LEB's ABR call (tabrctl) switches a pulled player to the low layer.
+        let leb_args: Vec<String> = [
+            "--url",
+            base.as_str(),
+            "--stream-url",
+            "webrtc://d/live/layers",
+            "--seconds",
+            "8",
+            "--min-video-frames",
+            "20",
+            "--tabrctl",
+            "q@2",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let leb_player = Client::python("leb_play.py", &leb_args, Duration::from_secs(40))?;
         let player = player.finish().await?.expect_ok()?;
+        let leb_player = leb_player.finish().await?.expect_ok()?;
         // A WHEP answer points at the layer extension while the publisher sends simulcast.
         let whep =
             gatehouse_e2e::post_sdp(&format!("{base}/whep/layers"), &offers().await?.whep[0])
@@ -322,8 +340,7 @@ async fn simulcast_subscriber_switches_layers_through_the_layer_extension() {
                 && links.contains("/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\""),
             "WHEP links: {links}"
         );
-        // LEB's ABR call switches a pulled session to a layer the publisher sends, and refuses
-        // one it does not (403, "not allowed").
+        // LEB's ABR call refuses a layer the publisher does not send (403, "not allowed").
         let viewer = offers().await?.whep[0].clone();
         let leb = |endpoint: &str, body: serde_json::Value| {
             http()
@@ -343,7 +360,7 @@ async fn simulcast_subscriber_switches_layers_through_the_layer_extension() {
         )?;
         let svrsig = pulled["svrsig"].as_str().unwrap_or_default().to_owned();
         let mut abr = Vec::new();
-        for name in ["q", "x"] {
+        for name in ["x"] {
             let reply: serde_json::Value = serde_json::from_str(
                 &leb(
                     "tabrctl",
@@ -357,9 +374,21 @@ async fn simulcast_subscriber_switches_layers_through_the_layer_extension() {
         }
         let _ = pages.finish().await;
         gw.shutdown().await;
+        ensure!(abr == [Some(403)], "tabrctl x: {abr:?} (pull {pulled})");
+        println!(
+            "LEB tabrctl: width {} before, {} after; {} frames",
+            leb_player.u64("width_before_switch"),
+            leb_player.u64("width"),
+            leb_player.u64("video_frames")
+        );
         ensure!(
-            abr == [Some(0), Some(403)],
-            "tabrctl q / x: {abr:?} (pull {pulled})"
+            leb_player.json["tabrctl"]["errcode"] == 0
+                && leb_player.json["tabrctl"]["seq"] == 7
+                && [640, 1280].contains(&leb_player.u64("width_before_switch"))
+                && leb_player.u64("width") == 320
+                && leb_player.u64("video_frames") > leb_player.u64("frames_before_switch") + 10,
+            "{}",
+            leb_player.describe()
         );
         println!(
             "simulcast: layers {layers}; width {} before the switch, {} after; {} frames",

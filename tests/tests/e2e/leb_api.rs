@@ -302,12 +302,15 @@ async fn txliveplayer_plays_a_whip_stream_and_its_sessions_end_with_stop_or_cons
         ensure!(stopped.u64("frames") >= 10, "{}", stopped.describe());
         let calls = stopped.json["calls"].to_string();
         ensure!(
-            calls.contains("[\"pullstream\",200]") && calls.contains("[\"stopstream\",200]"),
+            calls.contains("[\"pullstream\",200,0]") && calls.contains("[\"stopstream\",200,0]"),
             "signaling calls: {calls}"
         );
+        // Counted while the page was still open: stopstream itself ended the session.
         ensure!(
-            subscribers(&base, "tx").await? == 0,
-            "stopPlay left the session"
+            stopped.u64("subscribers_while_playing") == 1
+                && stopped.json["subscribers_after_stop"] == 0,
+            "stopPlay left the session: {}",
+            stopped.describe()
         );
 
         let closed = spawn_txliveplayer(&base, "tx", 4.0, false)?
@@ -315,7 +318,12 @@ async fn txliveplayer_plays_a_whip_stream_and_its_sessions_end_with_stop_or_cons
             .await?
             .expect_ok()?;
         ensure!(closed.u64("frames") >= 10, "{}", closed.describe());
-        // No stopstream: the session lives until consent (3 s here) runs out.
+        // No stopstream: the session outlives the page, until consent (3 s here) runs out.
+        ensure!(
+            closed.json["subscribers_after_close"] == 1,
+            "the closed page's session ended with the page, not by consent: {}",
+            closed.describe()
+        );
         let deadline = Instant::now() + Duration::from_secs(8);
         while subscribers(&base, "tx").await? != 0 {
             if Instant::now() > deadline {
