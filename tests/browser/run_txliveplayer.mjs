@@ -98,7 +98,9 @@ async function main() {
       result.subscribers_after_close = await subscribers();
     } else {
       await page.evaluate(() => window.__player.stopPlay());
-      await sleep(500);
+      // Until the gateway has answered stopstream (it ends the session before it answers).
+      for (let i = 0; i < 50 && !result.calls.some((c) => c[0] === "stopstream"); i++) await sleep(100);
+      await Promise.all(bodies);
       // Still on the page: only stopstream can have ended the session.
       result.subscribers_after_stop = await subscribers();
       result.stopped = true;
