@@ -11,10 +11,9 @@ use crate::headers;
 /// header is absent, uses another scheme, or carries an empty token.
 ///
 /// ```
-/// let h = vec![("authorization".to_string(), "bearer abc".to_string())];
-/// assert_eq!(gatehouse_sdk::token::bearer(&h), Some("abc"));
+/// assert_eq!(gatehouse_sdk::token::bearer("authorization: bearer abc\n"), Some("abc"));
 /// ```
-pub fn bearer(headers: &[(String, String)]) -> Option<&str> {
+pub fn bearer(headers: &str) -> Option<&str> {
     let value = headers::get(headers, "authorization")?.trim();
     let (scheme, token) = value.split_once(|c: char| c.is_ascii_whitespace())?;
     let token = token.trim();
@@ -22,7 +21,7 @@ pub fn bearer(headers: &[(String, String)]) -> Option<&str> {
 }
 
 /// The trimmed `X-Auth-Token` header; `None` when absent or empty.
-pub fn x_auth_token(headers: &[(String, String)]) -> Option<&str> {
+pub fn x_auth_token(headers: &str) -> Option<&str> {
     let token = headers::get(headers, "x-auth-token")?.trim();
     (!token.is_empty()).then_some(token)
 }
@@ -30,7 +29,7 @@ pub fn x_auth_token(headers: &[(String, String)]) -> Option<&str> {
 /// The token to match against static tokens: `X-Auth-Token` when present, otherwise the
 /// bearer token (go-live ignores `Authorization` for static matching once `X-Auth-Token` is
 /// sent).
-pub fn presented(headers: &[(String, String)]) -> Option<&str> {
+pub fn presented(headers: &str) -> Option<&str> {
     x_auth_token(headers).or_else(|| bearer(headers))
 }
 
@@ -38,11 +37,8 @@ pub fn presented(headers: &[(String, String)]) -> Option<&str> {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| ((*n).into(), (*v).into()))
-            .collect()
+    fn headers(pairs: &[(&str, &str)]) -> String {
+        headers::block(pairs.iter().copied())
     }
 
     #[test]

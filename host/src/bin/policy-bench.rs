@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use gatehouse::policy::bench::{self, Stats};
-use gatehouse::policy::{self, Action, PolicyMetrics, Request};
+use gatehouse::policy::{self, Action, Request};
 use gatehouse_sdk::config::Source;
 use gatehouse_sdk::jwt::{self, Algorithm, Claims, Validation};
 use gatehouse_sdk::serde_json::{Value, json};
-use gatehouse_sdk::{token, types as sdk};
+use gatehouse_sdk::{headers, token, types as sdk};
 
 const DEFAULT_ITERATIONS: usize = 20_000;
 const SECRET: &str = "bench-secret-7f3a9c2e5b1d4a6f8e0c";
@@ -55,18 +55,13 @@ fn main() -> anyhow::Result<()> {
         other => bail!("token-auth did not allow the bench request: {other:?}"),
     }
 
-    let metrics = PolicyMetrics::default();
     let native_request = sdk_request(&request);
-    match native_authorize(&config, &native_request, &metrics) {
+    match native_authorize(&config, &native_request) {
         Ok(principal) if principal.subject == "alice" => {}
         other => bail!("the native decision did not allow the bench request: {other:?}"),
     }
     let samples = bench::time_calls(iterations, || {
-        let _decision = black_box(native_authorize(
-            &config,
-            black_box(&native_request),
-            &metrics,
-        ));
+        let _decision = black_box(native_authorize(&config, black_box(&native_request)));
         Ok::<(), Infallible>(())
     })?;
     let native = Stats::from_samples(samples).context("no native calls timed")?;
@@ -74,7 +69,9 @@ fn main() -> anyhow::Result<()> {
     // Breakdown: the same calls without a token (the policy loads its settings, finds no
     // bearer token and denies: the boundary without the JWT work), and the JWT check alone.
     let mut no_token = request.clone();
-    no_token.headers.retain(|(name, _)| name != "authorization");
+    no_token.headers = headers::block(
+        headers::pairs(&request.headers).filter(|(name, _)| *name != "authorization"),
+    );
     let boundary = bench::authorize_costs(module, config.clone(), &no_token, iterations)?;
     if !matches!(&boundary.decision, Err(denial) if denial.status == 401) {
         bail!("token-auth did not deny the tokenless request: {boundary:?}");
@@ -182,10 +179,7 @@ fn request(jwt: &str) -> Request {
         room: Some(ROOM.into()),
         method: "POST".into(),
         path: format!("/whip/{ROOM}"),
-        headers: headers
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-            .collect(),
+        headers: headers::block(headers.iter().copied()),
         client_ip: "203.0.113.7".into(),
     }
 }
@@ -213,7 +207,6 @@ fn sdk_request(r: &Request) -> sdk::Request {
 fn native_authorize(
     config: &BTreeMap<String, String>,
     request: &sdk::Request,
-    metrics: &PolicyMetrics,
 ) -> Result<sdk::Principal, sdk::Denial> {
     // `Settings::load`: the same six lookups the guest makes through the `config` import.
     let live777 = config
@@ -244,14 +237,6 @@ fn native_authorize(
         let principal = go_live_principal(&claims)?;
         (principal.may_use_room(room) && principal.may(request.action)).then_some(principal)
     })();
-    let result = if granted.is_some() { "allow" } else { "deny" };
-    // The guest's `host::count("decisions", …)` lands here.
-    metrics.guest_count(
-        "token-auth",
-        "decisions",
-        &[("result".to_owned(), result.to_owned())],
-        1.0,
-    );
     granted.ok_or_else(sdk::Denial::unauthorized)
 }
 

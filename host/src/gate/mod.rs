@@ -43,6 +43,23 @@ pub enum CascadeDirection {
     Push { target_url: String },
 }
 
+/// Headers as the policies get them: a `name: value` line each (WIT `request.headers`).
+fn header_block(headers: &[(String, String)]) -> String {
+    let mut block = String::with_capacity(headers.iter().map(|(n, v)| n.len() + v.len() + 3).sum());
+    for (name, value) in headers {
+        block.push_str(name);
+        block.push_str(": ");
+        // A value cannot hold a line break (HTTP forbids it); never let one forge a header.
+        block.extend(
+            value
+                .chars()
+                .map(|c| if c == '\n' || c == '\r' { ' ' } else { c }),
+        );
+        block.push('\n');
+    }
+    block
+}
+
 /// The facts of a signaling request the policies decide on (dialect-neutral).
 #[derive(Debug, Clone)]
 pub struct RequestFacts {
@@ -66,7 +83,7 @@ impl RequestFacts {
             room,
             method: self.method.clone(),
             path: self.path.clone(),
-            headers: self.headers.clone(),
+            headers: header_block(&self.headers),
             client_ip: self.client_ip.to_string(),
         }
     }

@@ -16,8 +16,8 @@
 //! constant time. Rooms, first matching rule: (1) a room in `room_tokens` takes its token or a
 //! valid JWT; (2) with `auth_token`, it or a valid JWT; (3) with `jwt_secret`, a JWT only;
 //! (4) otherwise open (`anonymous`). The `admin` action takes `admin_token` or an admin JWT
-//! and is always denied when neither is configured. Every refusal is `401 unauthorized`;
-//! decisions are counted as `gatehouse_policy_decisions{result="allow"|"deny"}`.
+//! and is always denied when neither is configured. Every refusal is `401 unauthorized`.
+//! (The gateway counts every decision itself: `gatehouse_policy_decisions_total`.)
 
 mod decide;
 mod settings;
@@ -36,10 +36,7 @@ impl gatehouse_sdk::authorize::Guest for TokenAuth {
         // warm instances skip six host calls per decision.
         static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
         let settings = SETTINGS.get_or_init(|| Settings::load(&gatehouse_sdk::config::Host));
-        let decision = authorize(settings, &request, gatehouse_sdk::host::now_secs());
-        let result = if decision.is_ok() { "allow" } else { "deny" };
-        gatehouse_sdk::host::count("decisions", &[("result", result)], 1.0);
-        decision
+        authorize(settings, &request, gatehouse_sdk::host::now_secs())
     }
 }
 

@@ -12,10 +12,7 @@ fn request(action: Action, room: &str, headers: &[(&str, &str)]) -> Request {
         room: (!room.is_empty()).then(|| room.to_owned()),
         method: "POST".into(),
         path: format!("/api/whip/publish/{room}"),
-        headers: headers
-            .iter()
-            .map(|(n, v)| ((*n).into(), (*v).into()))
-            .collect(),
+        headers: gatehouse_sdk::headers::block(headers.iter().copied()),
         client_ip: "192.0.2.1".into(),
     }
 }
