@@ -284,6 +284,10 @@ async fn handle(
     );
     let target = match parse_target(&rest, operation, form) {
         Ok(target) => target,
+        // The original writes this one before any CORS or Content-Type header.
+        Err(Runner365Error::WrongPath) => {
+            return Response::new(axum::body::Body::from("wrong http path"));
+        }
         Err(e) if matches!(operation, Operation::Unpublish | Operation::Unsubscribe) => {
             return close_reply(Err(e));
         }
