@@ -8,6 +8,7 @@ mod cross_dialect;
 mod janus_api;
 mod janus_cross_dialect;
 mod janus_real_clients;
+mod janus_sessions;
 mod leb_api;
 mod leb_errcodes;
 mod leb_play;

@@ -158,7 +158,7 @@ impl JanusCore {
                 })?;
                 session.touch();
                 match handle {
-                    None => Ok((self.session_request(r, &session).await?, None)),
+                    None => Ok((self.session_request(r, &session, origin).await?, None)),
                     Some(h) => self.handle_request(r, &session, h, origin).await,
                 }
             }
@@ -173,6 +173,7 @@ impl JanusCore {
         &self,
         r: &CoreRequest,
         session: &Arc<Session>,
+        origin: &Origin,
     ) -> Result<Value, CoreError> {
         let t = r.transaction.as_str();
         match r.janus.as_str() {
@@ -199,7 +200,10 @@ impl JanusCore {
                 self.end_session(session).await;
                 Ok(protocol::success(Some(session.id), t, None))
             }
-            "claim" => Ok(protocol::success(Some(session.id), t, None)),
+            "claim" => {
+                session.rebind(origin.sink.clone());
+                Ok(protocol::success(Some(session.id), t, None))
+            }
             verb => Err(CoreError::new(
                 code::INVALID_REQUEST_PATH,
                 format!("Unhandled request '{verb}' at this path"),

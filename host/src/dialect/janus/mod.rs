@@ -275,7 +275,7 @@ async fn preflight(headers: HeaderMap) -> Response {
 }
 
 /// One WebSocket: each text frame is a request; replies and the events of the sessions
-/// created on it go back on it. Closing it destroys those sessions.
+/// created (or claimed) on it go back on it. Closing it destroys those it still owns.
 async fn serve_socket(core: Arc<JanusCore>, mut socket: WebSocket, facts: RequestFacts) {
     let (sink, mut outgoing) = mpsc::unbounded_channel::<Value>();
     let origin = Origin {
@@ -307,6 +307,14 @@ async fn serve_socket(core: Arc<JanusCore>, mut socket: WebSocket, facts: Reques
                 {
                     created.push(id);
                 }
+                // A session claimed on this socket is this socket's from now on.
+                if reply["janus"] == "success"
+                    && let Some(id) = reply["session_id"].as_u64()
+                    && text.contains("\"claim\"")
+                    && !created.contains(&id)
+                {
+                    created.push(id);
+                }
                 let _ = sink.send(reply);
                 if let Some(work) = work {
                     tokio::spawn(work);
@@ -315,7 +323,9 @@ async fn serve_socket(core: Arc<JanusCore>, mut socket: WebSocket, facts: Reques
         }
     }
     for id in created {
-        if let Some(session) = core.sessions.remove(id) {
+        // A session claimed by another transport since lives on there.
+        let owned = core.sessions.get(id).is_some_and(|s| s.bound_to(&sink));
+        if owned && let Some(session) = core.sessions.remove(id) {
             tracing::debug!(session = id, "janus socket closed: session destroyed");
             core.end_session(&session).await;
         }

@@ -23,7 +23,8 @@ pub struct Session {
     queue: Mutex<VecDeque<Value>>,
     arrived: Notify,
     last_seen: Mutex<Instant>,
-    sink: Option<EventSink>,
+    /// The WebSocket its events go to; `None`: the long poll. `claim` moves it.
+    sink: Mutex<Option<EventSink>>,
 }
 
 /// One plugin handle (attached to the VideoRoom).
@@ -34,7 +35,9 @@ pub struct Handle {
 impl Session {
     /// Delivers an event: on the session's socket, else to its long poll.
     pub fn push(&self, event: Value) {
-        if let Some(sink) = &self.sink {
+        if let Ok(sink) = self.sink.lock()
+            && let Some(sink) = sink.as_ref()
+        {
             let _ = sink.send(event);
             return;
         }
@@ -45,6 +48,21 @@ impl Session {
             queue.push_back(event);
         }
         self.arrived.notify_one();
+    }
+
+    /// `claim`: from now on the session's events go to `sink` (a WebSocket), or to the long
+    /// poll; the transport it leaves no longer owns it.
+    pub fn rebind(&self, sink: Option<EventSink>) {
+        if let Ok(mut bound) = self.sink.lock() {
+            *bound = sink;
+        }
+    }
+
+    /// Whether the session's events go to `sink` (the socket owns it: closing it destroys it).
+    pub fn bound_to(&self, sink: &EventSink) -> bool {
+        self.sink
+            .lock()
+            .is_ok_and(|bound| bound.as_ref().is_some_and(|b| b.same_channel(sink)))
     }
 
     /// Marks the session as alive (any request or poll).
@@ -140,7 +158,7 @@ impl Sessions {
             queue: Mutex::new(VecDeque::new()),
             arrived: Notify::new(),
             last_seen: Mutex::new(Instant::now()),
-            sink,
+            sink: Mutex::new(sink),
         });
         sessions.insert(id, session.clone());
         Some(session)
