@@ -130,6 +130,44 @@ impl std::error::Error for Error {}
 /// must be at most `now + leeway`; with an audience, `aud` must contain it. The signature is
 /// compared in constant time.
 pub fn verify(token: &str, secret: &[u8], validation: &Validation<'_>) -> Result<Claims, Error> {
+    let payload = verified_payload(token, secret, validation)?;
+    match serde_json::from_slice(&payload) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(Error::Malformed),
+    }
+}
+
+/// [`verify`], reading the claims into `T` rather than a map: only the fields `T` names are
+/// read (unknown ones are skipped), so a policy that needs three claims builds no map of all
+/// of them. A claim of the wrong type for `T` makes the token [`Error::Malformed`].
+///
+/// ```
+/// use gatehouse_sdk::jwt::{self, Algorithm, Validation};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Room {
+///     room: Option<String>,
+/// }
+/// let claims = serde_json::json!({"room": "demo", "exp": 2_000_000_000});
+/// let token = jwt::sign(Algorithm::Hs256, claims.as_object().unwrap(), b"secret");
+/// let room: Room = jwt::verify_as(&token, b"secret", &Validation::at(1_900_000_000)).unwrap();
+/// assert_eq!(room.room.as_deref(), Some("demo"));
+/// ```
+pub fn verify_as<T: serde::de::DeserializeOwned>(
+    token: &str,
+    secret: &[u8],
+    validation: &Validation<'_>,
+) -> Result<T, Error> {
+    let payload = verified_payload(token, secret, validation)?;
+    serde_json::from_slice(&payload).map_err(|_| Error::Malformed)
+}
+
+/// The payload of a genuine token whose registered claims pass `validation`.
+fn verified_payload(
+    token: &str,
+    secret: &[u8],
+    validation: &Validation<'_>,
+) -> Result<Vec<u8>, Error> {
     let token = token.trim();
     let mut parts = token.split('.');
     let (Some(header_part), Some(payload), Some(signature), None) =
@@ -147,9 +185,23 @@ pub fn verify(token: &str, secret: &[u8], validation: &Validation<'_>) -> Result
     if !crate::crypto::constant_time_eq(&expected, &signature) {
         return Err(Error::BadSignature);
     }
-    let claims = json_object(payload)?;
-    check_claims(&claims, validation)?;
-    Ok(claims)
+    let payload = base64url_decode(payload).ok_or(Error::Malformed)?;
+    // A derived struct would also accept a JSON array; the claims must be an object.
+    if payload.trim_ascii_start().first() != Some(&b'{') {
+        return Err(Error::Malformed);
+    }
+    let registered: Registered = serde_json::from_slice(&payload).map_err(|_| Error::Malformed)?;
+    check_claims(&registered, validation)?;
+    Ok(payload)
+}
+
+/// The registered claims [`verify`] checks; the others are skipped.
+#[derive(serde::Deserialize)]
+struct Registered {
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iat: Option<Value>,
+    aud: Option<Value>,
 }
 
 /// Signs `claims` with `secret`: `base64url(header) . base64url(claims) . base64url(mac)`.
@@ -186,45 +238,37 @@ fn header_algorithm(part: &str) -> Result<Algorithm, Error> {
         .ok_or(Error::UnsupportedAlgorithm)
 }
 
-fn json_object(part: &str) -> Result<Claims, Error> {
-    let bytes = base64url_decode(part).ok_or(Error::Malformed)?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(Error::Malformed),
-    }
-}
-
-/// A NumericDate claim: `None` when absent, `Err` when not a number.
-fn numeric_date(claims: &Claims, name: &str) -> Result<Option<f64>, ()> {
-    match claims.get(name) {
+/// A NumericDate claim: `None` when absent (or null), `Err` when not a number.
+fn numeric_date(value: Option<&Value>) -> Result<Option<f64>, ()> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(value) => value.as_f64().map(Some).ok_or(()),
     }
 }
 
-fn check_claims(claims: &Claims, v: &Validation<'_>) -> Result<(), Error> {
+fn check_claims(claims: &Registered, v: &Validation<'_>) -> Result<(), Error> {
     // Seconds well below 2^53 are exact in f64.
     let now = v.now_secs as f64;
     let leeway = v.leeway_secs as f64;
-    let exp = numeric_date(claims, "exp")
+    let exp = numeric_date(claims.exp.as_ref())
         .ok()
         .flatten()
         .ok_or(Error::MissingExpiry)?;
     if now >= exp + leeway {
         return Err(Error::Expired);
     }
-    match numeric_date(claims, "nbf") {
+    match numeric_date(claims.nbf.as_ref()) {
         Err(()) => return Err(Error::NotYetValid),
         Ok(Some(nbf)) if now < nbf - leeway => return Err(Error::NotYetValid),
         Ok(_) => {}
     }
-    match numeric_date(claims, "iat") {
+    match numeric_date(claims.iat.as_ref()) {
         Err(()) => return Err(Error::IssuedInFuture),
         Ok(Some(iat)) if now < iat - leeway => return Err(Error::IssuedInFuture),
         Ok(_) => {}
     }
     if let Some(audience) = v.audience {
-        let contains = match claims.get("aud") {
+        let contains = match &claims.aud {
             Some(Value::String(aud)) => aud == audience,
             Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
             _ => false,

@@ -78,6 +78,10 @@ pub mod types;
 /// separate dependency.
 pub use serde_json;
 
+/// `serde`, re-exported with its derives: typed claims for [`jwt::verify_as`] (write
+/// `#[serde(crate = "gatehouse_sdk::serde")]` next to the derive).
+pub use serde;
+
 /// Generates one exportable world's bindings, reusing the shared `host` and `types` modules.
 #[allow(unused_macros)] // unused when no world feature is on
 macro_rules! world {

@@ -21,7 +21,7 @@ use anyhow::{Context, bail};
 use gatehouse::policy::bench::{self, Stats};
 use gatehouse::policy::{self, Action, Request};
 use gatehouse_sdk::config::Source;
-use gatehouse_sdk::jwt::{self, Algorithm, Claims, Validation};
+use gatehouse_sdk::jwt::{self, Algorithm, Validation};
 use gatehouse_sdk::serde_json::{Value, json};
 use gatehouse_sdk::{headers, token, types as sdk};
 
@@ -233,25 +233,35 @@ fn native_authorize(
             audience: jwt_audience.as_deref(),
             ..Validation::at(now_secs)
         };
-        let claims = jwt::verify(bearer, secret.as_bytes(), &validation).ok()?;
+        let claims: GoLiveClaims = jwt::verify_as(bearer, secret.as_bytes(), &validation).ok()?;
         let principal = go_live_principal(&claims)?;
         (principal.may_use_room(room) && principal.may(request.action)).then_some(principal)
     })();
     granted.ok_or_else(sdk::Denial::unauthorized)
 }
 
+/// decide.rs `TokenClaims`: the claims read, kept as JSON.
+#[derive(serde::Deserialize)]
+struct GoLiveClaims {
+    room: Option<Value>,
+    role: Option<Value>,
+    admin: Option<Value>,
+    sub: Option<Value>,
+}
+
 /// decide.rs `go_live_principal`: claims `{room?, role?, admin?}`.
-fn go_live_principal(claims: &Claims) -> Option<sdk::Principal> {
-    let room = optional_string(claims, "room")?;
-    let role = optional_string(claims, "role")?;
+fn go_live_principal(claims: &GoLiveClaims) -> Option<sdk::Principal> {
+    let room = optional_string(claims.room.as_ref())?;
+    let role = optional_string(claims.role.as_ref())?;
     let admin = role.is_some_and(|r| r.eq_ignore_ascii_case("admin"))
-        || match claims.get("admin") {
+        || match &claims.admin {
             Some(Value::Bool(b)) => *b,
             Some(Value::Number(n)) => n.as_f64() == Some(1.0),
             _ => false,
         };
     let subject = claims
-        .get("sub")
+        .sub
+        .as_ref()
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .unwrap_or("jwt")
@@ -267,8 +277,8 @@ fn go_live_principal(claims: &Claims) -> Option<sdk::Principal> {
 }
 
 /// decide.rs `optional_string`: absent/null → `Some(None)`, a string → `Some(Some)`.
-fn optional_string<'a>(claims: &'a Claims, name: &str) -> Option<Option<&'a str>> {
-    match claims.get(name) {
+fn optional_string(claim: Option<&Value>) -> Option<Option<&str>> {
+    match claim {
         None | Some(Value::Null) => Some(None),
         Some(Value::String(s)) => Some(Some(s)),
         Some(_) => None,

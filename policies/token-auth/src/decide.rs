@@ -3,7 +3,7 @@
 
 use crate::settings::{ClaimStyle, Settings};
 use gatehouse_sdk::crypto::constant_time_eq;
-use gatehouse_sdk::jwt::{self, Claims, Validation};
+use gatehouse_sdk::jwt::{self, Validation};
 use gatehouse_sdk::serde_json::Value;
 use gatehouse_sdk::token;
 use gatehouse_sdk::types::{Action, Denial, Principal, Request};
@@ -44,7 +44,7 @@ fn room_access(
     request: &Request,
     room: &str,
     action: Action,
-    jwt: impl Fn() -> Option<Claims>,
+    jwt: impl Fn() -> Option<TokenClaims>,
 ) -> Option<Principal> {
     let static_token = token::presented(&request.headers);
     let matches = |expected: &str| {
@@ -88,7 +88,7 @@ fn room_access(
 
 /// go-live's `adminOK`: the admin token (either header) or an admin JWT; denied when neither
 /// is configured.
-fn admin(settings: &Settings, request: &Request, jwt: Option<Claims>) -> Option<Principal> {
+fn admin(settings: &Settings, request: &Request, jwt: Option<TokenClaims>) -> Option<Principal> {
     let presented = token::presented(&request.headers);
     if let Some(expected) = &settings.admin_token
         && presented.is_some_and(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()))
@@ -106,20 +106,20 @@ fn admin(settings: &Settings, request: &Request, jwt: Option<Claims>) -> Option<
 }
 
 /// The claims of the bearer JWT, when a secret is configured and the token is valid.
-fn valid_jwt(settings: &Settings, request: &Request, now_secs: u64) -> Option<Claims> {
+fn valid_jwt(settings: &Settings, request: &Request, now_secs: u64) -> Option<TokenClaims> {
     let secret = settings.jwt_secret.as_deref()?;
     let bearer = token::bearer(&request.headers)?;
     let validation = Validation {
         audience: settings.jwt_audience.as_deref(),
         ..Validation::at(now_secs)
     };
-    jwt::verify(bearer, secret.as_bytes(), &validation).ok()
+    jwt::verify_as(bearer, secret.as_bytes(), &validation).ok()
 }
 
 /// The principal of a valid JWT for `action` in `room`, if its claims allow it.
 fn jwt_room_principal(
     style: ClaimStyle,
-    claims: &Claims,
+    claims: &TokenClaims,
     room: &str,
     action: Action,
 ) -> Option<Principal> {
@@ -128,7 +128,7 @@ fn jwt_room_principal(
 }
 
 /// The rights `claims` grant, read in `style`; `None` when they are unusable.
-fn claims_principal(style: ClaimStyle, claims: &Claims) -> Option<Principal> {
+fn claims_principal(style: ClaimStyle, claims: &TokenClaims) -> Option<Principal> {
     match style {
         ClaimStyle::GoLive => go_live_principal(claims),
         ClaimStyle::Live777 => live777_principal(claims),
@@ -137,11 +137,11 @@ fn claims_principal(style: ClaimStyle, claims: &Claims) -> Option<Principal> {
 
 /// go-live claims `{room?, role?, admin?}`. A `room` or `role` that is not a string makes the
 /// token invalid, as go-live's typed claims do.
-fn go_live_principal(claims: &Claims) -> Option<Principal> {
-    let room = optional_string(claims, "room")?;
-    let role = optional_string(claims, "role")?;
+fn go_live_principal(claims: &TokenClaims) -> Option<Principal> {
+    let room = optional_string(claims.room.as_ref())?;
+    let role = optional_string(claims.role.as_ref())?;
     let admin = role.is_some_and(|r| r.eq_ignore_ascii_case("admin"))
-        || match claims.get("admin") {
+        || match &claims.admin {
             Some(Value::Bool(b)) => *b,
             Some(Value::Number(n)) => n.as_f64() == Some(1.0),
             _ => false,
@@ -158,9 +158,9 @@ fn go_live_principal(claims: &Claims) -> Option<Principal> {
 
 /// Live777 claims `{id, mode}`: `id` a stream or `*`, `mode` the r/w/x bits. Missing or
 /// mistyped claims make the token invalid.
-fn live777_principal(claims: &Claims) -> Option<Principal> {
-    let id = claims.get("id")?.as_str()?;
-    let mode = claims.get("mode")?.as_u64()?;
+fn live777_principal(claims: &TokenClaims) -> Option<Principal> {
+    let id = claims.id.as_ref()?.as_str()?;
+    let mode = claims.mode.as_ref()?.as_u64()?;
     Some(Principal {
         subject: subject(claims, &format!("live777:{id}")),
         rooms: if id == "*" {
@@ -174,9 +174,9 @@ fn live777_principal(claims: &Claims) -> Option<Principal> {
     })
 }
 
-/// `Some(None)` when `name` is absent or null, `Some(Some(s))` for a string, `None` otherwise.
-fn optional_string<'a>(claims: &'a Claims, name: &str) -> Option<Option<&'a str>> {
-    match claims.get(name) {
+/// `Some(None)` when the claim is absent or null, `Some(Some(s))` for a string, `None` otherwise.
+fn optional_string(claim: Option<&Value>) -> Option<Option<&str>> {
+    match claim {
         None | Some(Value::Null) => Some(None),
         Some(Value::String(s)) => Some(Some(s)),
         Some(_) => None,
@@ -184,11 +184,25 @@ fn optional_string<'a>(claims: &'a Claims, name: &str) -> Option<Option<&'a str>
 }
 
 /// The `sub` claim, or `fallback`.
-fn subject(claims: &Claims, fallback: &str) -> String {
+fn subject(claims: &TokenClaims, fallback: &str) -> String {
     claims
-        .get("sub")
+        .sub
+        .as_ref()
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .unwrap_or(fallback)
         .to_owned()
+}
+
+/// The claims token-auth reads (go-live's and Live777's); the others are skipped. Each is
+/// kept as JSON so that a mistyped claim the style does not use cannot spoil the token.
+#[derive(Debug, Default, gatehouse_sdk::serde::Deserialize)]
+#[serde(crate = "gatehouse_sdk::serde")]
+pub struct TokenClaims {
+    room: Option<Value>,
+    role: Option<Value>,
+    admin: Option<Value>,
+    sub: Option<Value>,
+    id: Option<Value>,
+    mode: Option<Value>,
 }
