@@ -12,6 +12,11 @@ impl Gate {
         Ok(self.media.request_keyframes(room).await?)
     }
 
+    /// Caps the video every publisher of `room` sends (REMB); how many were told.
+    pub async fn cap_bitrate(&self, room: &str, bits_per_sec: u64) -> Result<usize, GateError> {
+        Ok(self.media.cap_bitrate(room, bits_per_sec).await?)
+    }
+
     /// Publishers' audio levels from now on.
     pub fn audio_levels(&self) -> tokio::sync::broadcast::Receiver<crate::media::AudioLevel> {
         self.media.audio_levels()

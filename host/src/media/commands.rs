@@ -185,6 +185,9 @@ impl Engine {
                     }
                     let _ = reply.send(feeds.len());
                 }
+                Command::CapBitrate(room, bits_per_sec, reply) => {
+                    let _ = reply.send(self.cap_room_bitrate(&room, bits_per_sec, Instant::now()));
+                }
                 Command::CreateRoom(name, reply) => {
                     let _ = reply.send(self.create_room(name));
                 }

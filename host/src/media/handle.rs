@@ -109,6 +109,8 @@ pub(crate) enum Command {
     CreateRoom(String, oneshot::Sender<Result<(), MediaError>>),
     /// Asks every publisher of a room for a keyframe (paced as usual).
     RequestKeyframes(String, oneshot::Sender<usize>),
+    /// REMB of a bitrate (bits/s) to every publisher of a room.
+    CapBitrate(String, u64, oneshot::Sender<usize>),
     /// Ends every session of a room and removes it.
     DeleteRoom(String, oneshot::Sender<Result<(), MediaError>>),
     Rooms(oneshot::Sender<Vec<RoomSnapshot>>),
@@ -431,6 +433,13 @@ impl MediaHandle {
     /// Asks every publisher of `room` for a keyframe (Janus `fir_freq`); how many were asked.
     pub async fn request_keyframes(&self, room: &str) -> Result<usize, MediaError> {
         self.ask(|reply| Command::RequestKeyframes(room.into(), reply))
+            .await
+    }
+
+    /// Tells every publisher of `room` to send at most `bits_per_sec` of video (REMB); how
+    /// many were told.
+    pub async fn cap_bitrate(&self, room: &str, bits_per_sec: u64) -> Result<usize, MediaError> {
+        self.ask(|reply| Command::CapBitrate(room.into(), bits_per_sec, reply))
             .await
     }
 

@@ -6,6 +6,7 @@
 //! `rtc`, sans-IO) and the shared UDP socket(s), so forwarding needs no locks.
 
 mod audio_level;
+mod bitrate_cap;
 mod cascade;
 mod commands;
 mod engine;

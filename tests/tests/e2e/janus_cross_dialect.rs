@@ -422,3 +422,53 @@ async fn a_rooms_videocodec_decides_what_a_janus_publisher_sends() {
         panic!("a_rooms_videocodec_decides_what_a_janus_publisher_sends: {e:#}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_bitrate_caps_its_publishers_encoders_by_remb() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_bitrate", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let created = janus_sync(
+            &base,
+            json!({"request": "create", "room": 7474, "bitrate": 300000}),
+        )
+        .await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        // A WHIP publisher in the capped room and one in a plain room.
+        let publish = |room: &str| {
+            Publish {
+                seconds: 5.0,
+                ..Default::default()
+            }
+            .spawn(&format!("{base}/v1/whip/{room}"))
+        };
+        let (capped, plain) = (publish("7474")?, publish("7575")?);
+        let (capped, plain) = (
+            capped.finish().await?.expect_ok()?,
+            plain.finish().await?.expect_ok()?,
+        );
+        println!(
+            "REMB in 5 s: capped room {} (last {} b/s, encoder target {}), plain room {}",
+            capped.u64("remb_received"),
+            capped.u64("remb_bitrate"),
+            capped.json["encoder_target_bitrate"],
+            plain.u64("remb_received")
+        );
+        // Every other second, as Janus does; aiortc's encoder takes the cap as its target.
+        ensure!(
+            capped.u64("remb_received") >= 2
+                && capped.u64("remb_bitrate") == 300_000
+                && capped.json["encoder_target_bitrate"] == 300_000,
+            "{}",
+            capped.json
+        );
+        ensure!(plain.u64("remb_received") == 0, "{}", plain.json);
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_rooms_bitrate_caps_its_publishers_encoders_by_remb: {e:#}");
+    }
+}

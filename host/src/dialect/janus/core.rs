@@ -53,7 +53,7 @@ impl JanusCore {
         });
         let weak_fir = Arc::downgrade(&core);
         tokio::spawn(async move {
-            // Rooms' `fir_freq`: whole seconds since start, checked once a second.
+            // Rooms' `fir_freq` and `bitrate`: whole seconds since start, checked once a second.
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut elapsed = 0u64;
             loop {
@@ -63,6 +63,7 @@ impl JanusCore {
                     return;
                 };
                 core.videoroom.request_periodic_keyframes(elapsed).await;
+                core.videoroom.cap_bitrates(elapsed).await;
             }
         });
         let weak = Arc::downgrade(&core);

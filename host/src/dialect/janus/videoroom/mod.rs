@@ -466,6 +466,28 @@ impl VideoRoom {
         }
     }
 
+    /// Reminds the publishers of every room with a `bitrate` of its cap (REMB), every other
+    /// second as Janus does, so an estimate grown meanwhile is capped again.
+    pub async fn cap_bitrates(&self, elapsed_secs: u64) {
+        if !elapsed_secs.is_multiple_of(2) {
+            return;
+        }
+        let capped: Vec<(u64, u64)> = self
+            .rooms
+            .lock()
+            .map(|rooms| {
+                rooms
+                    .values()
+                    .filter(|r| r.config.bitrate > 0)
+                    .map(|r| (r.config.room, r.config.bitrate))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (room, bitrate) in capped {
+            let _ = self.gate.cap_bitrate(&room.to_string(), bitrate).await;
+        }
+    }
+
     fn hangup(&self, janus_session: u64, handle: u64, reason: &str) {
         if let Some(session) = self.sessions.get(janus_session) {
             session.push(json!({"janus": "hangup", "session_id": janus_session,

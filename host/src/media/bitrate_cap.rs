@@ -1,0 +1,67 @@
+//! A room's bitrate cap (Janus VideoRoom `bitrate`): a REMB (draft-alvestrand-rmcat-remb)
+//! naming every video SSRC of a publisher tells its encoder the most it may send. Browsers
+//! that negotiated `goog-remb` (the default codecs offer it) lower their target at once;
+//! the dialect repeats the message, as Janus does, so an estimate that grows meanwhile is
+//! capped again.
+
+use std::time::Instant;
+
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+
+use super::engine::Engine;
+use super::offer::MediaKind;
+use super::peer::PeerMedia;
+
+impl Engine {
+    /// Sends every connected publisher of `room` a REMB of `bits_per_sec`; how many were told.
+    pub(super) fn cap_room_bitrate(
+        &mut self,
+        room: &str,
+        bits_per_sec: u64,
+        now: Instant,
+    ) -> usize {
+        let publishers: Vec<_> = self
+            .feeds
+            .values()
+            .filter(|f| f.key.room == room)
+            .filter_map(|f| f.publisher)
+            .collect();
+        let mut told = 0;
+        for publisher in publishers {
+            let Some(peer) = self.peers.get_mut(&publisher) else {
+                continue;
+            };
+            if !peer.is_connected() {
+                continue;
+            }
+            let PeerMedia::Publisher { tracks } = &peer.media else {
+                continue;
+            };
+            let video: Vec<_> = tracks
+                .iter()
+                .filter(|t| t.kind == MediaKind::Video)
+                .collect();
+            let Some(first) = video.first() else {
+                continue;
+            };
+            let receiver_id = first.receiver_id;
+            let ssrcs: Vec<u32> = video
+                .iter()
+                .flat_map(|t| t.layers.iter().map(|l| l.ssrc))
+                .collect();
+            let remb = ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: 0,
+                bitrate: bits_per_sec as f32,
+                ssrcs,
+            };
+            if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) {
+                match receiver.write_rtcp(now, vec![Box::new(remb)]) {
+                    Ok(()) => told += 1,
+                    Err(e) => tracing::debug!(error = %e, "REMB not sent"),
+                }
+            }
+            self.mark_dirty(publisher);
+        }
+        told
+    }
+}
