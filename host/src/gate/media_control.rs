@@ -12,6 +12,12 @@ impl Gate {
         Ok(self.media.request_keyframes(room).await?)
     }
 
+    /// Records the tracks `room`'s publishers open from now on (into `[record] dir` or its
+    /// sub-directory `Some(subdir)`), or stops with `None`.
+    pub fn record_room(&self, room: &str, recording: Option<Option<std::path::PathBuf>>) {
+        self.media.record_room(room, recording);
+    }
+
     /// Caps the video every publisher of `room` sends (REMB); how many were told.
     pub async fn cap_bitrate(&self, room: &str, bits_per_sec: u64) -> Result<usize, GateError> {
         Ok(self.media.cap_bitrate(room, bits_per_sec).await?)

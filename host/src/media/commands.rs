@@ -185,6 +185,7 @@ impl Engine {
                     }
                     let _ = reply.send(feeds.len());
                 }
+                Command::RecordRoom(room, recording) => self.record_room(room, recording),
                 Command::CapBitrate(room, bits_per_sec, reply) => {
                     let _ = reply.send(self.cap_room_bitrate(&room, bits_per_sec, Instant::now()));
                 }

@@ -52,12 +52,16 @@ pub(super) fn start(
     config: &WebrtcConfig,
     record: &RecordConfig,
 ) -> Result<(MediaHandle, MediaThread), MediaStartError> {
+    // With `[record] enabled` the directory must be usable from the start; rooms that record
+    // on their own (Janus `record`) start the recorder when they need it.
     let recorder = match record.enabled {
         true => Some(
-            Recorder::start(&record.dir).map_err(|source| MediaStartError::Record {
-                dir: record.dir.clone(),
-                source,
-            })?,
+            std::fs::create_dir_all(&record.dir)
+                .and_then(|()| Recorder::start())
+                .map_err(|source| MediaStartError::Record {
+                    dir: record.dir.clone(),
+                    source,
+                })?,
         ),
         false => None,
     };
@@ -97,6 +101,9 @@ pub(super) fn start(
         deferred_keyframes: Vec::new(),
         removed_feeds_traffic: Traffic::default(),
         recorder,
+        record_all: record.enabled,
+        record_dir: record.dir.clone(),
+        room_recordings: HashMap::new(),
         cascade_ended,
         load: LoadMeter::new(Instant::now(), load_gauge.clone()),
         ended: ended.clone(),
@@ -166,8 +173,14 @@ pub(super) struct Engine {
     pub(super) deferred_keyframes: Vec<(Instant, u64)>,
     /// Traffic of feeds that no longer exist (totals stay monotonic).
     pub(super) removed_feeds_traffic: Traffic,
-    /// Present when `[record] enabled`; dropped (files finalized) when the thread stops.
+    /// Started with `[record] enabled` or by the first room that records; dropped (files
+    /// finalized) when the thread stops.
     pub(super) recorder: Option<Recorder>,
+    /// `[record]`: every room is recorded (`enabled`) into `dir`.
+    pub(super) record_all: bool,
+    pub(super) record_dir: std::path::PathBuf,
+    /// Rooms recorded on their own account (Janus `record`), into these directories.
+    pub(super) room_recordings: HashMap<String, std::path::PathBuf>,
     /// Where ended cascade sessions are reported, for their remote side to be deleted.
     pub(super) cascade_ended: tokio::sync::mpsc::UnboundedSender<super::CascadeEnded>,
     /// This thread's busy time, for subscriber admission past saturation.

@@ -84,6 +84,10 @@ impl Engine {
     }
 
     fn on_track_open(&mut self, key: u64, init: rtc::peer_connection::event::RTCTrackEventInit) {
+        let Some(room) = self.peers.get(&key).map(|p| p.feed.room.clone()) else {
+            return;
+        };
+        let record_dir = self.recording_dir(&room);
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
@@ -116,10 +120,11 @@ impl Engine {
         }
         tracing::info!(session = %peer.id, room = %peer.feed.room, feed = %peer.feed.feed, kind = kind.as_str(),
             codec = %mime_lower, ssrc = init.ssrc, rid = ?layer.rid, "publisher track open");
-        let recording = self
-            .recorder
-            .as_mut()
-            .and_then(|r| r.start_track(&peer.feed.room, &init.track_id, &mime_lower));
+        let recording = record_dir.and_then(|dir| {
+            self.recorder
+                .as_mut()?
+                .start_track(&dir, &room, &init.track_id, &mime_lower)
+        });
         let audio_level = super::audio_level::LevelWindow::new(match kind {
             MediaKind::Audio => peer
                 .pc

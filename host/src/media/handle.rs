@@ -109,6 +109,8 @@ pub(crate) enum Command {
     CreateRoom(String, oneshot::Sender<Result<(), MediaError>>),
     /// Asks every publisher of a room for a keyframe (paced as usual).
     RequestKeyframes(String, oneshot::Sender<usize>),
+    /// Record a room's new tracks (into `[record] dir`, or a sub-directory), or stop.
+    RecordRoom(String, Option<Option<std::path::PathBuf>>),
     /// REMB of a bitrate (bits/s) to every publisher of a room.
     CapBitrate(String, u64, oneshot::Sender<usize>),
     /// Ends every session of a room and removes it.
@@ -441,6 +443,19 @@ impl MediaHandle {
     pub async fn cap_bitrate(&self, room: &str, bits_per_sec: u64) -> Result<usize, MediaError> {
         self.ask(|reply| Command::CapBitrate(room.into(), bits_per_sec, reply))
             .await
+    }
+
+    /// Records the tracks `room`'s publishers open from now on, into `[record] dir` or its
+    /// sub-directory `Some(subdir)`; `None` stops. Only a path's plain names count: nothing
+    /// is written outside `[record] dir`.
+    pub fn record_room(&self, room: &str, recording: Option<Option<std::path::PathBuf>>) {
+        if self
+            .commands
+            .send(Command::RecordRoom(room.into(), recording))
+            .is_ok()
+        {
+            let _ = self.waker.wake();
+        }
     }
 
     /// Creates an empty room; `RoomExists` if it is already there.

@@ -26,6 +26,7 @@ mod peer;
 mod record;
 mod renegotiate;
 pub mod rewrite;
+mod room_recording;
 mod rooms;
 mod rtp_forward;
 mod rtx;

@@ -63,7 +63,6 @@ impl Format {
 
 /// The media thread's handle on the recorder thread.
 pub(crate) struct Recorder {
-    dir: PathBuf,
     commands: mpsc::Sender<RecordCommand>,
     thread: Option<std::thread::JoinHandle<()>>,
     next_track: u64,
@@ -87,24 +86,24 @@ fn file_part(text: &str) -> String {
 }
 
 impl Recorder {
-    /// Creates `dir` and starts the recorder thread.
-    pub fn start(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+    /// Starts the recorder thread.
+    pub fn start() -> std::io::Result<Self> {
         let (commands, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("gatehouse-record".into())
             .spawn(move || run(rx))?;
         Ok(Self {
-            dir: dir.to_owned(),
             commands,
             thread: Some(thread),
             next_track: 1,
         })
     }
 
-    /// Starts a file for a publisher track, if its codec is recorded.
+    /// Starts a file in `dir` (created if missing) for a publisher track, if its codec is
+    /// recorded.
     pub fn start_track(
         &mut self,
+        dir: &Path,
         room: &str,
         track_id: &str,
         mime_lower: &str,
@@ -121,7 +120,7 @@ impl Recorder {
         );
         let track = self.next_track;
         self.next_track += 1;
-        let path = self.dir.join(name);
+        let path = dir.join(name);
         tracing::info!(path = %path.display(), "recording started");
         self.commands
             .send(RecordCommand::Start {
@@ -157,9 +156,11 @@ impl Drop for Recorder {
 }
 
 fn open(path: &Path, format: Format) -> rtc::shared::error::Result<Box<dyn Writer + Send>> {
-    let file = BufWriter::new(
-        File::create(path).map_err(|e| rtc::shared::error::Error::Other(e.to_string()))?,
-    );
+    let io = |e: std::io::Error| rtc::shared::error::Error::Other(e.to_string());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let file = BufWriter::new(File::create(path).map_err(io)?);
     Ok(match format {
         Format::Ivf(codec) => Box::new(TimedIvfWriter::new(file, codec)?),
         Format::Ogg => Box::new(OggWriter::new(file, 48_000, 2)?),

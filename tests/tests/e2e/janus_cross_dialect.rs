@@ -472,3 +472,74 @@ async fn a_rooms_bitrate_caps_its_publishers_encoders_by_remb() {
         panic!("a_rooms_bitrate_caps_its_publishers_encoders_by_remb: {e:#}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_record_flag_records_its_publishers_into_its_rec_dir() {
+    use crate::records_contract::{finished_recordings, record_dir, recordings};
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_record", LIMIT, async {
+        // `[record]` off: only the rooms that ask are recorded, under its dir.
+        let dir = record_dir("janus_record")?;
+        let base_dir = dir.clone();
+        let gw = start_gateway(move |c| c.record.dir = base_dir).await?;
+        let base = gw.base_url();
+        let escape = janus_sync(
+            &base,
+            json!({"request": "create", "room": 7671, "record": true, "rec_dir": "../out"}),
+        )
+        .await?;
+        ensure!(escape["error_code"] == 430, "rec_dir outside: {escape}");
+        for create in [
+            json!({"request": "create", "room": 7676, "record": true, "rec_dir": "rooms/7676"}),
+            json!({"request": "create", "room": 7677}),
+            json!({"request": "create", "room": 7678}),
+        ] {
+            let created = janus_sync(&base, create).await?;
+            ensure!(created["videoroom"] == "created", "{created}");
+        }
+        let enabled = janus_sync(
+            &base,
+            json!({"request": "enable_recording", "room": 7678, "record": true}),
+        )
+        .await?;
+        ensure!(
+            enabled["videoroom"] == "success",
+            "enable_recording: {enabled}"
+        );
+        let publish = |room: &str| {
+            Publish {
+                seconds: 3.0,
+                ..Default::default()
+            }
+            .spawn(&format!("{base}/v1/whip/{room}"))
+        };
+        let publishers = [publish("7676")?, publish("7677")?, publish("7678")?];
+        for publisher in publishers {
+            publisher.finish().await?.expect_ok()?;
+        }
+        let wanted = [("ivf", "vp8"), ("ogg", "opus")];
+        let own = finished_recordings(&dir.join("rooms/7676"), "7676", &wanted, 1.0).await?;
+        let enabled = finished_recordings(&dir, "7678", &wanted, 1.0).await?;
+        println!(
+            "room recordings: 7676 {:?}, 7678 {:?}",
+            own.iter()
+                .map(|(f, p)| (f.file_name(), p.duration))
+                .collect::<Vec<_>>(),
+            enabled
+                .iter()
+                .map(|(f, p)| (f.file_name(), p.duration))
+                .collect::<Vec<_>>()
+        );
+        ensure!(
+            recordings(&dir, "7677")?.is_empty() && recordings(&dir, "7676")?.is_empty(),
+            "a room recorded where it should not be"
+        );
+        gw.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_rooms_record_flag_records_its_publishers_into_its_rec_dir: {e:#}");
+    }
+}

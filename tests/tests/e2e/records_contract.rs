@@ -19,7 +19,7 @@ fn extension(path: &Path) -> &str {
     path.extension().and_then(|e| e.to_str()).unwrap_or("")
 }
 
-fn record_dir(name: &str) -> Result<PathBuf> {
+pub(crate) fn record_dir(name: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("gatehouse-ops-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -27,7 +27,7 @@ fn record_dir(name: &str) -> Result<PathBuf> {
 }
 
 /// The recordings of `room` (files named `{room}_…`), sorted.
-fn recordings(dir: &Path, room: &str) -> Result<Vec<PathBuf>> {
+pub(crate) fn recordings(dir: &Path, room: &str) -> Result<Vec<PathBuf>> {
     let prefix = format!("{room}_");
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -44,7 +44,7 @@ fn recordings(dir: &Path, room: &str) -> Result<Vec<PathBuf>> {
 /// Waits until `room` has, for each `(extension, codec)` of `wanted`, a file ffprobe reads as
 /// that codec and longer than `min_secs`, and the room's files stopped growing (the recorder
 /// finalizes after the publisher left). Returns every file of the room with its probe.
-async fn finished_recordings(
+pub(crate) async fn finished_recordings(
     dir: &Path,
     room: &str,
     wanted: &[(&str, &str)],

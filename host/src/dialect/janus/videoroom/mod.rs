@@ -7,6 +7,7 @@ mod bridge;
 mod forwarders;
 mod participants;
 mod permanent;
+mod recording;
 mod rooms;
 mod subscribers;
 
@@ -297,13 +298,28 @@ impl VideoRoom {
             .map(|c| room(c, false))
             .chain(saved.into_iter().map(|c| room(c, true)))
             .collect();
-        Self {
+        let videoroom = Self {
             gate,
             sessions,
             rooms: Mutex::new(rooms),
             members: Mutex::new(HashMap::new()),
             permanent_rooms,
+        };
+        let recorded: Vec<u64> = videoroom
+            .rooms
+            .lock()
+            .map(|rooms| {
+                rooms
+                    .values()
+                    .filter(|r| r.config.record)
+                    .map(|r| r.config.room)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for room in recorded {
+            videoroom.apply_recording(room);
         }
+        videoroom
     }
 
     /// Handles one `message`: sync requests answer at once; async ones are acked by the

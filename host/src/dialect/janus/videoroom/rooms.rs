@@ -108,6 +108,7 @@ impl RoomConfig {
             config.videocodec = c;
         }
         config.rec_dir = string_field(body, "rec_dir")?;
+        super::recording::check_rec_dir(config.rec_dir.as_deref())?;
         if let Some(list) = body.get("allowed") {
             config.allowed = Some(string_list(list, "allowed")?);
         }
@@ -181,9 +182,21 @@ impl VideoRoom {
         body: &Value,
     ) -> Result<Value, PluginError> {
         match request {
-            "create" => self.create(body),
+            "create" => {
+                let created = self.create(body)?;
+                if let Some(room) = created["room"].as_u64() {
+                    self.apply_recording(room);
+                }
+                Ok(created)
+            }
             "edit" => self.edit(body),
-            "destroy" => self.destroy(body).await,
+            "destroy" => {
+                let destroyed = self.destroy(body).await?;
+                self.gate
+                    .record_room(&required_id(body, "room")?.to_string(), None);
+                Ok(destroyed)
+            }
+            "enable_recording" => self.enable_recording(body),
             "exists" => {
                 let room = required_id(body, "room")?;
                 let exists = self.adopt_gateway_room(room).await;
