@@ -2,98 +2,23 @@
 //! become `.ivf` and `.ogg` files that ffprobe reads (codec and duration), both when the
 //! publisher leaves and when a gateway process gets SIGTERM mid-stream.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use gatehouse_e2e::{GatewayProcess, Publish, bounded, media_lock, start_gateway};
-use serde_json::Value;
+
+use crate::records_contract::{finished_recordings, record_dir};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn record_dir(name: &str) -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("gatehouse-rec-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-/// The recordings of `room`, by extension.
-fn recordings(dir: &Path, room: &str) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("{room}_")))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// (codec name, duration in seconds) as ffprobe reads them.
-async fn probe(file: &Path) -> Result<(String, f64)> {
-    let output = tokio::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name:format=duration",
-        ])
-        .args(["-of", "json"])
-        .arg(file)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .context("running ffprobe (tests/setup.sh installs ffmpeg)")?;
-    if !output.status.success() {
-        bail!(
-            "ffprobe {}: {}",
-            file.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let json: Value = serde_json::from_slice(&output.stdout)?;
-    let codec = json["streams"][0]["codec_name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let duration = json["format"]["duration"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0.0);
-    Ok((codec, duration))
-}
-
-/// Waits for an `.ivf` and an `.ogg` of `room` that ffprobe accepts, longer than `min_secs`.
+/// Waits for an `.ivf` and an `.ogg` of `room` that ffprobe reads as VP8 and Opus, longer than
+/// `min_secs`.
 async fn expect_valid_recordings(dir: &Path, room: &str, min_secs: f64) -> Result<()> {
-    let mut last_error = None;
-    for _ in 0..30 {
-        let files = recordings(dir, room)?;
-        let mut found = Vec::new();
-        for file in &files {
-            match probe(file).await {
-                Ok(probe) => found.push((file.clone(), probe)),
-                Err(e) => last_error = Some(e),
-            }
-        }
-        let has = |ext: &str, codec: &str| {
-            found.iter().any(|(f, (c, d))| {
-                f.extension().is_some_and(|e| e == ext) && c == codec && *d >= min_secs
-            })
-        };
-        if has("ivf", "vp8") && has("ogg", "opus") {
-            println!("{room}: {found:?}");
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    bail!(
-        "no valid vp8 .ivf and opus .ogg of {min_secs}+ s for {room} in {}: {:?} (last ffprobe error: {last_error:?})",
-        dir.display(),
-        recordings(dir, room)?
-    )
+    let found =
+        finished_recordings(dir, room, &[("ivf", "vp8"), ("ogg", "opus")], min_secs).await?;
+    println!("{room}: {found:?}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
