@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use gatehouse_e2e::{
-    Client, Play, Publish, bounded, http, media_lock, start_gateway, wait_for_media,
+    Client, ClientResult, Play, Publish, bounded, http, media_lock, start_gateway, wait_for_media,
 };
 use serde_json::{Value, json};
 
@@ -62,6 +62,25 @@ async fn janus_sync(base: &str, body: Value) -> Result<Value> {
     let message = json!({"janus": "message", "transaction": "m", "body": body});
     let reply = janus_post(base, &format!("/janus/{session}/{handle}"), message).await?;
     Ok(reply["plugindata"]["data"].clone())
+}
+
+/// WHIP publishers nobody watches, one per room, all at once for `seconds`: what each saw.
+async fn whip_publishers(base: &str, rooms: &[&str], seconds: f64) -> Result<Vec<ClientResult>> {
+    let publishers = rooms
+        .iter()
+        .map(|room| {
+            Publish {
+                seconds,
+                ..Default::default()
+            }
+            .spawn(&format!("{base}/v1/whip/{room}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut results = Vec::new();
+    for publisher in publishers {
+        results.push(publisher.finish().await?.expect_ok()?);
+    }
+    Ok(results)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,18 +373,9 @@ async fn a_room_with_fir_freq_asks_its_publishers_for_keyframes_periodically() {
         .await?;
         ensure!(created["videoroom"] == "created", "{created}");
         // Two WHIP publishers nobody watches: only the room's fir_freq asks for keyframes.
-        let publish = |room: &str| {
-            Publish {
-                seconds: 5.0,
-                ..Default::default()
-            }
-            .spawn(&format!("{base}/v1/whip/{room}"))
-        };
-        let (with_fir, without) = (publish("7272")?, publish("7373")?);
-        let (with_fir, without) = (
-            with_fir.finish().await?.expect_ok()?,
-            without.finish().await?.expect_ok()?,
-        );
+        let [with_fir, without] =
+            <[ClientResult; 2]>::try_from(whip_publishers(&base, &["7272", "7373"], 5.0).await?)
+                .map_err(|_| anyhow::anyhow!("two publishers"))?;
         println!(
             "keyframe requests in 5 s: fir_freq 1 room {}, plain room {}",
             with_fir.u64("keyframe_requests"),
@@ -436,18 +446,9 @@ async fn a_rooms_bitrate_caps_its_publishers_encoders_by_remb() {
         .await?;
         ensure!(created["videoroom"] == "created", "{created}");
         // A WHIP publisher in the capped room and one in a plain room.
-        let publish = |room: &str| {
-            Publish {
-                seconds: 5.0,
-                ..Default::default()
-            }
-            .spawn(&format!("{base}/v1/whip/{room}"))
-        };
-        let (capped, plain) = (publish("7474")?, publish("7575")?);
-        let (capped, plain) = (
-            capped.finish().await?.expect_ok()?,
-            plain.finish().await?.expect_ok()?,
-        );
+        let [capped, plain] =
+            <[ClientResult; 2]>::try_from(whip_publishers(&base, &["7474", "7575"], 5.0).await?)
+                .map_err(|_| anyhow::anyhow!("two publishers"))?;
         println!(
             "REMB in 5 s: capped room {} (last {} b/s, encoder target {}), plain room {}",
             capped.u64("remb_received"),
@@ -506,17 +507,7 @@ async fn a_rooms_record_flag_records_its_publishers_into_its_rec_dir() {
             enabled["videoroom"] == "success",
             "enable_recording: {enabled}"
         );
-        let publish = |room: &str| {
-            Publish {
-                seconds: 3.0,
-                ..Default::default()
-            }
-            .spawn(&format!("{base}/v1/whip/{room}"))
-        };
-        let publishers = [publish("7676")?, publish("7677")?, publish("7678")?];
-        for publisher in publishers {
-            publisher.finish().await?.expect_ok()?;
-        }
+        whip_publishers(&base, &["7676", "7677", "7678"], 3.0).await?;
         let wanted = [("ivf", "vp8"), ("ogg", "opus")];
         let own = finished_recordings(&dir.join("rooms/7676"), "7676", &wanted, 1.0).await?;
         let enabled = finished_recordings(&dir, "7678", &wanted, 1.0).await?;
