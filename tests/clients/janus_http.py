@@ -103,7 +103,16 @@ async def publish(args, res: dict, janus: Janus) -> int:
         if not await c.wait_connected(pc, args.connect_timeout):
             res["error"] = "publisher never connected"
             return 1
-        await asyncio.sleep(args.seconds)
+        if args.video_off:
+            # The publisher's own configure: video off from A to B seconds after connecting.
+            start, _, end = args.video_off.partition(":")
+            await asyncio.sleep(float(start))
+            res["video_off"] = await janus.request({"request": "configure", "video": False})
+            await asyncio.sleep(float(end) - float(start))
+            res["video_on"] = await janus.request({"request": "configure", "video": True})
+            await asyncio.sleep(max(0.0, args.seconds - float(end)))
+        else:
+            await asyncio.sleep(args.seconds)
         await janus.request({"request": "leave"})
         return 0
     finally:
@@ -198,6 +207,9 @@ def main() -> None:
     parser.add_argument("--min-video-frames", type=int, default=30)
     parser.add_argument("--mute-video-for", type=float, default=0.0,
                         help="--play: configure {video:false} for this many seconds, then true")
+    parser.add_argument("--video-off", default=None, metavar="A:B",
+                        help="--publish: configure {video:false} A s after connecting, "
+                             "{video:true} at B s")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=None)
     args = parser.parse_args()

@@ -534,3 +534,55 @@ async fn a_rooms_record_flag_records_its_publishers_into_its_rec_dir() {
         panic!("a_rooms_record_flag_records_its_publishers_into_its_rec_dir: {e:#}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publishers_own_configure_turns_its_video_off_and_on_for_every_player() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_publisher_configure", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        // The Janus publisher sends `configure {video:false}` 2 s after connecting and
+        // `{video:true}` at 9 s; WHEP players watch the room inside and after that window.
+        let publisher = janus_client(&base, 5858, "publish", 14.0, &["--video-off", "2:9"])?;
+        wait_for_media(&gw, "5858", Duration::from_secs(15)).await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let during = Play::for_seconds(3.0)
+            .spawn(&format!("{base}/v1/whep/5858"))?
+            .finish()
+            .await?
+            .expect_ok()?;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let after = Play {
+            min_video_frames: 20,
+            ..Play::for_seconds(2.0)
+        }
+        .spawn(&format!("{base}/v1/whep/5858"))?
+        .finish()
+        .await?
+        .expect_ok()?;
+        let publisher = publisher.finish().await?.expect_ok()?;
+        println!(
+            "publisher's own configure: video off → player {} video / {} audio frames; on → {} video frames",
+            during.u64("video_frames"),
+            during.u64("audio_frames"),
+            after.u64("video_frames")
+        );
+        ensure!(
+            publisher.json["video_off"]["configured"] == "ok"
+                && publisher.json["video_on"]["configured"] == "ok",
+            "{}",
+            publisher.json
+        );
+        ensure!(
+            during.u64("video_frames") == 0 && during.u64("audio_frames") >= 50,
+            "while the publisher's video is off: {}",
+            during.json
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_publishers_own_configure_turns_its_video_off_and_on_for_every_player: {e:#}");
+    }
+}
