@@ -209,16 +209,39 @@ async fn chromium_ice_restart_keeps_media_flowing_on_the_new_ice_session() {
             "player decoded {at} frames before the restart: {}",
             run.describe()
         );
+        // A restart that breaks the path stalls the player (a few frames at most); a working
+        // one keeps decoding at whatever rate the box allows (20 fps idle, 10 fps seen under a
+        // loaded test run). So: at least 5 fps over each 3 s window, and still decoding in its
+        // last second (the new ICE path carries the media, not leftovers from the old one).
+        let still_decoding = |timeline: &str| {
+            let samples: Vec<(u64, u64)> = r[timeline]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| Some((p[0].as_u64()?, p[1].as_u64()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let last = samples.last().copied().unwrap_or((0, 0));
+            let second_before = samples
+                .iter()
+                .rev()
+                .find(|(ms, _)| *ms + 900 <= last.0)
+                .copied()
+                .unwrap_or(last);
+            last.1 >= second_before.1 + 3
+        };
         ensure!(
-            after_player >= at + 30,
-            "player decoded {} frames in the 3 s after its ICE restart, expected >= 30: {}",
+            after_player >= at + 15 && still_decoding("player_timeline"),
+            "player decoded {} frames in the 3 s after its ICE restart, expected >= 15 and \
+             still decoding at the end: {}",
             after_player.saturating_sub(at),
             run.describe()
         );
         ensure!(
-            after_publisher >= after_player + 30,
+            after_publisher >= after_player + 15 && still_decoding("publisher_timeline"),
             "player decoded {} frames in the 3 s after the publisher's ICE restart, \
-             expected >= 30: {}",
+             expected >= 15 and still decoding at the end: {}",
             after_publisher.saturating_sub(after_player),
             run.describe()
         );
