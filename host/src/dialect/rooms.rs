@@ -428,8 +428,9 @@ async fn list_records(
 
 /// The recordings in `dir`, or `None` when it cannot be read.
 fn read_records(dir: &std::path::Path) -> Option<Vec<RecordJson>> {
-    // Sorted on the full modification time, as go-live compares it; shown to the second.
-    let mut records: Vec<(std::time::Duration, RecordJson)> = std::fs::read_dir(dir)
+    // Sorted on the modTime as shown (whole seconds), then by name: a client re-sorting what
+    // it sees gets the same order.
+    let mut records: Vec<(u64, RecordJson)> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(Result::ok)
         .filter_map(|entry| {
@@ -439,9 +440,9 @@ fn read_records(dir: &std::path::Path) -> Option<Vec<RecordJson>> {
             }
             let meta = entry.metadata().ok().filter(|m| m.is_file())?;
             let modified = meta.modified().ok()?;
-            let since_epoch = modified.duration_since(UNIX_EPOCH).ok()?;
+            let seconds = modified.duration_since(UNIX_EPOCH).ok()?.as_secs();
             Some((
-                since_epoch,
+                seconds,
                 RecordJson {
                     url: format!("/records/{name}"),
                     mod_time: humantime::format_rfc3339_seconds(modified).to_string(),
