@@ -496,6 +496,34 @@ pub fn spawn_browser_pages_with(
     )
 }
 
+/// The LEB player (`clients/leb_play.py`, aiortc) pulling `stream_url` from the gateway at
+/// `base` for `seconds`, wanting `min_video_frames`; `extra` adds its other options
+/// (`--srs`, `--tabrctl RID@S`, …).
+pub fn spawn_leb_player(
+    base: &str,
+    stream_url: &str,
+    seconds: f64,
+    min_video_frames: u64,
+    extra: &[&str],
+) -> Result<Client> {
+    let mut args = vec![
+        "--url".to_owned(),
+        base.to_owned(),
+        "--stream-url".into(),
+        stream_url.to_owned(),
+        "--seconds".into(),
+        seconds.to_string(),
+        "--min-video-frames".into(),
+        min_video_frames.to_string(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    Client::python(
+        "leb_play.py",
+        &args,
+        Duration::from_secs_f64(seconds + 36.0),
+    )
+}
+
 /// Tencent's web player TXLivePlayer 1.3.5 in Chromium (`browser/run_txliveplayer.mjs`) playing
 /// `stream` from the gateway at `base`; `stop` ends with `stopPlay()`, otherwise the page is
 /// closed without a stopstream.

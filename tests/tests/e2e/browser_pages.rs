@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use gatehouse_e2e::{
     Client, Play, bounded, browser_dir, browser_tools, http, media_lock, offers,
-    spawn_browser_pages, spawn_browser_pages_with, start_gateway,
+    spawn_browser_pages, spawn_browser_pages_with, spawn_leb_player, start_gateway,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,22 +335,13 @@ async fn simulcast_subscriber_switches_layers_through_the_layer_extension() {
         }
         .spawn(&format!("{base}/whep/layers"))?;
         // Alongside it, LEB's ABR call (tabrctl) switches a pulled player to the low layer.
-        let leb_args: Vec<String> = [
-            "--url",
-            base.as_str(),
-            "--stream-url",
+        let leb_player = spawn_leb_player(
+            &base,
             "webrtc://d/live/layers",
-            "--seconds",
-            "8",
-            "--min-video-frames",
-            "20",
-            "--tabrctl",
-            "q@2",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-        let leb_player = Client::python("leb_play.py", &leb_args, Duration::from_secs(40))?;
+            8.0,
+            20,
+            &["--tabrctl", "q@2"],
+        )?;
         let player = player.finish().await?.expect_ok()?;
         let leb_player = leb_player.finish().await?.expect_ok()?;
         // A WHEP answer points at the layer extension while the publisher sends simulcast.

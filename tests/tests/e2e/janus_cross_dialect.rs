@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use gatehouse_e2e::{
-    Client, ClientResult, Play, Publish, bounded, http, media_lock, start_gateway, wait_for_media,
+    Client, ClientResult, Play, Publish, bounded, http, media_lock, spawn_leb_player,
+    start_gateway, wait_for_media,
 };
 use serde_json::{Value, json};
 
@@ -130,17 +131,7 @@ async fn a_whip_publisher_is_a_janus_publisher_and_a_janus_publisher_plays_over_
             ..Play::for_seconds(3.0)
         }
         .spawn(&format!("{base}/v1/whep/6161"))?;
-        let leb_args = [
-            "--url".to_owned(),
-            base.clone(),
-            "--stream-url".into(),
-            "webrtc://play.example.com/live/6161".into(),
-            "--seconds".into(),
-            "3".into(),
-            "--min-video-frames".into(),
-            "30".into(),
-        ];
-        let leb = Client::python("leb_play.py", &leb_args, Duration::from_secs(40))?;
+        let leb = spawn_leb_player(&base, "webrtc://play.example.com/live/6161", 3.0, 30, &[])?;
         let whep = whep.finish().await?.expect_ok()?;
         let leb = leb.finish().await?.expect_ok()?;
         println!(

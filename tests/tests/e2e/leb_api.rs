@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use gatehouse_e2e::{
-    Client, Publish, bounded, http, media_lock, offers, spawn_txliveplayer, start_gateway,
+    Publish, bounded, http, media_lock, offers, spawn_leb_player, spawn_txliveplayer, start_gateway,
 };
 use serde_json::{Value, json};
 
@@ -81,17 +81,7 @@ async fn leb_player_plays_a_whip_stream_reports_and_stopstream_frees_its_session
         }
         .spawn(&format!("{base}/v1/whip/cam"))?;
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        let args = [
-            "--url".to_owned(),
-            base.clone(),
-            "--stream-url".into(),
-            "webrtc://play.example.com/live/cam".into(),
-            "--seconds".into(),
-            "5".into(),
-            "--min-video-frames".into(),
-            "10".into(),
-        ];
-        let player = Client::python("leb_play.py", &args, Duration::from_secs(40))?
+        let player = spawn_leb_player(&base, "webrtc://play.example.com/live/cam", 5.0, 10, &[])?
             .finish()
             .await?
             .expect_ok()?;

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, ensure};
 use gatehouse_e2e::gatehouse::config::LebRoomFrom;
-use gatehouse_e2e::{Client, Publish, http, media_lock, offers, start_gateway, wait_for_media};
+use gatehouse_e2e::{
+    Publish, http, media_lock, offers, spawn_leb_player, start_gateway, wait_for_media,
+};
 use gatehouse_sdk::crypto::md5_hex;
 use serde_json::{Value, json};
 
@@ -113,19 +115,8 @@ async fn srs_play_of_a_whip_stream_decodes_video() {
         .spawn(&format!("{base}/v1/whip/srscam"))?;
         wait_for_media(&gw, "srscam", Duration::from_secs(15)).await?;
         // srs.sdk.js's URL form, with the API port (the port is not part of the room).
-        let args = [
-            "--url",
-            base.as_str(),
-            "--srs",
-            "--stream-url",
-            "webrtc://127.0.0.1:1985/live/srscam",
-            "--seconds",
-            "4",
-            "--min-video-frames",
-            "10",
-        ]
-        .map(String::from);
-        let player = Client::python("leb_play.py", &args, Duration::from_secs(40))?
+        let url = "webrtc://127.0.0.1:1985/live/srscam";
+        let player = spawn_leb_player(&base, url, 4.0, 10, &["--srs"])?
             .finish()
             .await?
             .expect_ok()?;
@@ -218,18 +209,7 @@ async fn room_from_app_stream_plays_the_app_prefixed_room_and_the_default_the_la
         );
 
         // And media flows: a LEB player of live/cam decodes the publisher of room live_cam.
-        let args = [
-            "--url",
-            base.as_str(),
-            "--stream-url",
-            "webrtc://play.example.com/live/cam",
-            "--seconds",
-            "4",
-            "--min-video-frames",
-            "10",
-        ]
-        .map(String::from);
-        let player = Client::python("leb_play.py", &args, Duration::from_secs(40))?
+        let player = spawn_leb_player(&base, "webrtc://play.example.com/live/cam", 4.0, 10, &[])?
             .finish()
             .await?
             .expect_ok()?;
