@@ -12,10 +12,9 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use super::engine::Engine;
 use super::feed::{CodecIntent, DEFAULT_FEED, Feed, FeedKey};
 use super::offer::{self, MediaKind};
+use super::outputs::negotiated_outputs;
 use super::peer::{IceMode, Peer, PeerMedia};
-use super::sessions::{
-    AddedTrack, intent_from_offered, nacks_of, negotiated_outputs, rtc_kind, send_track,
-};
+use super::sessions::{AddedTrack, intent_from_offered, nacks_of, rtc_kind, send_track};
 use super::{DialOffer, DialRequest, MediaError, OfferRequest, Role};
 
 /// A cascade session's remote end, kept on its [`Peer`].
@@ -95,9 +94,10 @@ impl Engine {
                 .or_insert_with(|| Feed::new(feed_key.clone()));
         }
         let nacks = nacks_of(&self.feeds, &feed_key);
-        let mut pc = self
+        let built = self
             .factory
             .build(now, request.role, IceMode::FullOfferer, nacks)?;
+        let mut pc = built.pc;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let (media, sending) = match request.role {
             Role::Publisher => {
@@ -144,6 +144,7 @@ impl Engine {
             media,
             &offer_sdp,
         )?;
+        peer.srtp_keys = built.srtp_keys;
         peer.cascade = request.link.map(|link| Cascade {
             link,
             token: request.token,
@@ -258,9 +259,15 @@ impl Engine {
             cascade.link.session_url = session_url;
         }
         let sending = std::mem::take(&mut peer.unanswered_tracks);
+        let history = self.factory.nack_buffer_packets;
         if let PeerMedia::Subscriber { outputs } = &mut peer.media {
             for (source, track) in sending {
-                outputs.extend(negotiated_outputs(&mut peer.pc, vec![track], &source));
+                outputs.extend(negotiated_outputs(
+                    &mut peer.pc,
+                    vec![track],
+                    &source,
+                    history,
+                ));
             }
         }
         // Our checks' responses (and the remote's media) come from these addresses.

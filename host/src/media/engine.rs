@@ -19,9 +19,9 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use super::egress::{Datagrams, follows_selected_pair};
 use super::feed::{Feed, FeedKey};
 use super::load::{LoadGauge, LoadMeter};
-use super::outbox::Outbox;
 use super::peer::{Peer, PeerFactory};
 use super::record::Recorder;
 use super::udp::{self, Demux, MediaSocket, bind_media_sockets};
@@ -95,8 +95,8 @@ pub(super) fn start(
         next_key: 1,
         dirty: Vec::new(),
         doomed: Vec::new(),
-        send_drops: 0,
-        outbox: Outbox::default(),
+        datagrams: Datagrams::default(),
+        next_sender_reports: Instant::now(),
         timers: BinaryHeap::new(),
         deferred_keyframes: Vec::new(),
         removed_feeds_traffic: Traffic::default(),
@@ -149,7 +149,7 @@ pub(super) fn contained<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 
 pub(super) struct Engine {
     poll: Poll,
-    sockets: Vec<MediaSocket>,
+    pub(super) sockets: Vec<MediaSocket>,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) factory: PeerFactory,
     pub(super) config: WebrtcConfig,
@@ -164,8 +164,9 @@ pub(super) struct Engine {
     pub(super) dirty: Vec<u64>,
     /// Sessions to end after the current step (their PeerConnection panicked).
     doomed: Vec<(u64, String)>,
-    send_drops: u64,
-    pub(super) outbox: Outbox,
+    pub(super) datagrams: Datagrams,
+    /// When subscriber outputs' RTCP sender reports are next due.
+    pub(super) next_sender_reports: Instant,
     /// Session timeouts, earliest first; an entry is live while it equals the session's
     /// `next_timeout` (lazy deletion keeps each update O(log n)).
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -201,7 +202,10 @@ impl Engine {
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING_INTERVAL;
         loop {
             let now = Instant::now();
-            let mut deadline = self.next_deadline().min(next_housekeeping);
+            let mut deadline = self
+                .next_deadline()
+                .min(next_housekeeping)
+                .min(self.next_sender_reports);
             if let Some(at) = self.deferred_keyframes.iter().map(|(at, _)| *at).min() {
                 deadline = deadline.min(at);
             }
@@ -226,6 +230,9 @@ impl Engine {
             let now = Instant::now();
             self.run_timeouts(now);
             self.send_deferred_keyframe_requests(now);
+            if now >= self.next_sender_reports {
+                self.send_sender_reports(now);
+            }
             if now >= next_housekeeping {
                 self.housekeeping(now);
                 next_housekeeping = now + HOUSEKEEPING_INTERVAL;
@@ -234,7 +241,10 @@ impl Engine {
         }
         self.close_all();
         self.send_outbox();
-        tracing::info!(dropped_sends = self.send_drops, "media thread stopped");
+        tracing::info!(
+            dropped_sends = self.datagrams.dropped,
+            "media thread stopped"
+        );
     }
 
     /// The session `id` if it exists in `room`.
@@ -370,7 +380,7 @@ impl Engine {
         while let Some(message) = self.peers.get_mut(&key).and_then(|p| p.pc.poll_read()) {
             match message.message {
                 RTCMessage::RtpPacket(track_id, packet) => self.fan_out(key, &track_id, packet),
-                RTCMessage::RtcpPacket(_, packets) => self.on_keyframe_request(key, &packets),
+                RTCMessage::RtcpPacket(_, packets) => self.on_rtcp_feedback(key, &packets),
                 _ => {}
             }
         }
@@ -391,13 +401,11 @@ impl Engine {
                     .position(|s| s.advertised == out.transport.local_addr)
                     .unwrap_or(0),
             };
-            self.outbox
-                .push(socket, out.message, out.transport.peer_addr);
-            if self.outbox.is_full() {
-                let sockets = &self.sockets;
-                let tally = self.outbox.flush(|i| sockets.get(i).map(|s| &s.socket));
-                self.send_drops += tally.dropped;
+            if follows_selected_pair(&out.message) {
+                peer.route = Some((socket, out.transport.peer_addr));
             }
+            self.datagrams
+                .push(&self.sockets, socket, out.message, out.transport.peer_addr);
         }
         let next = peer.pc.poll_timeout();
         if next != peer.next_timeout {
@@ -410,9 +418,7 @@ impl Engine {
 
     /// Sends every queued datagram (batched `sendmmsg`).
     pub(super) fn send_outbox(&mut self) {
-        let sockets = &self.sockets;
-        let tally = self.outbox.flush(|i| sockets.get(i).map(|s| &s.socket));
-        self.send_drops += tally.dropped;
+        self.datagrams.flush(&self.sockets);
     }
 
     /// The earliest session timeout (entries that no longer match their session are stale).

@@ -23,6 +23,7 @@ impl Engine {
                 tracing::info!(session = %peer.id, room = %peer.feed.room, feed = %peer.feed.feed, %state, "session state");
                 peer.state = state;
                 if peer.is_connected() && matches!(peer.media, PeerMedia::Subscriber { .. }) {
+                    self.start_egress(key);
                     // A late joiner needs a keyframe now, not at the next periodic one.
                     if self.config.keyframe_cache {
                         self.replay_cached_keyframe(key);
@@ -80,6 +81,7 @@ impl Engine {
                     .for_each(|o| o.forwarder.restart_on_keyframe());
             }
         }
+        self.refresh_route(key);
         self.request_feed_keyframe(&feed, Instant::now());
     }
 

@@ -100,7 +100,7 @@ impl Engine {
         let mut wants_keyframe = false;
         let mut faulty = Vec::new();
         // Disjoint field borrows: the feed's subscriber list is read while peers are written.
-        let (peers, dirty) = (&mut self.peers, &mut self.dirty);
+        let (peers, datagrams, sockets) = (&mut self.peers, &mut self.datagrams, &self.sockets);
         for key in &feed.subscribers {
             let Some(sub) = peers.get_mut(key) else {
                 continue;
@@ -108,6 +108,9 @@ impl Engine {
             if !sub.can_receive_media(now) {
                 continue;
             }
+            let (Some(egress), Some(route)) = (sub.egress.as_mut(), sub.route) else {
+                continue;
+            };
             let PeerMedia::Subscriber { outputs } = &mut sub.media else {
                 continue;
             };
@@ -133,35 +136,18 @@ impl Engine {
                 }
                 Err(_) => continue,
             }
-            let sender_id = output.sender_id;
-            let out = rtc::rtp::Packet {
-                header,
-                payload: packet.payload.clone(),
-            };
-            let written = contained(|| match sub.pc.rtp_sender(sender_id) {
-                Some(mut sender) => match sender.write_rtp(now, out) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::trace!(session = %sub.id, error = %e, "forward rejected");
-                        false
-                    }
-                },
-                None => false,
-            });
-            match written {
-                Ok(true) => {
+            let sent =
+                contained(|| datagrams.send_rtp(sockets, egress, route, &header, &packet.payload));
+            match sent {
+                Ok(Ok(())) => {
+                    output.sent.on_sent(&header, &packet.payload, now);
                     traffic.egress_packets += 1;
                     traffic.egress_bytes += packet_bytes;
                 }
-                Ok(false) => {}
-                Err(panic) => {
-                    faulty.push((*key, format!("forwarding panicked: {panic}")));
-                    continue;
+                Ok(Err(e)) => {
+                    tracing::trace!(session = %sub.id, error = %e, "forward not protected");
                 }
-            }
-            if !sub.queued {
-                sub.queued = true;
-                dirty.push(*key);
+                Err(panic) => faulty.push((*key, format!("forwarding panicked: {panic}"))),
             }
         }
         feed.traffic.set(traffic);
@@ -217,6 +203,9 @@ impl Engine {
         if output.forwarder.counters.forwarded > 0 {
             return; // connected again (ICE restart): it already has the live stream
         }
+        let (Some(egress), Some(route)) = (sub.egress.as_mut(), sub.route) else {
+            return;
+        };
         let mut replayed = 0;
         for packet in cached {
             let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
@@ -224,19 +213,19 @@ impl Engine {
             if output.forwarder.prepare(&mut header, &info, now).is_err() {
                 continue;
             }
-            let out = rtc::rtp::Packet {
-                header,
-                payload: packet.payload.clone(),
-            };
-            if let Some(mut sender) = sub.pc.rtp_sender(output.sender_id)
-                && sender.write_rtp(now, out).is_ok()
+            match self
+                .datagrams
+                .send_rtp(&self.sockets, egress, route, &header, &packet.payload)
             {
-                replayed += 1;
+                Ok(()) => {
+                    output.sent.on_sent(&header, &packet.payload, now);
+                    replayed += 1;
+                }
+                Err(e) => tracing::debug!(session = %sub.id, error = %e, "cached packet not sent"),
             }
         }
         output.forwarder.restart_on_keyframe();
         tracing::debug!(session = %sub.id, packets = replayed, "cached keyframe replayed");
-        self.mark_dirty(subscriber);
     }
 
     /// A subscriber's PLI/FIR: ask its feed's publisher for a keyframe (paced).

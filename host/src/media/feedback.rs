@@ -3,7 +3,8 @@
 //!
 //! rtc's interceptor chain ends in a `NoopInterceptor` that drops inbound RTCP unless an
 //! interceptor marked it `DeliverToApplication` (specs/webrtc-rs.md §4); [`KeyframeRequestsToApp`]
-//! marks PLI and FIR so the engine can relay them to the publisher.
+//! marks PLI and FIR so the engine can relay them to the publisher, and NACKs, which the engine
+//! answers from its own send history (forwarded RTP bypasses rtc's NACK responder).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,8 +18,8 @@ use rtc::sansio::Protocol;
 /// Chain position: after every built-in interceptor (the last is JitterBuffer at 13000).
 pub const KEYFRAME_REQUESTS_SLOT: usize = 14_000;
 
-/// Passes every packet through; inbound RTCP compounds that contain PLI or FIR are reduced to
-/// those packets and marked for delivery to the application.
+/// Passes every packet through; inbound RTCP compounds that contain PLI, FIR or NACK are
+/// reduced to those packets and marked for delivery to the application.
 #[derive(Default)]
 pub struct KeyframeRequestsToApp {
     read_queue: VecDeque<TaggedPacket>,
@@ -91,9 +92,11 @@ impl Interceptor for NacksCounted {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
-fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
+fn is_for_application(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+    any.is::<PictureLossIndication>()
+        || any.is::<FullIntraRequest>()
+        || any.is::<TransportLayerNack>()
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestsToApp {
@@ -105,11 +108,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestsToApp {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet
-            && packets.iter().any(|p| is_keyframe_request(p.as_ref()))
+            && packets.iter().any(|p| is_for_application(p.as_ref()))
         {
             let requests = packets
                 .iter()
-                .filter(|p| is_keyframe_request(p.as_ref()))
+                .filter(|p| is_for_application(p.as_ref()))
                 .cloned()
                 .collect();
             msg.message.packet = Packet::Rtcp(requests);

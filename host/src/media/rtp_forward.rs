@@ -131,7 +131,9 @@ impl Engine {
                 copy.header.payload_type = pt;
             }
             match copy.marshal() {
-                Ok(bytes) => self.outbox.push(0, bytes, forwarder.destination),
+                Ok(bytes) => self
+                    .datagrams
+                    .push(&self.sockets, 0, bytes, forwarder.destination),
                 Err(e) => tracing::debug!(error = %e, "RTP forwarder packet not encodable"),
             }
         }

@@ -15,9 +15,8 @@ use rtc::sansio::Protocol;
 
 use super::engine::Engine;
 use super::feed::{CodecIntent, DEFAULT_FEED, Feed, FeedKey};
-use super::forward::{NegotiatedCodec, OutputForwarder};
 use super::offer::{self, MediaKind, OfferSummary, OfferedCodec};
-use super::peer::{IceMode, OutputTrack, Peer, PeerMedia};
+use super::peer::{IceMode, Peer, PeerMedia};
 use super::{
     IceRestartAnswer, MediaError, OfferRequest, PublisherLeave, RemoteCandidate, Role,
     SessionAnswer, SessionIce,
@@ -175,12 +174,13 @@ impl Engine {
             None => return Err(MediaError::RoomNotFound(request.room)),
         }
         let now = Instant::now();
-        let mut pc = self.factory.build(
+        let built = self.factory.build(
             now,
             request.role,
             IceMode::LiteAnswerer,
             nacks_of(&self.feeds, &feed_key),
         )?;
+        let mut pc = built.pc;
         let offer = RTCSessionDescription::offer(request.offer_sdp)
             .map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
         pc.set_remote_description(now, offer)
@@ -217,8 +217,15 @@ impl Engine {
             media,
             &answer_sdp,
         )?;
+        peer.srtp_keys = built.srtp_keys;
         if let PeerMedia::Subscriber { outputs } = &mut peer.media {
-            *outputs = negotiated_outputs(&mut peer.pc, subscriber_tracks, &feed_key);
+            let history = self.factory.nack_buffer_packets;
+            *outputs = super::outputs::negotiated_outputs(
+                &mut peer.pc,
+                subscriber_tracks,
+                &feed_key,
+                history,
+            );
         }
         let etag = peer.etag();
         self.add_peer(peer);
@@ -562,38 +569,4 @@ impl Engine {
             }
         }
     }
-}
-
-/// Reads back what each subscriber sender negotiated and builds its forwarder.
-pub(super) fn negotiated_outputs(
-    pc: &mut RTCPeerConnection,
-    added: Vec<AddedTrack>,
-    source: &FeedKey,
-) -> Vec<OutputTrack> {
-    added
-        .into_iter()
-        .filter_map(|(kind, ssrc, sender_id, intent)| {
-            let mut sender = pc.rtp_sender(sender_id)?;
-            let codecs: Vec<NegotiatedCodec> = sender
-                .get_parameters()
-                .rtp_parameters
-                .codecs
-                .iter()
-                .map(|c| NegotiatedCodec {
-                    mime_lower: c.rtp_codec.mime_type.to_ascii_lowercase(),
-                    payload_type: c.payload_type,
-                })
-                .collect();
-            let forwarder =
-                OutputForwarder::new(ssrc, intent.clock_rate, codecs, kind == MediaKind::Video);
-            Some(OutputTrack {
-                kind,
-                layer: super::LayerChoice::Default,
-                source: source.clone(),
-                paused: false,
-                sender_id,
-                forwarder,
-            })
-        })
-        .collect()
 }
