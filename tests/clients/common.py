@@ -378,6 +378,32 @@ class SineAudioTrack(MediaStreamTrack):
         return frame
 
 
+def count_rembs(sender: Any, res: dict[str, Any]) -> None:
+    """Counts the REMBs (bitrate caps) `sender` gets into res["remb_received"] and keeps the
+    last one's bitrate in res["remb_bitrate"]; aiortc's encoder still obeys them."""
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
+
+    handle_rtcp = sender._handle_rtcp_packet
+
+    async def counted_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, _ = unpack_remb_fci(packet.fci)
+                res["remb_received"] = res.get("remb_received", 0) + 1
+                res["remb_bitrate"] = bitrate
+            except ValueError:
+                pass
+        await handle_rtcp(packet)
+
+    sender._handle_rtcp_packet = counted_rtcp
+
+
+def encoder_target_bitrate(sender: Any) -> Any:
+    """The bitrate aiortc's video encoder aims at (None before it encoded anything)."""
+    encoder = getattr(sender, "_RTCRtpSender__encoder", None) if sender else None
+    return getattr(encoder, "target_bitrate", None)
+
+
 async def wait_connected(pc: RTCPeerConnection, timeout: float) -> bool:
     """Wait until connectionState == connected; False on failed/closed/timeout."""
     done = asyncio.get_running_loop().create_future()

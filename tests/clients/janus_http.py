@@ -88,6 +88,7 @@ async def publish(args, res: dict, janus: Janus) -> int:
         vt = pc.addTransceiver(c.MovingStripesTrack(640, 480), direction="sendonly")
         if args.video_codec != "any":
             c.prefer_codec(vt, "video", args.video_codec)
+        c.count_rembs(vt.sender, res)
         pc.addTransceiver(c.SineAudioTrack(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         exists = await janus.request({"request": "exists", "room": args.room})
@@ -111,8 +112,17 @@ async def publish(args, res: dict, janus: Janus) -> int:
             await asyncio.sleep(float(end) - float(start))
             res["video_on"] = await janus.request({"request": "configure", "video": True})
             await asyncio.sleep(max(0.0, args.seconds - float(end)))
+        elif args.bitrate_at:
+            # The publisher's own cap, T seconds after connecting.
+            at, _, bitrate = args.bitrate_at.partition(":")
+            await asyncio.sleep(float(at))
+            res["bitrate_set"] = await janus.request({"request": "configure",
+                                                      "bitrate": int(bitrate)})
+            await asyncio.sleep(max(0.0, args.seconds - float(at)))
         else:
             await asyncio.sleep(args.seconds)
+        # Read before leaving: the encoder goes with the transport.
+        res["encoder_target_bitrate"] = c.encoder_target_bitrate(vt.sender)
         await janus.request({"request": "leave"})
         return 0
     finally:
@@ -210,6 +220,8 @@ def main() -> None:
     parser.add_argument("--video-off", default=None, metavar="A:B",
                         help="--publish: configure {video:false} A s after connecting, "
                              "{video:true} at B s")
+    parser.add_argument("--bitrate-at", default=None, metavar="T:BPS",
+                        help="--publish: configure {bitrate: BPS} T s after connecting")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=None)
     args = parser.parse_args()

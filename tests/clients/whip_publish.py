@@ -15,7 +15,6 @@ import asyncio
 import sys
 
 import common as c
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
 
 async def run(args: argparse.Namespace, res: dict) -> int:
@@ -37,20 +36,7 @@ async def run(args: argparse.Namespace, res: dict) -> int:
                 force_keyframe()
 
         vt.sender._send_keyframe = counted_keyframe_request
-        # Count the REMBs (bitrate caps) it gets; aiortc's encoder obeys them.
-        handle_rtcp = vt.sender._handle_rtcp_packet
-
-        async def counted_rtcp(packet) -> None:
-            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-                try:
-                    bitrate, _ = unpack_remb_fci(packet.fci)
-                    res["remb_received"] = res.get("remb_received", 0) + 1
-                    res["remb_bitrate"] = bitrate
-                except ValueError:
-                    pass
-            await handle_rtcp(packet)
-
-        vt.sender._handle_rtcp_packet = counted_rtcp
+        c.count_rembs(vt.sender, res)
         if audio is not None:
             at = pc.addTransceiver(audio, direction="sendonly")
             c.prefer_codec(at, "audio", "opus")
@@ -116,8 +102,7 @@ async def run(args: argparse.Namespace, res: dict) -> int:
             return 1
         return 0
     finally:
-        encoder = getattr(vt.sender, "_RTCRtpSender__encoder", None) if vt else None
-        res["encoder_target_bitrate"] = getattr(encoder, "target_bitrate", None)
+        res["encoder_target_bitrate"] = c.encoder_target_bitrate(vt.sender if vt else None)
         res["video_frames_sent"] = video.frames
         res["audio_frames_sent"] = audio.frames if audio else 0
         if location:

@@ -19,8 +19,12 @@ impl Gate {
     }
 
     /// Caps the video every publisher of `room` sends (REMB); how many were told.
-    pub async fn cap_bitrate(&self, room: &str, bits_per_sec: u64) -> Result<usize, GateError> {
-        Ok(self.media.cap_bitrate(room, bits_per_sec).await?)
+    pub async fn cap_bitrate(
+        &self,
+        room: &str,
+        caps: crate::media::BitrateCaps,
+    ) -> Result<usize, GateError> {
+        Ok(self.media.cap_bitrate(room, caps).await?)
     }
 
     /// Publishers' audio levels from now on.

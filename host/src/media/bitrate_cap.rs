@@ -1,8 +1,8 @@
-//! A room's bitrate cap (Janus VideoRoom `bitrate`): a REMB (draft-alvestrand-rmcat-remb)
-//! naming every video SSRC of a publisher tells its encoder the most it may send. Browsers
-//! that negotiated `goog-remb` (the default codecs offer it) lower their target at once;
-//! the dialect repeats the message, as Janus does, so an estimate that grows meanwhile is
-//! capped again.
+//! Bitrate caps (Janus VideoRoom: the room's `bitrate`, a publisher's own `configure
+//! {bitrate}`): a REMB (draft-alvestrand-rmcat-remb) naming every video SSRC of a publisher
+//! tells its encoder the most it may send. Browsers that negotiated `goog-remb` (the default
+//! codecs offer it) lower their target at once; the dialect repeats the message, as Janus does,
+//! so an estimate that grows meanwhile is capped again.
 
 use std::time::Instant;
 
@@ -12,12 +12,30 @@ use super::engine::Engine;
 use super::offer::MediaKind;
 use super::peer::PeerMedia;
 
+/// The caps of one room's publishers, in bits per second (0: no cap).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BitrateCaps {
+    /// For every publisher without its own.
+    pub room: u64,
+    /// Publishers' own caps, by session id.
+    pub sessions: Vec<(String, u64)>,
+}
+
+impl BitrateCaps {
+    fn of(&self, session: &str) -> u64 {
+        self.sessions
+            .iter()
+            .find(|(s, _)| s == session)
+            .map_or(self.room, |(_, bits)| *bits)
+    }
+}
+
 impl Engine {
-    /// Sends every connected publisher of `room` a REMB of `bits_per_sec`; how many were told.
+    /// Sends every connected publisher of `room` a REMB of its cap; how many were told.
     pub(super) fn cap_room_bitrate(
         &mut self,
         room: &str,
-        bits_per_sec: u64,
+        caps: &BitrateCaps,
         now: Instant,
     ) -> usize {
         let publishers: Vec<_> = self
@@ -31,7 +49,8 @@ impl Engine {
             let Some(peer) = self.peers.get_mut(&publisher) else {
                 continue;
             };
-            if !peer.is_connected() {
+            let bits_per_sec = caps.of(&peer.id);
+            if !peer.is_connected() || bits_per_sec == 0 {
                 continue;
             }
             let PeerMedia::Publisher { tracks } = &peer.media else {

@@ -186,8 +186,8 @@ impl Engine {
                     let _ = reply.send(feeds.len());
                 }
                 Command::RecordRoom(room, recording) => self.record_room(room, recording),
-                Command::CapBitrate(room, bits_per_sec, reply) => {
-                    let _ = reply.send(self.cap_room_bitrate(&room, bits_per_sec, Instant::now()));
+                Command::CapBitrate(room, caps, reply) => {
+                    let _ = reply.send(self.cap_room_bitrate(&room, &caps, Instant::now()));
                 }
                 Command::CreateRoom(name, reply) => {
                     let _ = reply.send(self.create_room(name));

@@ -111,8 +111,8 @@ pub(crate) enum Command {
     RequestKeyframes(String, oneshot::Sender<usize>),
     /// Record a room's new tracks (into `[record] dir`, or a sub-directory), or stop.
     RecordRoom(String, Option<Option<std::path::PathBuf>>),
-    /// REMB of a bitrate (bits/s) to every publisher of a room.
-    CapBitrate(String, u64, oneshot::Sender<usize>),
+    /// REMB of its cap to every publisher of a room.
+    CapBitrate(String, super::BitrateCaps, oneshot::Sender<usize>),
     /// Ends every session of a room and removes it.
     DeleteRoom(String, oneshot::Sender<Result<(), MediaError>>),
     Rooms(oneshot::Sender<Vec<RoomSnapshot>>),
@@ -438,10 +438,14 @@ impl MediaHandle {
             .await
     }
 
-    /// Tells every publisher of `room` to send at most `bits_per_sec` of video (REMB); how
-    /// many were told.
-    pub async fn cap_bitrate(&self, room: &str, bits_per_sec: u64) -> Result<usize, MediaError> {
-        self.ask(|reply| Command::CapBitrate(room.into(), bits_per_sec, reply))
+    /// Tells every publisher of `room` to send at most its cap of video (REMB); how many were
+    /// told.
+    pub async fn cap_bitrate(
+        &self,
+        room: &str,
+        caps: super::BitrateCaps,
+    ) -> Result<usize, MediaError> {
+        self.ask(|reply| Command::CapBitrate(room.into(), caps, reply))
             .await
     }
 

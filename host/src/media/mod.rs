@@ -40,6 +40,7 @@ mod subscriber_rtcp;
 mod subscription;
 mod udp;
 
+pub use bitrate_cap::BitrateCaps;
 pub use engine::MediaStartError;
 pub use feed::DEFAULT_FEED;
 /// Reused by the load generator so its synthetic publisher answers PLI like an encoder.

@@ -6,6 +6,7 @@ mod client_mistakes;
 mod contract_support;
 mod cross_dialect;
 mod janus_api;
+mod janus_bitrate;
 mod janus_cross_dialect;
 mod janus_real_clients;
 mod janus_sessions;

@@ -3,6 +3,7 @@
 //! facts the media core does not know (descriptions, secrets, displays, private ids) and answers
 //! the synchronous requests; `participants` runs the asynchronous ones.
 
+mod bitrate;
 mod bridge;
 mod forwarders;
 mod participants;
@@ -168,6 +169,8 @@ pub(super) struct Participant {
     pub publishing: Option<Publishing>,
     /// Its audio level says it talks (see `VideoRoom::audio_level`).
     pub talking: bool,
+    /// Its own `configure {bitrate}`, in place of the room's (0: no cap).
+    pub bitrate: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -479,28 +482,6 @@ impl VideoRoom {
             .unwrap_or_default();
         for room in due {
             let _ = self.gate.request_keyframes(&room.to_string()).await;
-        }
-    }
-
-    /// Reminds the publishers of every room with a `bitrate` of its cap (REMB), every other
-    /// second as Janus does, so an estimate grown meanwhile is capped again.
-    pub async fn cap_bitrates(&self, elapsed_secs: u64) {
-        if !elapsed_secs.is_multiple_of(2) {
-            return;
-        }
-        let capped: Vec<(u64, u64)> = self
-            .rooms
-            .lock()
-            .map(|rooms| {
-                rooms
-                    .values()
-                    .filter(|r| r.config.bitrate > 0)
-                    .map(|r| (r.config.room, r.config.bitrate))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (room, bitrate) in capped {
-            let _ = self.gate.cap_bitrate(&room.to_string(), bitrate).await;
         }
     }
 

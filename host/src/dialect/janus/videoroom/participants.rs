@@ -237,6 +237,7 @@ impl VideoRoom {
         offer: Option<String>,
     ) -> Result<EventReply, PluginError> {
         let room = required_id(body, "room")?;
+        let bitrate = id_field(body, "bitrate")?;
         self.adopt_gateway_room(room).await;
         let foreign: Vec<Value> = self
             .foreign_feeds(room)
@@ -281,6 +282,7 @@ impl VideoRoom {
                         handle: caller.handle.id,
                         publishing: None,
                         talking: false,
+                        bitrate,
                     },
                 );
                 Ok((
@@ -428,8 +430,8 @@ impl VideoRoom {
         Ok((data, Some(jsep(JsepKind::Answer, &answer.answer_sdp))))
     }
 
-    /// A publisher's `configure`: its display, and its media on or off for everyone
-    /// (`audio`/`video` booleans, or `streams:[{mid, send}]`).
+    /// A publisher's `configure`: its display, its bitrate cap, and its media on or off for
+    /// everyone (`audio`/`video` booleans, or `streams:[{mid, send}]`).
     async fn configure_publisher(
         &self,
         room: u64,
@@ -451,6 +453,9 @@ impl VideoRoom {
                 .unzip())
         })?;
         let sends = media_switches(body, &streams.unwrap_or_default())?;
+        if let Some(bits_per_sec) = id_field(body, "bitrate")? {
+            self.set_publisher_bitrate(room, id, bits_per_sec).await?;
+        }
         let Some(session) = session else {
             return Ok(()); // nothing published yet: nothing to switch
         };

@@ -1,0 +1,70 @@
+//! Bitrate caps: the room's `bitrate` and a publisher's own `configure {bitrate}` (which
+//! replaces the room's for that publisher, 0 lifting it), told to publishers by REMB.
+
+use crate::media::BitrateCaps;
+
+use super::{PluginError, Room, VideoRoom, code};
+
+impl Room {
+    /// Its publishers' caps, unless none has any.
+    pub(super) fn bitrate_caps(&self) -> Option<(u64, BitrateCaps)> {
+        let sessions: Vec<(String, u64)> = self
+            .participants
+            .values()
+            .filter_map(|p| Some((p.publishing.as_ref()?.session.clone(), p.bitrate?)))
+            .collect();
+        let capped = self.config.bitrate > 0 || sessions.iter().any(|(_, bits)| *bits > 0);
+        capped.then(|| {
+            let caps = BitrateCaps {
+                room: self.config.bitrate,
+                sessions,
+            };
+            (self.config.room, caps)
+        })
+    }
+}
+
+impl VideoRoom {
+    /// Reminds the publishers of every room of their cap (REMB), every other second as Janus
+    /// does, so an estimate grown meanwhile is capped again.
+    pub async fn cap_bitrates(&self, elapsed_secs: u64) {
+        if !elapsed_secs.is_multiple_of(2) {
+            return;
+        }
+        let capped: Vec<(u64, BitrateCaps)> = self
+            .rooms
+            .lock()
+            .map(|rooms| rooms.values().filter_map(Room::bitrate_caps).collect())
+            .unwrap_or_default();
+        for (room, caps) in capped {
+            let _ = self.gate.cap_bitrate(&room.to_string(), caps).await;
+        }
+    }
+
+    /// A publisher's own cap: kept for the reminders, and told at once if it publishes.
+    pub(super) async fn set_publisher_bitrate(
+        &self,
+        room: u64,
+        id: u64,
+        bits_per_sec: u64,
+    ) -> Result<(), PluginError> {
+        let session = self.with_room(room, |r| {
+            let p = r
+                .participants
+                .get_mut(&id)
+                .ok_or_else(|| PluginError::new(code::JOIN_FIRST, "Join the room first"))?;
+            p.bitrate = Some(bits_per_sec);
+            Ok(p.publishing.as_ref().map(|p| p.session.clone()))
+        })?;
+        if let Some(session) = session
+            && bits_per_sec > 0
+        {
+            let caps = BitrateCaps {
+                room: 0,
+                sessions: vec![(session, bits_per_sec)],
+            };
+            let _ = self.gate.cap_bitrate(&room.to_string(), caps).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! Bitrate caps over Janus: a room's `bitrate` and a publisher's own `configure {bitrate}`
+//! reach the publishers' encoders as REMB (aiortc's encoder takes the cap as its target).
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use gatehouse_e2e::{ClientResult, bounded, media_lock, start_gateway};
+use serde_json::json;
+
+use crate::janus_cross_dialect::{janus_client, janus_sync, whip_publishers};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_bitrate_caps_its_publishers_encoders_by_remb() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_bitrate", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let created = janus_sync(
+            &base,
+            json!({"request": "create", "room": 7474, "bitrate": 300000}),
+        )
+        .await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        // A WHIP publisher in the capped room and one in a plain room.
+        let [capped, plain] =
+            <[ClientResult; 2]>::try_from(whip_publishers(&base, &["7474", "7575"], 5.0).await?)
+                .map_err(|_| anyhow::anyhow!("two publishers"))?;
+        println!(
+            "REMB in 5 s: capped room {} (last {} b/s, encoder target {}), plain room {}",
+            capped.u64("remb_received"),
+            capped.u64("remb_bitrate"),
+            capped.json["encoder_target_bitrate"],
+            plain.u64("remb_received")
+        );
+        // Every other second, as Janus does; aiortc's encoder takes the cap as its target.
+        ensure!(
+            capped.u64("remb_received") >= 2
+                && capped.u64("remb_bitrate") == 300_000
+                && capped.json["encoder_target_bitrate"] == 300_000,
+            "{}",
+            capped.json
+        );
+        ensure!(plain.u64("remb_received") == 0, "{}", plain.json);
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_rooms_bitrate_caps_its_publishers_encoders_by_remb: {e:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publishers_own_bitrate_replaces_the_rooms_cap_for_it_alone() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_own_bitrate", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let created = janus_sync(
+            &base,
+            json!({"request": "create", "room": 7676, "bitrate": 300000}),
+        )
+        .await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        // Two Janus publishers in the capped room: one sets its own cap after 1 s (above
+        // aiortc's 250 kb/s VP8 floor, so its encoder can take it).
+        let own = janus_client(&base, 7676, "publish", 6.0, &["--bitrate-at", "1:260000"])?;
+        let plain = janus_client(&base, 7676, "publish", 6.0, &["--display", "plain"])?;
+        let own = own.finish().await?.expect_ok()?;
+        let plain = plain.finish().await?.expect_ok()?;
+        println!(
+            "own cap: {} REMBs, last {} b/s, encoder target {}; room cap: {} REMBs, last {} b/s",
+            own.u64("remb_received"),
+            own.u64("remb_bitrate"),
+            own.json["encoder_target_bitrate"],
+            plain.u64("remb_received"),
+            plain.u64("remb_bitrate")
+        );
+        ensure!(
+            own.json["bitrate_set"]["configured"] == "ok",
+            "configure {{bitrate}}: {}",
+            own.json
+        );
+        ensure!(
+            own.u64("remb_received") >= 2
+                && own.u64("remb_bitrate") == 260_000
+                && own.json["encoder_target_bitrate"] == 260_000,
+            "{}",
+            own.json
+        );
+        ensure!(
+            plain.u64("remb_received") >= 2 && plain.u64("remb_bitrate") == 300_000,
+            "{}",
+            plain.json
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_publishers_own_bitrate_replaces_the_rooms_cap_for_it_alone: {e:#}");
+    }
+}
