@@ -3,6 +3,7 @@
 //
 //   node run_pages.mjs --base http://127.0.0.1:PORT --stream S [--seconds N] [--timeout T]
 //                      [--video vp8|vp9|h264|av1] [--ice-restart] [--simulcast]
+//                      [--temporal-layers N]
 //                      [--ice-restart]
 //
 // Opens /publish.html?stream=S&autostart=1 and, once the publisher is live (or after a short
@@ -31,7 +32,7 @@ import { BASE_FLAGS, REC_FLAGS } from "./chromium.mjs";
 function parseArgs(argv) {
   const a = {
     base: null, stream: "demo", seconds: 5, timeout: null, chromium: "/usr/bin/chromium",
-    iceRestart: false, video: null, simulcast: false,
+    iceRestart: false, video: null, simulcast: false, temporalLayers: 0,
   };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
@@ -44,6 +45,7 @@ function parseArgs(argv) {
     else if (k === "--ice-restart") { a.iceRestart = true; }
     else if (k === "--video") { a.video = v; i++; }
     else if (k === "--simulcast") { a.simulcast = true; }
+    else if (k === "--temporal-layers") { a.temporalLayers = Number(v); i++; }
     else throw new Error(`unknown argument ${k}`);
   }
   if (!a.base) throw new Error("--base URL is required");
@@ -338,6 +340,7 @@ async function main() {
     const q = `stream=${encodeURIComponent(args.stream)}&autostart=1`;
     let pq = args.video ? `${q}&video=${encodeURIComponent(args.video)}` : q;
     if (args.simulcast) pq += "&simulcast=1";
+    if (args.temporalLayers) pq += `&temporal=${args.temporalLayers}`;
     const r1 = await pub.goto(`${args.base}/publish.html?${pq}`, { timeout: 15000 });
     if (!r1 || !r1.ok()) throw new Error(`publish.html -> HTTP ${r1 ? r1.status() : "no response"}`);
 

@@ -166,6 +166,8 @@ async def play(args, res: dict, janus: Janus) -> int:
         await asyncio.sleep(min(args.seconds, 1.0))
         if args.mute_video_for:
             await mute_video(args, res, janus, counter)
+        if args.temporal_steps:
+            await step_temporal_layers(args, res, janus, counter)
         res.update(video_frames=counter.video, audio_frames=counter.audio,
                    width=counter.width, height=counter.height,
                    first_video_ms=counter.first_video_ms)
@@ -176,6 +178,24 @@ async def play(args, res: dict, janus: Janus) -> int:
         return 0
     finally:
         await c.close_pc(pc)
+
+
+async def frame_rate(counter: Counter, seconds: float) -> float:
+    """Video frames decoded per second over the next `seconds`."""
+    before = counter.video
+    await asyncio.sleep(seconds)
+    return round((counter.video - before) / seconds, 1)
+
+
+async def step_temporal_layers(args, res: dict, janus: Janus, counter: Counter) -> None:
+    """The frame rate with every layer, then after each configure {temporal: L} of
+    --temporal-steps (a second to settle, then a 3 s window)."""
+    steps = [{"temporal": None, "fps": await frame_rate(counter, 3.0)}]
+    for layer in (int(x) for x in args.temporal_steps.split(",")):
+        await janus.request({"request": "configure", "temporal": layer})
+        await asyncio.sleep(1.0)
+        steps.append({"temporal": layer, "fps": await frame_rate(counter, 3.0)})
+    res["temporal_steps"] = steps
 
 
 async def mute_video(args, res: dict, janus: Janus, counter: Counter) -> None:
@@ -220,6 +240,9 @@ def main() -> None:
     parser.add_argument("--video-off", default=None, metavar="A:B",
                         help="--publish: configure {video:false} A s after connecting, "
                              "{video:true} at B s")
+    parser.add_argument("--temporal-steps", default=None, metavar="L,L",
+                        help="--play: frame rate with every layer, then after each "
+                             "configure {temporal: L}")
     parser.add_argument("--bitrate-at", default=None, metavar="T:BPS",
                         help="--publish: configure {bitrate: BPS} T s after connecting")
     parser.add_argument("--connect-timeout", type=float, default=10.0)

@@ -410,6 +410,19 @@ impl Gate {
         Ok(self.media.layers(room, session).await?)
     }
 
+    /// Chooses the highest VP8 temporal layer a subscriber receives (`None`: all).
+    pub async fn select_temporal_layer(
+        &self,
+        room: &str,
+        session: &str,
+        layer: Option<u8>,
+    ) -> Result<(), GateError> {
+        Ok(self
+            .media
+            .select_temporal_layer(room, session, layer)
+            .await?)
+    }
+
     /// Chooses the simulcast layer a subscriber receives (its session URL is the capability).
     pub async fn select_layer(
         &self,

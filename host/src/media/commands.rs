@@ -102,6 +102,14 @@ impl Engine {
                 } => {
                     let _ = reply.send(self.select_layer(&room, &session, choice));
                 }
+                Command::SelectTemporalLayer {
+                    room,
+                    session,
+                    layer,
+                    reply,
+                } => {
+                    let _ = reply.send(self.select_temporal_layer(&room, &session, layer));
+                }
                 Command::Pause {
                     room,
                     session,

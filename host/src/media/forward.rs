@@ -7,6 +7,7 @@ use rtc::rtp;
 
 use super::keyframe::{VideoCodec, is_keyframe_start};
 use super::rewrite::{StreamRewriter, seq_newer};
+use super::temporal::{TemporalFilter, Vp8Temporal, vp8_temporal};
 
 /// One codec negotiated on a subscriber's sender: `(lowercase MIME type, payload type)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub(crate) struct SourcePacketInfo<'a> {
     /// `Some` for video: the codec whose keyframes gate a joining subscriber.
     pub video_codec: Option<VideoCodec>,
     pub is_keyframe_start: bool,
+    /// VP8's temporal layer fields, when the publisher sends temporal layers.
+    pub temporal: Option<Vp8Temporal>,
 }
 
 impl<'a> SourcePacketInfo<'a> {
@@ -31,6 +34,10 @@ impl<'a> SourcePacketInfo<'a> {
             mime_lower,
             video_codec,
             is_keyframe_start: video_codec.is_some_and(|c| is_keyframe_start(c, payload)),
+            temporal: match video_codec {
+                Some(VideoCodec::Vp8) => vp8_temporal(payload),
+                _ => None,
+            },
         }
     }
 }
@@ -44,6 +51,8 @@ pub(crate) enum Skip {
     AwaitingKeyframe,
     /// A late packet from a source the subscriber has already switched away from.
     StaleSource,
+    /// A frame of a temporal layer above the subscriber's choice.
+    TemporalLayer,
 }
 
 /// What happened to the packets offered to one output (for logs and metrics).
@@ -53,6 +62,7 @@ pub(crate) struct ForwardCounters {
     pub codec_not_negotiated: u64,
     pub awaiting_keyframe: u64,
     pub stale_source: u64,
+    pub temporal_layer: u64,
 }
 
 /// Forwarding state of one subscriber output track.
@@ -68,6 +78,7 @@ pub(crate) struct OutputForwarder {
     /// Newest `(ssrc, seq)` offered while awaiting a keyframe, forwarded or not.
     newest_offered: Option<(u32, u16)>,
     video: bool,
+    temporal: TemporalFilter,
 }
 
 impl OutputForwarder {
@@ -82,7 +93,13 @@ impl OutputForwarder {
             last_source_ssrc: None,
             newest_offered: None,
             video,
+            temporal: TemporalFilter::default(),
         }
+    }
+
+    /// Forwards temporal layers up to `layer` only (`None`: all), from a suitable frame on.
+    pub fn set_max_temporal_layer(&mut self, layer: Option<u8>) {
+        self.temporal.set_target(layer);
     }
 
     /// Holds video until the next keyframe (after a path change that may have lost packets).
@@ -128,6 +145,7 @@ impl OutputForwarder {
             Err(Skip::CodecNotNegotiated) => &mut self.counters.codec_not_negotiated,
             Err(Skip::AwaitingKeyframe) => &mut self.counters.awaiting_keyframe,
             Err(Skip::StaleSource) => &mut self.counters.stale_source,
+            Err(Skip::TemporalLayer) => &mut self.counters.temporal_layer,
         };
         *counter += 1;
         result
@@ -169,6 +187,13 @@ impl OutputForwarder {
                 self.newest_offered = None;
                 // The skipped packets were never sent: no gap for the receiver to NACK.
                 self.rewriter.resume_contiguously();
+            }
+            if !self
+                .temporal
+                .admit(source.temporal, source.is_keyframe_start)
+            {
+                self.rewriter.resume_contiguously();
+                return Err(Skip::TemporalLayer);
             }
         }
         let (seq, ts) = self
@@ -222,6 +247,28 @@ mod tests {
 
     fn vp8(payload: &[u8]) -> SourcePacketInfo<'_> {
         SourcePacketInfo::classify("video/vp8", Some(VideoCodec::Vp8), payload)
+    }
+
+    #[test]
+    fn dropped_temporal_layer_frames_leave_no_sequence_gap() {
+        // VP8 with picture id, TL0PICIDX and TID: a keyframe, then frames of layers 2 and 0.
+        let key: [u8; 8] = [0x90, 0xE0, 0x80, 0x01, 0x00, 0x20, 0x00, 0x00];
+        let layer2: [u8; 8] = [0x90, 0xE0, 0x80, 0x02, 0x00, 0x80, 0x01, 0x00];
+        let layer0: [u8; 8] = [0x90, 0xE0, 0x80, 0x03, 0x01, 0x00, 0x01, 0x00];
+        let mut fwd = vp8_forwarder();
+        fwd.set_max_temporal_layer(Some(0));
+        let now = Instant::now();
+        let mut sent = Vec::new();
+        for (seq, payload) in [(10, &key), (11, &layer2), (12, &layer2), (13, &layer0)] {
+            let mut h = header(1, seq, 1000 + u32::from(seq));
+            match fwd.prepare(&mut h, &vp8(payload), now) {
+                Ok(()) => sent.push(h.sequence_number),
+                Err(skip) => assert_eq!(skip, Skip::TemporalLayer),
+            }
+        }
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1], sent[0].wrapping_add(1));
+        assert_eq!(fwd.counters.temporal_layer, 2);
     }
 
     #[test]

@@ -60,6 +60,12 @@ pub(crate) enum Command {
         choice: LayerChoice,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
+    SelectTemporalLayer {
+        room: String,
+        session: String,
+        layer: Option<u8>,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
     Pause {
         room: String,
         session: String,
@@ -283,6 +289,22 @@ impl MediaHandle {
         self.ask(|reply| Command::Layers {
             room: room.into(),
             session: session.into(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Chooses the highest VP8 temporal layer a subscriber receives (`None`: all).
+    pub async fn select_temporal_layer(
+        &self,
+        room: &str,
+        session: &str,
+        layer: Option<u8>,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::SelectTemporalLayer {
+            room: room.into(),
+            session: session.into(),
+            layer,
             reply,
         })
         .await?

@@ -38,6 +38,7 @@ mod simulcast;
 mod srtp_tap;
 mod subscriber_rtcp;
 mod subscription;
+mod temporal;
 mod udp;
 
 pub use bitrate_cap::BitrateCaps;

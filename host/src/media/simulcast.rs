@@ -93,6 +93,31 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Makes the subscriber `id` receive VP8 temporal layers up to `layer` (`None`: all).
+    pub(super) fn select_temporal_layer(
+        &mut self,
+        room: &str,
+        id: &str,
+        layer: Option<u8>,
+    ) -> Result<(), MediaError> {
+        let key = self.find(room, id)?;
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Err(MediaError::SessionNotFound(id.to_owned()));
+        };
+        let PeerMedia::Subscriber { outputs } = &mut peer.media else {
+            return Err(MediaError::UnusableOffer(
+                "only a subscriber chooses a layer".into(),
+            ));
+        };
+        for output in outputs.iter_mut().filter(|o| o.kind == MediaKind::Video) {
+            output.forwarder.set_max_temporal_layer(layer);
+        }
+        tracing::info!(session = %id, room, ?layer, "subscriber temporal layer selected");
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

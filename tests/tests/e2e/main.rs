@@ -10,6 +10,7 @@ mod janus_bitrate;
 mod janus_cross_dialect;
 mod janus_real_clients;
 mod janus_sessions;
+mod janus_temporal;
 mod leb_api;
 mod leb_errcodes;
 mod leb_play;

@@ -1,5 +1,6 @@
 //! Server-offer subscribers of the VideoRoom: join (multistream `streams` or legacy `feed`),
-//! `configure` (media on/off, simulcast substream) and `switch` without renegotiation.
+//! `configure` (media on/off, simulcast substream, VP8 temporal layer) and `switch` without
+//! renegotiation.
 
 use serde_json::{Value, json};
 
@@ -15,7 +16,8 @@ type EventReply = (Value, Option<Value>);
 
 impl VideoRoom {
     /// A subscriber's `configure`: media on/off per kind (`audio`/`video` booleans, or
-    /// `streams:[{mid, send}]`) and the simulcast layer (`substream`, top level or per stream).
+    /// `streams:[{mid, send}]`), the simulcast layer (`substream`) and the highest VP8
+    /// temporal layer (`temporal`), top level or per stream.
     pub(super) async fn configure_subscriber(
         &self,
         room: u64,
@@ -25,8 +27,10 @@ impl VideoRoom {
     ) -> Result<(), PluginError> {
         let room_name = room.to_string();
         let mut substream = id_field(body, "substream")?;
+        let mut temporal = id_field(body, "temporal")?;
         for entry in body["streams"].as_array().into_iter().flatten() {
             substream = substream.or(id_field(entry, "substream")?);
+            temporal = temporal.or(id_field(entry, "temporal")?);
         }
         for (scope, on) in super::participants::media_switches(body, streams)? {
             self.gate
@@ -46,6 +50,13 @@ impl VideoRoom {
                     .await
                     .map_err(PluginError::from_gate)?;
             }
+        }
+        if let Some(temporal) = temporal {
+            let layer = u8::try_from(temporal).unwrap_or(u8::MAX);
+            self.gate
+                .select_temporal_layer(&room_name, session, Some(layer))
+                .await
+                .map_err(PluginError::from_gate)?;
         }
         Ok(())
     }
