@@ -353,6 +353,9 @@ async fn videoroom_mistakes_get_their_plugin_error_codes() {
         let (attached, offer) = msg(viewer, json!({"request": "join", "ptype": "subscriber",
             "room": 77, "pin": "42", "feed": 1001})).await?;
         ensure!(attached["videoroom"] == "attached" && offer["type"] == "offer", "{attached}");
+        // As Janus offers it: every m-line sendonly, none inviting the viewer to send.
+        let sdp = offer["sdp"].as_str().unwrap_or_default();
+        ensure!(sdp.contains("a=sendonly") && !sdp.contains("a=sendrecv"), "subscriber offer: {sdp}");
         ensure!(attached["warning"] == "deprecated_api" && attached["id"] == 1001, "legacy form: {attached}");
         let (wrong_type, _) = j
             .message(session, viewer, json!({"request": "start"}), Some(json!({"type": "offer", "sdp": whip[3]})))
