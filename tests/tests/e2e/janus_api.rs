@@ -364,6 +364,11 @@ async fn videoroom_mistakes_get_their_plugin_error_codes() {
         let (participants, _) = msg(admin, json!({"request": "listparticipants", "room": 77})).await?;
         let list = participants["participants"].as_array().context("participants")?;
         ensure!(list.len() == 2 && list.iter().filter(|p| p["publisher"] == true).count() == 1, "{participants}");
+        // As Janus: `left` answers the leave first, then the core's `hangup` for its PeerConnection.
+        let (left, _) = msg(viewer, json!({"request": "leave"})).await?;
+        ensure!(left["left"] == "ok", "{left}");
+        let after = j.poll(session, 1).await?;
+        ensure!(after["janus"] == "hangup" && after["sender"] == viewer, "after left: {after}");
 
         let (destroyed, _) = msg(admin, json!({"request": "destroy", "room": 77, "secret": "s3"})).await?;
         ensure!(destroyed["videoroom"] == "destroyed", "{destroyed}");

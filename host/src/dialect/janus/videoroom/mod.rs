@@ -6,6 +6,7 @@
 mod bitrate;
 mod bridge;
 mod forwarders;
+mod leaving;
 mod participants;
 mod permanent;
 mod recording;
@@ -355,9 +356,16 @@ impl VideoRoom {
         let this = self.clone();
         let body = body.clone();
         Outcome::Async(Box::pin(async move {
+            let closes_pc = request == "leave" && this.media_session(caller.handle.id).is_some();
             let result = this.async_request(&caller, &request, &body, jsep).await;
             match result {
-                Ok((data, jsep)) => caller.event(data, jsep),
+                Ok((data, jsep)) => {
+                    caller.event(data, jsep);
+                    if closes_pc {
+                        let hangup = leaving::close_pc_hangup(caller.session.id, caller.handle.id);
+                        caller.session.push(hangup);
+                    }
+                }
                 Err(e) => caller.event(e.data(), None),
             }
         }))
@@ -365,7 +373,7 @@ impl VideoRoom {
 
     /// A handle goes away (detach, hangup of its session, socket closed): it leaves its room.
     pub async fn handle_gone(&self, session: &Session, handle: u64) {
-        let _ = self.leave(session, handle).await;
+        let _ = self.leave(session, handle, true).await;
     }
 
     /// The gateway room and session of a handle's PeerConnection, if it has one.

@@ -6,7 +6,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::super::protocol::{Jsep, JsepKind, jsep, random_id};
-use super::super::sessions::Session;
 use super::super::streams::{codec_of, media_sections, publisher_streams};
 use super::{
     Caller, Membership, Participant, PluginError, Publishing, VideoRoom, code, id_field,
@@ -62,7 +61,8 @@ impl VideoRoom {
                 )),
                 None => Err(PluginError::missing("ptype")),
             },
-            ("leave", Some(_)) => self.leave(&caller.session, caller.handle.id).await,
+            // Janus answers `left` before the PeerConnection's `hangup`: the dispatcher sends it.
+            ("leave", Some(_)) => self.leave(&caller.session, caller.handle.id, false).await,
             (_, None) => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
             ("configure" | "publish", Some(Membership::Publisher { room, id })) => match offer {
                 Some(sdp) => {
@@ -326,7 +326,7 @@ impl VideoRoom {
             Err(e) => {
                 // joinandconfigure is one step for the client: a failed publish leaves no
                 // participant behind.
-                let _ = self.leave(&caller.session, caller.handle.id).await;
+                let _ = self.leave(&caller.session, caller.handle.id, true).await;
                 Err(e)
             }
         }
@@ -466,82 +466,6 @@ impl VideoRoom {
                 .map_err(PluginError::from_gate)?;
         }
         Ok(())
-    }
-
-    async fn unpublish(&self, room: u64, id: u64) -> Result<(), PluginError> {
-        let publishing = self.with_room(room, |r| {
-            let p = r
-                .participants
-                .get_mut(&id)
-                .ok_or_else(|| PluginError::new(code::JOIN_FIRST, "Join the room first"))?;
-            p.publishing.take().ok_or_else(|| {
-                PluginError::new(code::NOT_PUBLISHED, "Can't unpublish, not published")
-            })
-        })?;
-        let _ = self
-            .gate
-            .end_session(
-                &room.to_string(),
-                &publishing.session,
-                PublisherLeave::IdleSubscribers,
-            )
-            .await;
-        self.notify_room(
-            room,
-            Some(id),
-            &json!({"videoroom": "event", "room": room, "unpublished": id}),
-        );
-        Ok(())
-    }
-
-    /// A handle leaves its room (request, detach or session end); its media session ends.
-    pub(super) async fn leave(
-        &self,
-        session: &Session,
-        handle: u64,
-    ) -> Result<EventReply, PluginError> {
-        let Some(membership) = self.membership(handle) else {
-            return Err(PluginError::new(code::JOIN_FIRST, "Join the room first"));
-        };
-        self.set_membership(handle, None);
-        let (room, media_session, data) = match membership {
-            Membership::Publisher { room, id } => {
-                let removed = self
-                    .rooms
-                    .lock()
-                    .ok()
-                    .and_then(|mut r| r.get_mut(&room)?.participants.remove(&id));
-                self.notify_room(
-                    room,
-                    Some(id),
-                    &json!({"videoroom": "event", "room": room, "leaving": id}),
-                );
-                let media = removed.and_then(|p| p.publishing).map(|p| p.session);
-                (
-                    room,
-                    media,
-                    json!({"videoroom": "event", "room": room, "leaving": "ok"}),
-                )
-            }
-            Membership::Subscriber { room, session, .. } => (
-                room,
-                Some(session),
-                json!({"videoroom": "event", "room": room, "left": "ok"}),
-            ),
-        };
-        if let Some(media_session) = media_session {
-            let _ = self
-                .gate
-                .end_session(
-                    &room.to_string(),
-                    &media_session,
-                    PublisherLeave::IdleSubscribers,
-                )
-                .await;
-            session.push(json!({"janus": "hangup", "session_id": session.id,
-                "sender": handle, "reason": "Close PC"}));
-        }
-        Ok((data, None))
     }
 
     /// Sends `webrtcup` once the session connects, then a `media` event per stream in

@@ -505,7 +505,7 @@ impl VideoRoom {
                 json!({"videoroom": "event", "room": room, "leaving": "ok", "reason": "kicked"}),
                 None,
             ));
-            let _ = self.leave(&session, victim.handle).await;
+            let _ = self.leave(&session, victim.handle, true).await;
         }
         self.notify_room(
             room,
