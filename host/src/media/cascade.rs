@@ -281,6 +281,22 @@ impl Engine {
     }
 }
 
+/// Offers `sender`'s m-line `sendonly`, as Janus and WHIP clients do (`add_track` makes it
+/// `sendrecv`, which invites the answerer to send media nobody reads).
+fn send_only(
+    pc: &mut rtc::peer_connection::RTCPeerConnection,
+    sender: rtc::rtp_transceiver::RTCRtpSenderId,
+) {
+    let ids: Vec<_> = pc.get_transceivers().collect();
+    let transceiver = ids.into_iter().find(|id| {
+        pc.rtp_transceiver(*id)
+            .is_some_and(|t| t.sender() == Some(sender))
+    });
+    if let Some(mut t) = transceiver.and_then(|id| pc.rtp_transceiver(id)) {
+        t.set_direction(rtc::rtp_transceiver::RTCRtpTransceiverDirection::Sendonly);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,21 +317,5 @@ mod tests {
             candidate_addresses(trickled),
             vec!["10.0.0.5:5000".parse::<SocketAddr>().unwrap()]
         );
-    }
-}
-
-/// Offers `sender`'s m-line `sendonly`, as Janus and WHIP clients do (`add_track` makes it
-/// `sendrecv`, which invites the answerer to send media nobody reads).
-fn send_only(
-    pc: &mut rtc::peer_connection::RTCPeerConnection,
-    sender: rtc::rtp_transceiver::RTCRtpSenderId,
-) {
-    let ids: Vec<_> = pc.get_transceivers().collect();
-    let transceiver = ids.into_iter().find(|id| {
-        pc.rtp_transceiver(*id)
-            .is_some_and(|t| t.sender() == Some(sender))
-    });
-    if let Some(mut t) = transceiver.and_then(|id| pc.rtp_transceiver(id)) {
-        t.set_direction(rtc::rtp_transceiver::RTCRtpTransceiverDirection::Sendonly);
     }
 }
