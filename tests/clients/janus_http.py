@@ -31,6 +31,7 @@ class Janus:
         self.session = self.handle = None
         self.events: asyncio.Queue = asyncio.Queue()
         self.poller: asyncio.Task | None = None
+        self.slowlinks: list[dict] = []
 
     async def post(self, path: str, body: dict) -> dict:
         body = {"transaction": secrets.token_hex(6), **body}
@@ -53,7 +54,9 @@ class Janus:
             async with self.http.get(f"{self.url}/{self.session}?maxev=10", timeout=hold) as r:
                 events = await r.json(content_type=None)
             for event in events if isinstance(events, list) else [events]:
-                if event.get("janus") != "keepalive":
+                if event.get("janus") == "slowlink":
+                    self.slowlinks.append({k: event.get(k) for k in ("mid", "media", "uplink", "lost")})
+                elif event.get("janus") != "keepalive":
                     await self.events.put(event)
 
     async def request(self, body: dict, jsep: dict | None = None) -> dict:
@@ -218,6 +221,7 @@ async def run(args, res: dict) -> int:
         await janus.start()
         return await (publish(args, res, janus) if args.publish else play(args, res, janus))
     finally:
+        res["slowlinks"] = janus.slowlinks
         await janus.close()
         await http.close()
 

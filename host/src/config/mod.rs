@@ -54,6 +54,9 @@ pub struct JanusConfig {
     pub listen: Vec<std::net::SocketAddr>,
     /// Seconds without a request, poll or keepalive after which a session is destroyed.
     pub session_timeout_secs: u64,
+    /// Lost packets per second (of one kind, in one direction) from which a handle gets a
+    /// `slowlink` event, as Janus's `slowlink_threshold`; 0 (the default) sends none.
+    pub slowlink_threshold: u32,
     /// Where `permanent` rooms (create/edit/destroy with `permanent: true`) are kept: a TOML
     /// file of `[[rooms]]` the gateway rewrites, loaded at start after `rooms`. Unset:
     /// `permanent` requests are refused.
@@ -69,6 +72,7 @@ impl Default for JanusConfig {
             listen: Vec::new(),
             rooms_file: None,
             session_timeout_secs: 60,
+            slowlink_threshold: 0,
             rooms: Vec::new(),
         }
     }

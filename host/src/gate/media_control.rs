@@ -27,6 +27,11 @@ impl Gate {
         Ok(self.media.cap_bitrate(room, caps).await?)
     }
 
+    /// Every session's lost packets since the previous call (see `MediaHandle`).
+    pub async fn take_loss_reports(&self) -> Result<Vec<crate::media::LossReport>, GateError> {
+        Ok(self.media.take_loss_reports().await?)
+    }
+
     /// Publishers' audio levels from now on.
     pub fn audio_levels(&self) -> tokio::sync::broadcast::Receiver<crate::media::AudioLevel> {
         self.media.audio_levels()

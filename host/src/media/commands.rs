@@ -102,6 +102,9 @@ impl Engine {
                 } => {
                     let _ = reply.send(self.select_layer(&room, &session, choice));
                 }
+                Command::TakeLossReports(reply) => {
+                    let _ = reply.send(self.take_loss_reports());
+                }
                 Command::SelectTemporalLayer {
                     room,
                     session,

@@ -47,6 +47,11 @@ impl Engine {
             recorder.packet(recording, &packet);
         }
         let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
+        if let Some(peer) = self.peers.get_mut(&publisher) {
+            let header = &packet.header;
+            peer.loss
+                .received(kind, header.ssrc, header.sequence_number);
+        }
         if info.is_keyframe_start
             && let Some(PeerMedia::Publisher { tracks }) =
                 self.peers.get_mut(&publisher).map(|p| &mut p.media)

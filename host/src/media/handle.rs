@@ -60,6 +60,8 @@ pub(crate) enum Command {
         choice: LayerChoice,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
+    /// Every session's lost packets since the previous such command.
+    TakeLossReports(oneshot::Sender<Vec<super::LossReport>>),
     SelectTemporalLayer {
         room: String,
         session: String,
@@ -292,6 +294,12 @@ impl MediaHandle {
             reply,
         })
         .await?
+    }
+
+    /// Every session's lost packets (per kind and direction) since the previous call; one
+    /// consumer (the Janus API's `slowlink` events).
+    pub async fn take_loss_reports(&self) -> Result<Vec<super::LossReport>, MediaError> {
+        self.ask(Command::TakeLossReports).await
     }
 
     /// Chooses the highest VP8 temporal layer a subscriber receives (`None`: all).

@@ -21,6 +21,7 @@ mod ivf;
 pub mod keyframe;
 mod keyframe_cache;
 mod load;
+mod loss;
 mod offer;
 mod outbox;
 mod outputs;
@@ -49,6 +50,7 @@ pub use feedback::{KEYFRAME_REQUESTS_SLOT, KeyframeRequestsToApp};
 pub(crate) use handle::Command;
 pub use handle::{MediaHandle, MediaThread};
 pub use load::LoadGauge;
+pub use loss::LossReport;
 pub use peer::add_host_candidate;
 
 /// Whether a session sends media into a room or receives it.

@@ -309,6 +309,8 @@ pub(crate) struct Peer {
     pub egress: Option<SrtpEgress>,
     /// Where the session's datagrams go (the ICE-selected pair).
     pub route: Option<Route>,
+    /// Packets lost to or from it since last taken.
+    pub loss: super::loss::SessionLoss,
 }
 
 impl Peer {
@@ -355,6 +357,7 @@ impl Peer {
             srtp_keys: None,
             egress: None,
             route: None,
+            loss: Default::default(),
         })
     }
 

@@ -80,6 +80,12 @@ impl Engine {
         else {
             return;
         };
+        let requested: u32 = nack
+            .nacks
+            .iter()
+            .map(|p| p.packet_list().len() as u32)
+            .sum();
+        peer.loss.add(output.kind, requested);
         for sequence_number in nack.nacks.iter().flat_map(|pair| pair.packet_list()) {
             let Some(packet) = output.sent.retransmission(nack.media_ssrc, sequence_number) else {
                 continue;

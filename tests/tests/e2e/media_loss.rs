@@ -10,6 +10,8 @@ use anyhow::{Context, Result, bail, ensure};
 use gatehouse_e2e::{Client, ClientResult, Play, Publish, bounded, media_lock, start_gateway};
 use serde_json::Value;
 
+use crate::janus_cross_dialect::janus_client;
+
 const LIMIT: Duration = Duration::from_secs(90);
 const DROP_EVERY: u64 = 12;
 /// Drops that may go unrepaired because the receiver stopped right after them.
@@ -47,6 +49,70 @@ fn ssrcs(client: &ClientResult, key: &str) -> Result<(u64, u64)> {
     }
 }
 
+/// Starts the lossy relay in front of `gw`'s media port (the address its candidates name).
+async fn spawn_relay(gw: &gatehouse::Gateway, seconds: f64) -> Result<Client> {
+    let media = *gw.udp_addrs().first().context("no media socket")?;
+    let relay_addr = SocketAddr::new("127.0.0.2".parse()?, media.port());
+    let relay = Client::python(
+        "lossy_relay.py",
+        &[
+            "--listen".into(),
+            relay_addr.to_string(),
+            "--upstream".into(),
+            media.to_string(),
+            "--drop-every".into(),
+            DROP_EVERY.to_string(),
+            "--seconds".into(),
+            seconds.to_string(),
+        ],
+        Duration::from_secs_f64(seconds + 16.0),
+    )?;
+    wait_bound(relay_addr).await?;
+    Ok(relay)
+}
+
+/// `[janus] slowlink_threshold`: a Janus publisher hears of the loss on what it sends
+/// (`uplink: true`), a Janus subscriber of the loss on what it receives (`uplink: false`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janus_handles_losing_packets_get_slowlink_events() {
+    let _guard = media_lock().await;
+    let result = bounded("slowlink", LIMIT, async {
+        let gw = start_gateway(|c| {
+            c.webrtc.public_ips = vec!["127.0.0.2".parse().unwrap()];
+            c.janus.slowlink_threshold = 1;
+        })
+        .await?;
+        let relay = spawn_relay(&gw, 12.0).await?;
+        let base = gw.base_url();
+        let publisher = janus_client(&base, 9393, "publish", 9.0, &[])?;
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let player = janus_client(&base, 9393, "play", 4.0, &[])?;
+        let player = player.finish().await?.expect_ok()?;
+        let publisher = publisher.finish().await?.expect_ok()?;
+        relay.finish().await?;
+        gw.shutdown().await;
+        let (up, down) = (&publisher.json["slowlinks"], &player.json["slowlinks"]);
+        println!("slowlink: publisher {up}, player {down}");
+        let has = |events: &Value, uplink: bool| {
+            events.as_array().is_some_and(|e| {
+                e.iter().any(|e| {
+                    e["uplink"] == uplink
+                        && e["media"] == "video"
+                        && e["mid"].is_string()
+                        && e["lost"].as_u64().is_some_and(|n| n >= 1)
+                })
+            })
+        };
+        ensure!(has(up, true), "publisher: {up}");
+        ensure!(has(down, false), "player: {down}");
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("janus_handles_losing_packets_get_slowlink_events: {e:#}");
+    }
+}
+
 /// The gateway answers the player's NACKs from its retransmit buffer (RTX), and its own NACKs
 /// make the publisher repair upstream loss, without asking again for repaired packets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,23 +121,7 @@ async fn lost_packets_are_repaired_by_nack_in_both_directions() {
     let result = bounded("nack", LIMIT, async {
         let gw =
             start_gateway(|c| c.webrtc.public_ips = vec!["127.0.0.2".parse().unwrap()]).await?;
-        let media = *gw.udp_addrs().first().context("no media socket")?;
-        let relay_addr = SocketAddr::new("127.0.0.2".parse()?, media.port());
-        let relay = Client::python(
-            "lossy_relay.py",
-            &[
-                "--listen".into(),
-                relay_addr.to_string(),
-                "--upstream".into(),
-                media.to_string(),
-                "--drop-every".into(),
-                DROP_EVERY.to_string(),
-                "--seconds".into(),
-                "14".into(),
-            ],
-            Duration::from_secs(30),
-        )?;
-        wait_bound(relay_addr).await?;
+        let relay = spawn_relay(&gw, 14.0).await?;
         let base = gw.base_url();
         let publisher = Publish {
             seconds: 11.0,

@@ -31,15 +31,23 @@ pub struct JanusCore {
     gate: Gate,
     pub sessions: Arc<Sessions>,
     videoroom: Arc<VideoRoom>,
+    /// `[janus] slowlink_threshold`.
+    slowlink_threshold: u32,
 }
 
 impl JanusCore {
-    pub fn new(gate: Gate, rooms: Rooms, session_timeout: Duration) -> Arc<Self> {
+    pub fn new(
+        gate: Gate,
+        rooms: Rooms,
+        session_timeout: Duration,
+        slowlink_threshold: u32,
+    ) -> Arc<Self> {
         let sessions = Arc::new(Sessions::new(session_timeout));
         let core = Arc::new(Self {
             videoroom: Arc::new(VideoRoom::new(gate.clone(), sessions.clone(), rooms)),
             gate,
             sessions,
+            slowlink_threshold,
         });
         follow(
             &core,
@@ -53,7 +61,8 @@ impl JanusCore {
         });
         let weak_fir = Arc::downgrade(&core);
         tokio::spawn(async move {
-            // Rooms' `fir_freq` and `bitrate`: whole seconds since start, checked once a second.
+            // Rooms' `fir_freq` and `bitrate`, and `slowlink` events: whole seconds since
+            // start, checked once a second.
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut elapsed = 0u64;
             loop {
@@ -64,6 +73,9 @@ impl JanusCore {
                 };
                 core.videoroom.request_periodic_keyframes(elapsed).await;
                 core.videoroom.cap_bitrates(elapsed).await;
+                core.videoroom
+                    .report_slowlinks(core.slowlink_threshold)
+                    .await;
             }
         });
         let weak = Arc::downgrade(&core);

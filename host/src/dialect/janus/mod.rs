@@ -61,7 +61,7 @@ impl JanusApi {
             file,
         };
         Ok(Self {
-            core: JanusCore::new(gate, rooms, timeout),
+            core: JanusCore::new(gate, rooms, timeout, config.slowlink_threshold),
         })
     }
 

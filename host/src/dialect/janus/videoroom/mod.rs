@@ -11,6 +11,7 @@ mod participants;
 mod permanent;
 mod recording;
 mod rooms;
+mod slowlink;
 mod subscribers;
 
 use std::collections::{BTreeMap, HashMap};
