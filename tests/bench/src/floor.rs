@@ -3,6 +3,11 @@
 //! loop to 100 loopback destinations, costed the same way as the gateway: the scheduler's
 //! runtime of the sending thread. This kernel has no IRQ time accounting, so the softirq work of
 //! loopback delivery, done in the sender's context, is inside that runtime.
+//!
+//! That delivery work depends on the receiving sockets, so the floor runs with receivers set up
+//! as the generator's subscriber legs are ([`Receivers::LikeSubscribers`]: in an epoll set,
+//! with receive timestamps, which makes the kernel stamp every skb and run the epoll callback
+//! on every delivery), and also with plain sockets drained by `recvmmsg`.
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::sync::Arc;
@@ -20,10 +25,20 @@ use crate::procstat;
 const DESTINATIONS: usize = 100;
 const PAYLOAD: usize = 1190;
 
+/// How the floor's receiving sockets are set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Receivers {
+    /// As the generator's subscriber sockets: registered with epoll, `SO_TIMESTAMPNS` on.
+    LikeSubscribers,
+    /// Plain sockets, drained by trying `recvmmsg` on each in turn.
+    Plain,
+}
+
 /// What the floor loop measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct FloorResult {
     pub profile: String,
+    pub receivers: Receivers,
     pub destinations: usize,
     pub packets: u64,
     pub thread_cpu_s: f64,
@@ -38,6 +53,7 @@ pub struct FloorResult {
 /// `drain_cpu`.
 pub fn run(
     profile: ProtectionProfile,
+    receivers_as: Receivers,
     duration: Duration,
     sender_cpu: usize,
     drain_cpu: usize,
@@ -55,28 +71,61 @@ pub fn run(
         .collect::<Result<_, _>>()?;
     for r in &receivers {
         r.set_nonblocking(true)?;
+        if receivers_as == Receivers::LikeSubscribers {
+            netio::enable_receive_timestamps(r)?;
+        }
     }
     let stop = Arc::new(AtomicBool::new(false));
     let drain_stop = stop.clone();
-    let drain = std::thread::spawn(move || {
+    let drain = std::thread::spawn(move || -> anyhow::Result<u64> {
         let _ = netio::pin_current_thread(drain_cpu);
         let mut batch = RecvBatch::default();
         let mut received = 0u64;
-        while !drain_stop.load(Ordering::Relaxed) {
-            for r in &receivers {
-                while let Ok(n) = batch.recv(r)
-                    && n > 0
-                {
-                    received += n as u64;
+        match receivers_as {
+            Receivers::Plain => {
+                while !drain_stop.load(Ordering::Relaxed) {
+                    for r in &receivers {
+                        while let Ok(n) = batch.recv(r)
+                            && n > 0
+                        {
+                            received += n as u64;
+                        }
+                    }
+                }
+            }
+            Receivers::LikeSubscribers => {
+                // The generator's loop: a spinning epoll wait, then drain what is readable.
+                let mut poll = mio::Poll::new()?;
+                let mut sockets: Vec<mio::net::UdpSocket> = receivers
+                    .into_iter()
+                    .map(mio::net::UdpSocket::from_std)
+                    .collect();
+                for (i, socket) in sockets.iter_mut().enumerate() {
+                    poll.registry()
+                        .register(socket, mio::Token(i), mio::Interest::READABLE)?;
+                }
+                let mut events = mio::Events::with_capacity(1024);
+                while !drain_stop.load(Ordering::Relaxed) {
+                    poll.poll(&mut events, Some(Duration::ZERO))?;
+                    for event in events.iter() {
+                        let Some(socket) = sockets.get(event.token().0) else {
+                            continue;
+                        };
+                        while let Ok(n) = batch.recv(socket)
+                            && n > 0
+                        {
+                            received += n as u64;
+                        }
+                    }
                 }
             }
         }
-        received
+        Ok(received)
     });
 
     let result = std::thread::scope(|scope| {
         scope
-            .spawn(|| send_loop(profile, &destinations, duration, sender_cpu))
+            .spawn(|| send_loop(profile, receivers_as, &destinations, duration, sender_cpu))
             .join()
             .map_err(|_| anyhow::anyhow!("floor sender panicked"))?
     });
@@ -87,6 +136,7 @@ pub fn run(
 
 fn send_loop(
     profile: ProtectionProfile,
+    receivers: Receivers,
     destinations: &[SocketAddrV4],
     duration: Duration,
     cpu: usize,
@@ -147,6 +197,7 @@ fn send_loop(
     let cpu_s = thread_cpu_s.max(1e-9);
     Ok(FloorResult {
         profile: format!("{profile:?}"),
+        receivers,
         destinations: destinations.len(),
         packets,
         thread_cpu_s,

@@ -221,8 +221,16 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Floor { secs, srtp } => {
             let srtp: SrtpChoice = srtp.into();
-            let floor = floor::run(srtp.srtp_profile(), Duration::from_secs(secs), 0, 1)?;
-            println!("{}", serde_json::to_string_pretty(&floor)?);
+            for receivers in [floor::Receivers::LikeSubscribers, floor::Receivers::Plain] {
+                let floor = floor::run(
+                    srtp.srtp_profile(),
+                    receivers,
+                    Duration::from_secs(secs),
+                    0,
+                    1,
+                )?;
+                println!("{}", serde_json::to_string_pretty(&floor)?);
+            }
         }
     }
     Ok(())

@@ -83,15 +83,18 @@ pub fn markdown(result: &RunResult) -> String {
          tick-sampled).\n",
         result.srtp_profile, result.step_secs
     );
+    let p = &result.floor_plain_receivers;
     let _ = writeln!(
         md,
-        "Floor (copy + rewrite + SRTP + sendmmsg(32), {} destinations): **{:.0} ns/packet = {:.0} packets per CPU-second** ({:.2} s thread CPU, of which {:.2} s softirq, for {} packets).\n",
+        "Floor (copy + rewrite + SRTP + sendmmsg(32), {} destinations, receivers set up as the generator's subscriber sockets: epoll, receive timestamps): **{:.0} ns/packet = {:.0} packets per CPU-second** ({:.2} s thread CPU, of which {:.2} s softirq, for {} packets). With plain receiving sockets (no epoll callback or timestamp per delivery): {:.0} ns/packet = {:.0} packets per CPU-second.\n",
         f.destinations,
         f.ns_per_packet,
         f.packets_per_cpu_second,
         f.thread_cpu_s,
         f.softirq_cpu_s,
-        f.packets
+        f.packets,
+        p.ns_per_packet,
+        p.packets_per_cpu_second
     );
     md.push_str("| N | connected | delivered pps | loss | latency p50 / p99 / max ms | gateway cores (softirq) | E pkt/CPU-s | E / floor | RSS MB (KB/sub) | TTFF ms first RTP / keyframe p50 (p95) | generator busy |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");

@@ -121,7 +121,10 @@ pub struct RunResult {
     pub step_secs: u64,
     pub late_joiners: usize,
     pub joiner_spacing_ms: u64,
+    /// The floor with receivers like the generator's subscribers: the one E is divided by.
     pub floor: FloorResult,
+    /// The same loop with plain receiving sockets (cheaper delivery), for comparison.
+    pub floor_plain_receivers: FloorResult,
     pub baseline_rss_mb: f64,
     pub steps: Vec<StepResult>,
     pub keyframe_cache: Option<KeyframeCacheComparison>,
@@ -148,15 +151,22 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         options.floor_secs,
         options.srtp.name()
     );
-    let floor = floor::run(
-        options.srtp.srtp_profile(),
-        Duration::from_secs(options.floor_secs),
-        options.gateway_cpu,
-        options.generator_cpu,
-    )?;
+    let run_floor = |receivers| {
+        floor::run(
+            options.srtp.srtp_profile(),
+            receivers,
+            Duration::from_secs(options.floor_secs),
+            options.gateway_cpu,
+            options.generator_cpu,
+        )
+    };
+    let floor = run_floor(floor::Receivers::LikeSubscribers)?;
+    let floor_plain_receivers = run_floor(floor::Receivers::Plain)?;
     eprintln!(
-        "floor: {:.0} ns/packet, {:.0} packets per CPU-second",
-        floor.ns_per_packet, floor.packets_per_cpu_second
+        "floor: {:.0} ns/packet, {:.0} packets per CPU-second ({:.0} with plain receivers)",
+        floor.ns_per_packet,
+        floor.packets_per_cpu_second,
+        floor_plain_receivers.packets_per_cpu_second
     );
     netio::pin_current_thread(options.generator_cpu).context("pinning the generator")?;
 
@@ -180,6 +190,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         late_joiners: options.plan.late_joiners,
         joiner_spacing_ms: options.plan.joiner_spacing.as_millis() as u64,
         floor,
+        floor_plain_receivers,
         baseline_rss_mb,
         steps,
         keyframe_cache,
