@@ -292,6 +292,8 @@ pub struct SessionSnapshot {
     pub created_at_ms: u64,
     /// The RTCPeerConnection `connectionState` string (`new`, `connecting`, `connected`, …).
     pub state: String,
+    /// A publisher's SDP answer (its m-lines: what it sends, with mids and codecs).
+    pub answer_sdp: Option<String>,
 }
 
 /// A point-in-time view of one room, over all its feeds.

@@ -267,6 +267,7 @@ mod tests {
                 cascade: None,
                 created_at_ms: 0,
                 state: "connected".into(),
+                answer_sdp: None,
             }],
             traffic: Traffic {
                 ingress_packets,

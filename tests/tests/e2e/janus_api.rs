@@ -11,16 +11,16 @@ use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-struct Janus {
-    base: String,
+pub(crate) struct Janus {
+    pub(crate) base: String,
 }
 
 impl Janus {
-    async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Result<Value> {
         self.post_text(path, &body.to_string()).await
     }
 
-    async fn post_text(&self, path: &str, body: &str) -> Result<Value> {
+    pub(crate) async fn post_text(&self, path: &str, body: &str) -> Result<Value> {
         let response = http()
             .post(format!("{}{path}", self.base))
             .body(body.to_owned())
@@ -35,7 +35,7 @@ impl Janus {
     }
 
     /// One long poll (`maxev`), returning its JSON.
-    async fn poll(&self, session: u64, maxev: usize) -> Result<Value> {
+    pub(crate) async fn poll(&self, session: u64, maxev: usize) -> Result<Value> {
         let response = http()
             .get(format!("{}/janus/{session}?maxev={maxev}", self.base))
             .send()
@@ -46,7 +46,7 @@ impl Janus {
 
     /// A plugin message's `plugindata.data` (sync) or, for async requests, the event's data
     /// (and jsep) after the ack.
-    async fn message(
+    pub(crate) async fn message(
         &self,
         session: u64,
         handle: u64,
@@ -74,7 +74,7 @@ impl Janus {
         }
     }
 
-    async fn session_and_handle(&self) -> Result<(u64, u64)> {
+    pub(crate) async fn session_and_handle(&self) -> Result<(u64, u64)> {
         let created = self
             .post("/janus", &json!({"janus": "create", "transaction": "c"}))
             .await?;
@@ -82,7 +82,7 @@ impl Janus {
         Ok((session, self.attach(session).await?))
     }
 
-    async fn attach(&self, session: u64) -> Result<u64> {
+    pub(crate) async fn attach(&self, session: u64) -> Result<u64> {
         let attach =
             json!({"janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"});
         let attached = self.post(&format!("/janus/{session}"), &attach).await?;
@@ -90,11 +90,11 @@ impl Janus {
     }
 }
 
-fn core_error(reply: &Value) -> u64 {
+pub(crate) fn core_error(reply: &Value) -> u64 {
     reply["error"]["code"].as_u64().unwrap_or(0)
 }
 
-fn plugin_error(data: &Value) -> u64 {
+pub(crate) fn plugin_error(data: &Value) -> u64 {
     data["error_code"].as_u64().unwrap_or(0)
 }
 

@@ -160,3 +160,58 @@ async fn a_claimed_session_follows_the_socket_that_claimed_it() {
         panic!("a_claimed_session_follows_the_socket_that_claimed_it: {e:#}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detach_over_websocket_answers_success_before_detached() {
+    let result: Result<()> = bounded("janus_ws_detach", Duration::from_secs(60), async {
+        let gw = start_gateway(|_| {}).await?;
+        let mut socket = connect(&gw.base_url()).await?;
+        send(&mut socket, json!({"janus": "create", "transaction": "c"})).await?;
+        let session = reply_to(&mut socket, "c").await?["data"]["id"]
+            .as_u64()
+            .context("session id")?;
+        send(
+            &mut socket,
+            json!({"janus": "attach", "session_id": session,
+                   "plugin": "janus.plugin.videoroom", "transaction": "a"}),
+        )
+        .await?;
+        let handle = reply_to(&mut socket, "a").await?["data"]["id"]
+            .as_u64()
+            .context("handle id")?;
+        send(
+            &mut socket,
+            json!({"janus": "detach", "session_id": session, "handle_id": handle,
+                   "transaction": "d"}),
+        )
+        .await?;
+
+        // As Janus: the reply to the detach, then the event, on the same socket.
+        let mut seen = Vec::new();
+        let mut about = Vec::new();
+        while about.len() < 2 {
+            let Some(message) = next(&mut socket, Duration::from_secs(5)).await? else {
+                bail!("no success and detached after the detach: {seen:?}");
+            };
+            seen.push(message.clone());
+            let ours = message["transaction"] == "d" || message["sender"] == handle;
+            if message["janus"] != "ack" && ours {
+                about.push(message);
+            }
+        }
+        ensure!(
+            about[0]["janus"] == "success"
+                && about[0]["transaction"] == "d"
+                && about[1]["janus"] == "detached"
+                && about[1]["sender"] == handle,
+            "expected success, then detached: {seen:?}"
+        );
+        socket.close(None).await?;
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("detach_over_websocket_answers_success_before_detached: {e:#}");
+    }
+}

@@ -8,6 +8,7 @@ mod cross_dialect;
 mod janus_api;
 mod janus_bitrate;
 mod janus_cross_dialect;
+mod janus_events;
 mod janus_real_clients;
 mod janus_sessions;
 mod janus_temporal;

@@ -16,6 +16,12 @@ use crate::media::RemoteCandidate;
 /// How often idle sessions are looked for (at most).
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Work that pushes `event` to `session`, run once the reply has been sent.
+fn push_later(session: &Arc<Session>, event: Value) -> Pending {
+    let session = session.clone();
+    Box::pin(async move { session.push(event) })
+}
+
 /// Where a request came from.
 pub struct Origin {
     /// Over HTTP, the ids of the path (`None` at `/janus`).
@@ -76,6 +82,7 @@ impl JanusCore {
                 core.videoroom
                     .report_slowlinks(core.slowlink_threshold)
                     .await;
+                core.videoroom.announce_foreign_publishers().await;
             }
         });
         let weak = Arc::downgrade(&core);
@@ -248,6 +255,16 @@ impl JanusCore {
                     return Err(CoreError::wrong_type("body", "an object"));
                 }
                 let jsep = r.jsep()?;
+                if jsep
+                    .as_ref()
+                    .is_some_and(|j| j.kind == protocol::JsepKind::Answer)
+                    && !self.videoroom.awaits_answer(h)
+                {
+                    return Err(CoreError::new(
+                        code::UNEXPECTED_ANSWER,
+                        "Unexpected ANSWER (did we offer?)",
+                    ));
+                }
                 if let Some(j) = &jsep
                     && !j.sdp.trim_start().starts_with("v=")
                 {
@@ -280,15 +297,24 @@ impl JanusCore {
                 }
                 Ok((protocol::ack(session.id, t), None))
             }
+            // The events follow the `success` (over WebSocket, on the same socket).
             "detach" => {
                 self.videoroom.handle_gone(session, h).await;
                 session.detach(h);
-                session.push(json!({"janus": "detached", "session_id": session.id, "sender": h}));
-                Ok((protocol::success(Some(session.id), t, None), None))
+                let detached = json!({"janus": "detached", "session_id": session.id, "sender": h});
+                Ok((
+                    protocol::success(Some(session.id), t, None),
+                    Some(push_later(session, detached)),
+                ))
             }
             "hangup" => {
-                self.videoroom.handle_gone(session, h).await;
-                Ok((protocol::success(Some(session.id), t, None), None))
+                let hung_up = self.videoroom.hang_up(h).await;
+                let event = hung_up.then(|| {
+                    let hangup = json!({"janus": "hangup", "session_id": session.id,
+                        "sender": h, "reason": "Janus API"});
+                    push_later(session, hangup)
+                });
+                Ok((protocol::success(Some(session.id), t, None), event))
             }
             verb => Err(CoreError::new(
                 code::INVALID_REQUEST_PATH,

@@ -21,6 +21,7 @@ pub mod code {
     pub const JSEP_INVALID_SDP: u16 = 465;
     pub const INVALID_ELEMENT_TYPE: u16 = 467;
     pub const SESSION_CONFLICT: u16 = 468;
+    pub const UNEXPECTED_ANSWER: u16 = 469;
 }
 
 /// A core error: `{"janus":"error","error":{"code","reason"}}`.

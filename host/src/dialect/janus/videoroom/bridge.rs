@@ -1,10 +1,13 @@
 //! Publishers of other dialects in Janus rooms: a gateway room with a numeric name is Janus
 //! room `N` (created in the VideoRoom's registry on first use), and every publisher that did
 //! not come through Janus (WHIP, Live777, runner365…) is listed as a participant whose id is
-//! its feed name when numeric, else a stable hash of it.
+//! its feed name when numeric, else a stable hash of it, with the `streams` of its SDP answer.
+//! Participants hear of them as of Janus publishers: `publishers` when one starts,
+//! `unpublished` when it stops (checked once a second).
 
 use serde_json::{Value, json};
 
+use super::super::streams::{media_sections, publisher_streams};
 use super::{Room, RoomConfig, VideoRoom};
 use crate::media::Role;
 
@@ -14,11 +17,20 @@ pub(super) struct ForeignFeed {
     pub id: u64,
     /// The gateway's feed name.
     pub feed: String,
+    /// Its m-lines as Janus lists a publisher's (`type`, `mindex`, `mid`, `codec`).
+    pub streams: Vec<Value>,
 }
 
 impl ForeignFeed {
     pub fn publisher_entry(&self) -> Value {
-        json!({"id": self.id, "display": self.feed, "streams": [], "talking": false})
+        let mut entry = json!({"id": self.id, "display": self.feed, "streams": self.streams,
+            "talking": false});
+        for kind in ["audio", "video"] {
+            if let Some(codec) = self.streams.iter().find(|s| s["type"] == kind) {
+                entry[format!("{kind}_codec")] = codec["codec"].clone();
+            }
+        }
+        entry
     }
 
     pub fn participant_entry(&self) -> Value {
@@ -53,8 +65,53 @@ impl VideoRoom {
             .map(|s| ForeignFeed {
                 id: foreign_id(&s.feed),
                 feed: s.feed.clone(),
+                streams: s
+                    .answer_sdp
+                    .as_deref()
+                    .map(|sdp| publisher_streams(&media_sections(sdp)))
+                    .unwrap_or_default(),
             })
             .collect()
+    }
+
+    /// Tells each room's participants of the publishers of other dialects that started or
+    /// stopped since the last call (`publishers` / `unpublished`, as for Janus publishers).
+    pub async fn announce_foreign_publishers(&self) {
+        let rooms: Vec<u64> = match self.rooms.lock() {
+            Ok(rooms) => rooms.keys().copied().collect(),
+            Err(_) => return,
+        };
+        for room in rooms {
+            let feeds = self.foreign_feeds(room).await;
+            let (started, stopped, listening) = {
+                let Ok(mut rooms) = self.rooms.lock() else {
+                    return;
+                };
+                let Some(r) = rooms.get_mut(&room) else {
+                    continue;
+                };
+                let now: std::collections::BTreeSet<u64> = feeds.iter().map(|f| f.id).collect();
+                let started: Vec<Value> = feeds
+                    .iter()
+                    .filter(|f| !r.foreign_announced.contains(&f.id))
+                    .map(ForeignFeed::publisher_entry)
+                    .collect();
+                let stopped: Vec<u64> = r.foreign_announced.difference(&now).copied().collect();
+                r.foreign_announced = now;
+                (started, stopped, !r.participants.is_empty())
+            };
+            if !listening {
+                continue;
+            }
+            if !started.is_empty() {
+                let event = json!({"videoroom": "event", "room": room, "publishers": started});
+                self.notify_room(room, None, &event);
+            }
+            for id in stopped {
+                let event = json!({"videoroom": "event", "room": room, "unpublished": id});
+                self.notify_room(room, None, &event);
+            }
+        }
     }
 
     /// Makes Janus room `room` exist when the gateway has a room of that name (its publishers
@@ -73,6 +130,7 @@ impl VideoRoom {
                 },
                 participants: Default::default(),
                 permanent: false,
+                foreign_announced: Default::default(),
             });
         }
         exists

@@ -9,7 +9,42 @@ use crate::media::PublisherLeave;
 
 type EventReply = (Value, Option<Value>);
 
+/// Why a handle leaves its room, which decides what is announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Departure {
+    /// The `leave` request: the dispatcher sends `hangup` after the `left` event.
+    Request,
+    /// Detach, session end, a failed joinandconfigure: `hangup` at once.
+    Gone,
+    /// A `kick`: `hangup` at once; the room hears `kicked`, not `leaving`.
+    Kicked,
+}
+
 impl VideoRoom {
+    /// Whether the handle's last offer came from us (a subscriber): only then is an answer
+    /// expected (else the core's 469).
+    pub fn awaits_answer(&self, handle: u64) -> bool {
+        matches!(self.membership(handle), Some(Membership::Subscriber { .. }))
+    }
+
+    /// The core's `hangup` request: the handle's PeerConnection closes, and it stays attached.
+    /// A publisher stays in its room, unpublished; a subscriber stops subscribing. Whether
+    /// there was a PeerConnection (and so a `hangup` event to send).
+    pub async fn hang_up(&self, handle: u64) -> bool {
+        match self.membership(handle) {
+            Some(Membership::Publisher { room, id }) => self.unpublish(room, id).await.is_ok(),
+            Some(Membership::Subscriber { room, session, .. }) => {
+                self.set_membership(handle, None);
+                let _ = self
+                    .gate
+                    .end_session(&room.to_string(), &session, PublisherLeave::IdleSubscribers)
+                    .await;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(super) async fn unpublish(&self, room: u64, id: u64) -> Result<(), PluginError> {
         let publishing = self.with_room(room, |r| {
             let p = r
@@ -36,13 +71,12 @@ impl VideoRoom {
         Ok(())
     }
 
-    /// A handle leaves its room (request, detach or session end); its media session ends,
-    /// announced by `hangup` here when `announce_hangup`.
+    /// A handle leaves its room; its media session ends (see [`Departure`] for what is said).
     pub(super) async fn leave(
         &self,
         session: &Session,
         handle: u64,
-        announce_hangup: bool,
+        departure: Departure,
     ) -> Result<EventReply, PluginError> {
         let Some(membership) = self.membership(handle) else {
             return Err(PluginError::new(code::JOIN_FIRST, "Join the room first"));
@@ -55,11 +89,13 @@ impl VideoRoom {
                     .lock()
                     .ok()
                     .and_then(|mut r| r.get_mut(&room)?.participants.remove(&id));
-                self.notify_room(
-                    room,
-                    Some(id),
-                    &json!({"videoroom": "event", "room": room, "leaving": id}),
-                );
+                if departure != Departure::Kicked {
+                    self.notify_room(
+                        room,
+                        Some(id),
+                        &json!({"videoroom": "event", "room": room, "leaving": id}),
+                    );
+                }
                 let media = removed.and_then(|p| p.publishing).map(|p| p.session);
                 (
                     room,
@@ -82,7 +118,7 @@ impl VideoRoom {
                     PublisherLeave::IdleSubscribers,
                 )
                 .await;
-            if announce_hangup {
+            if departure != Departure::Request {
                 session.push(close_pc_hangup(session.id, handle));
             }
         }

@@ -209,6 +209,8 @@ pub(super) struct Room {
     pub participants: BTreeMap<u64, Participant>,
     /// Kept in the rooms file (created or edited with `permanent: true`, or loaded from it).
     pub permanent: bool,
+    /// Publishers of other dialects the participants were told of (see `bridge`).
+    pub foreign_announced: std::collections::BTreeSet<u64>,
 }
 
 /// The rooms a VideoRoom starts with.
@@ -295,6 +297,7 @@ impl VideoRoom {
                     config,
                     participants,
                     permanent,
+                    foreign_announced: Default::default(),
                 },
             )
         };
@@ -374,7 +377,7 @@ impl VideoRoom {
 
     /// A handle goes away (detach, hangup of its session, socket closed): it leaves its room.
     pub async fn handle_gone(&self, session: &Session, handle: u64) {
-        let _ = self.leave(session, handle, true).await;
+        let _ = self.leave(session, handle, leaving::Departure::Gone).await;
     }
 
     /// The gateway room and session of a handle's PeerConnection, if it has one.

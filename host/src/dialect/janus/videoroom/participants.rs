@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::super::protocol::{Jsep, JsepKind, jsep, random_id};
 use super::super::streams::{codec_of, media_sections, publisher_streams};
+use super::leaving::Departure;
 use super::{
     Caller, Membership, Participant, PluginError, Publishing, VideoRoom, code, id_field,
     required_id, string_field,
@@ -62,7 +63,10 @@ impl VideoRoom {
                 None => Err(PluginError::missing("ptype")),
             },
             // Janus answers `left` before the PeerConnection's `hangup`: the dispatcher sends it.
-            ("leave", Some(_)) => self.leave(&caller.session, caller.handle.id, false).await,
+            ("leave", Some(_)) => {
+                self.leave(&caller.session, caller.handle.id, Departure::Request)
+                    .await
+            }
             (_, None) => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
             ("configure" | "publish", Some(Membership::Publisher { room, id })) => match offer {
                 Some(sdp) => {
@@ -248,7 +252,7 @@ impl VideoRoom {
         let display = string_field(body, "display")?;
         self.admit_join(caller, room, body, Action::Publish).await?;
         let wanted = id_field(body, "id")?;
-        let (id, private_id, description, publishers, notify_joining) =
+        let (id, private_id, description, publishers, attendees, notify_joining) =
             self.with_room(room, |r| {
                 let id = match wanted {
                     Some(id) if r.participants.contains_key(&id) => {
@@ -271,7 +275,20 @@ impl VideoRoom {
                     .values()
                     .filter_map(|p| p.publisher_entry())
                     .collect();
+                // Listed in `joined`: not announced again as new.
+                r.foreign_announced
+                    .extend(foreign.iter().filter_map(|f| f["id"].as_u64()));
                 publishers.extend(foreign);
+                // Participants not publishing (listed when the room notifies joins).
+                let attendees: Vec<Value> = r
+                    .participants
+                    .values()
+                    .filter(|p| p.publishing.is_none())
+                    .map(|p| match &p.display {
+                        Some(display) => json!({"id": p.id, "display": display}),
+                        None => json!({"id": p.id}),
+                    })
+                    .collect();
                 r.participants.insert(
                     id,
                     Participant {
@@ -290,6 +307,7 @@ impl VideoRoom {
                     private_id,
                     r.config.description.clone(),
                     publishers,
+                    attendees,
                     r.config.notify_joining,
                 ))
             })?;
@@ -309,7 +327,7 @@ impl VideoRoom {
             "publishers": publishers,
         });
         if notify_joining {
-            joined["attendees"] = json!([]);
+            joined["attendees"] = json!(attendees);
         }
         let Some(sdp) = offer else {
             return Ok((joined, None));
@@ -326,7 +344,9 @@ impl VideoRoom {
             Err(e) => {
                 // joinandconfigure is one step for the client: a failed publish leaves no
                 // participant behind.
-                let _ = self.leave(&caller.session, caller.handle.id, true).await;
+                let _ = self
+                    .leave(&caller.session, caller.handle.id, Departure::Gone)
+                    .await;
                 Err(e)
             }
         }

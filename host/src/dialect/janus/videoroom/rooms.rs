@@ -275,6 +275,7 @@ impl VideoRoom {
                 config,
                 participants: Default::default(),
                 permanent,
+                foreign_announced: Default::default(),
             },
         );
         if permanent && let Err(e) = self.save_permanent(&rooms) {
@@ -505,7 +506,9 @@ impl VideoRoom {
                 json!({"videoroom": "event", "room": room, "leaving": "ok", "reason": "kicked"}),
                 None,
             ));
-            let _ = self.leave(&session, victim.handle, true).await;
+            let _ = self
+                .leave(&session, victim.handle, super::leaving::Departure::Kicked)
+                .await;
         }
         self.notify_room(
             room,

@@ -1,0 +1,316 @@
+//! What Janus tells a room and a handle when a participant is kicked or hangs up, and the
+//! core's refusal of an answer it never asked for: clients that keep a room's roster from
+//! these events rely on them being sent as Janus sends them.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use gatehouse_e2e::{bounded, offers, start_gateway};
+use serde_json::{Value, json};
+
+use crate::janus_api::{Janus, core_error};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// The events of `session` (long polls of up to 10) until `done` holds for them or `window`
+/// ends: a poll with nothing to return is held 30 s, so the window cuts it short.
+async fn events_until(
+    j: &Janus,
+    session: u64,
+    window: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Result<Vec<Value>> {
+    let deadline = tokio::time::Instant::now() + window;
+    let mut seen: Vec<Value> = Vec::new();
+    while !done(seen.as_slice()) {
+        match tokio::time::timeout_at(deadline, j.poll(session, 10)).await {
+            Ok(events) => seen.extend(events?.as_array().cloned().unwrap_or_default()),
+            Err(_) => break,
+        }
+    }
+    Ok(seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_publisher_is_announced_once_as_kicked_and_attendees_are_listed() {
+    let result: Result<()> = bounded("janus_kicked", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (session, admin) = j.session_and_handle().await?;
+        let (created, _) = j
+            .message(
+                session,
+                admin,
+                json!({"request": "create", "room": 88, "secret": "s",
+                "notify_joining": true}),
+                None,
+            )
+            .await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        let a = j.attach(session).await?;
+        let (joined, _) = j
+            .message(
+                session,
+                a,
+                json!({"request": "join", "ptype": "publisher", "room": 88,
+                "id": 1, "display": "a"}),
+                None,
+            )
+            .await?;
+        ensure!(joined["videoroom"] == "joined", "A: {joined}");
+        // B, in a Janus session of its own, is told of A (who does not publish) as an attendee.
+        let (other, b) = j.session_and_handle().await?;
+        let (joined, _) = j
+            .message(
+                other,
+                b,
+                json!({"request": "join", "ptype": "publisher", "room": 88,
+                "id": 2, "display": "b"}),
+                None,
+            )
+            .await?;
+        let attendees = joined["attendees"].as_array().context("attendees")?;
+        ensure!(
+            attendees.contains(&json!({"id": 1, "display": "a"})),
+            "B: {joined}"
+        );
+
+        let (reply, _) = j
+            .message(
+                session,
+                admin,
+                json!({"request": "kick", "room": 88, "secret": "s", "id": 1}),
+                None,
+            )
+            .await?;
+        ensure!(reply["videoroom"] == "success", "kick: {reply}");
+        // As Janus: the room hears `kicked` for A, and not also `leaving`.
+        let is = |e: &Value, key: &str| e["plugindata"]["data"][key] == 1;
+        let mut seen = events_until(&j, other, Duration::from_secs(5), |seen| {
+            seen.iter().any(|e| is(e, "kicked"))
+        })
+        .await?;
+        // A `leaving` sent after the `kicked` is still wrong: give it a second to show.
+        seen.extend(events_until(&j, other, Duration::from_secs(1), |_| false).await?);
+        let kicked = seen.iter().filter(|e| is(e, "kicked")).count();
+        ensure!(kicked == 1, "B heard `kicked` {kicked} times: {seen:?}");
+        ensure!(
+            !seen.iter().any(|e| is(e, "leaving")),
+            "B also heard `leaving`: {seen:?}"
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_kicked_publisher_is_announced_once_as_kicked_and_attendees_are_listed: {e:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hangup_request_unpublishes_the_publisher_but_keeps_it_in_the_room() {
+    let result: Result<()> = bounded("janus_hangup_request", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (session, admin) = j.session_and_handle().await?;
+        j.message(
+            session,
+            admin,
+            json!({"request": "create", "room": 89}),
+            None,
+        )
+        .await?;
+        let watcher = j.attach(session).await?;
+        j.message(
+            session,
+            watcher,
+            json!({"request": "join", "ptype": "publisher", "room": 89, "id": 10}),
+            None,
+        )
+        .await?;
+        // The publisher, in a Janus session of its own, with a real offer (its client never
+        // connects, which does not matter here).
+        let (pub_session, publisher) = j.session_and_handle().await?;
+        let offer = json!({"type": "offer", "sdp": offers().await?.whip[0]});
+        let (joined, answer) = j
+            .message(
+                pub_session,
+                publisher,
+                json!({"request": "joinandconfigure", "ptype": "publisher",
+                "room": 89, "id": 11}),
+                Some(offer),
+            )
+            .await?;
+        ensure!(
+            joined["videoroom"] == "joined" && answer["type"] == "answer",
+            "{joined}"
+        );
+
+        // The core's `hangup`: the PeerConnection closes, the handle stays attached.
+        let reply = j
+            .post(
+                &format!("/janus/{pub_session}/{publisher}"),
+                &json!({"janus": "hangup", "transaction": "h"}),
+            )
+            .await?;
+        ensure!(reply["janus"] == "success", "hangup: {reply}");
+        let event = tokio::time::timeout(Duration::from_secs(5), j.poll(pub_session, 1))
+            .await
+            .context("no event after the hangup")??;
+        ensure!(
+            event["janus"] == "hangup"
+                && event["sender"] == publisher
+                && event["reason"] == "Janus API",
+            "{event}"
+        );
+        let unpublished = |e: &Value| e["plugindata"]["data"]["unpublished"] == 11;
+        let seen = events_until(&j, session, Duration::from_secs(5), |seen| {
+            seen.iter().any(unpublished)
+        })
+        .await?;
+        ensure!(
+            seen.iter().any(unpublished),
+            "the room was not told: {seen:?}"
+        );
+        // Unpublished, but still a participant.
+        let (listed, _) = j
+            .message(
+                session,
+                admin,
+                json!({"request": "listparticipants", "room": 89}),
+                None,
+            )
+            .await?;
+        let entry = listed["participants"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["id"] == 11).cloned())
+            .context("participant 11")?;
+        ensure!(entry["publisher"] == false, "{listed}");
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_hangup_request_unpublishes_the_publisher_but_keeps_it_in_the_room: {e:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_nobody_asked_for_is_469() {
+    let result: Result<()> = bounded("janus_unexpected_answer", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (session, handle) = j.session_and_handle().await?;
+        j.message(
+            session,
+            handle,
+            json!({"request": "create", "room": 90}),
+            None,
+        )
+        .await?;
+        let (joined, _) = j
+            .message(
+                session,
+                handle,
+                json!({"request": "join", "ptype": "publisher", "room": 90}),
+                None,
+            )
+            .await?;
+        ensure!(joined["videoroom"] == "joined", "{joined}");
+        // A publisher offers; only a subscriber, having been offered to, answers.
+        let answer = json!({"type": "answer", "sdp": offers().await?.whip[0]});
+        let reply = j
+            .post(
+                &format!("/janus/{session}/{handle}"),
+                &json!({"janus": "message", "transaction": "x",
+                "body": {"request": "configure"}, "jsep": answer}),
+            )
+            .await?;
+        ensure!(
+            reply["janus"] == "error" && core_error(&reply) == 469,
+            "{reply}"
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("an_answer_nobody_asked_for_is_469: {e:#}");
+    }
+}
+
+/// A WHIP publisher is a Janus publisher to the room's participants: announced with its
+/// `streams` (mid and codec of each m-line) when it starts, `unpublished` when it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_starting_and_stopping_is_announced_to_janus_participants() {
+    let _guard = gatehouse_e2e::media_lock().await;
+    let result: Result<()> = bounded("janus_foreign_events", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let j = Janus { base: base.clone() };
+        let (session, handle) = j.session_and_handle().await?;
+        j.message(
+            session,
+            handle,
+            json!({"request": "create", "room": 5353}),
+            None,
+        )
+        .await?;
+        let (joined, _) = j
+            .message(
+                session,
+                handle,
+                json!({"request": "join", "ptype": "publisher", "room": 5353}),
+                None,
+            )
+            .await?;
+        ensure!(joined["publishers"] == json!([]), "{joined}");
+        let whip = gatehouse_e2e::Publish {
+            seconds: 3.0,
+            ..Default::default()
+        }
+        .spawn(&format!("{base}/v1/whip/5353"))?;
+        let data = |e: &Value| e["plugindata"]["data"].clone();
+        let announced = |events: &[Value]| {
+            events
+                .iter()
+                .find_map(|e| data(e)["publishers"].as_array()?.first().cloned())
+        };
+        let events = events_until(&j, session, Duration::from_secs(10), |e| {
+            announced(e).is_some()
+        })
+        .await?;
+        let entry = announced(&events).context("no publishers event")?;
+        println!("WHIP publisher announced to Janus: {entry}");
+        let video = entry["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["type"] == "video").cloned())
+            .with_context(|| format!("no video stream: {entry}"))?;
+        ensure!(
+            video["codec"] == "vp8" && video["mid"].is_string() && entry["video_codec"] == "vp8",
+            "{entry}"
+        );
+        whip.finish().await?.expect_ok()?;
+        let id = entry["id"].clone();
+        let gone = events_until(&j, session, Duration::from_secs(10), |e| {
+            e.iter().any(|e| data(e)["unpublished"] == id)
+        })
+        .await?;
+        ensure!(
+            gone.iter().any(|e| data(e)["unpublished"] == id),
+            "no unpublished {id}: {gone:?}"
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_whip_publisher_starting_and_stopping_is_announced_to_janus_participants: {e:#}");
+    }
+}
