@@ -50,7 +50,7 @@ impl JanusCore {
     ) -> Arc<Self> {
         let sessions = Arc::new(Sessions::new(session_timeout));
         let core = Arc::new(Self {
-            videoroom: Arc::new(VideoRoom::new(gate.clone(), sessions.clone(), rooms)),
+            videoroom: VideoRoom::new(gate.clone(), sessions.clone(), rooms),
             gate,
             sessions,
             slowlink_threshold,

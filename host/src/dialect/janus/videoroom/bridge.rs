@@ -62,6 +62,8 @@ impl VideoRoom {
             .sessions
             .iter()
             .filter(|s| s.role == Role::Publisher && s.dialect != "janus")
+            // Listed once their PeerConnection is up, as Janus publishers are.
+            .filter(|s| s.state == "connected")
             .map(|s| ForeignFeed {
                 id: foreign_id(&s.feed),
                 feed: s.feed.clone(),

@@ -178,6 +178,8 @@ pub(super) struct Participant {
 #[derive(Debug, Clone)]
 pub(super) struct Publishing {
     pub session: String,
+    /// Its PeerConnection is up: only then is it listed as a publisher (as Janus does).
+    pub live: bool,
     pub audio_codec: Option<String>,
     pub video_codec: Option<String>,
     pub streams: Vec<Value>,
@@ -186,7 +188,7 @@ pub(super) struct Publishing {
 impl Participant {
     /// Its entry in `publishers` lists.
     pub fn publisher_entry(&self) -> Option<Value> {
-        let publishing = self.publishing.as_ref()?;
+        let publishing = self.publishing.as_ref().filter(|p| p.live)?;
         let mut entry =
             json!({"id": self.id, "streams": publishing.streams, "talking": self.talking});
         if let Some(display) = &self.display {
@@ -224,6 +226,8 @@ pub struct Rooms {
 
 /// The plugin's state, shared by every transport.
 pub struct VideoRoom {
+    /// Itself, for work that outlives a request (watching a PeerConnection come up).
+    me: std::sync::Weak<VideoRoom>,
     gate: Gate,
     sessions: Arc<Sessions>,
     rooms: Mutex<BTreeMap<u64, Room>>,
@@ -282,7 +286,7 @@ const SYNC_REQUESTS: &[&str] = &[
 
 impl VideoRoom {
     /// The plugin with the configured rooms, then those of the rooms file (permanent).
-    pub fn new(gate: Gate, sessions: Arc<Sessions>, rooms: Rooms) -> Self {
+    pub fn new(gate: Gate, sessions: Arc<Sessions>, rooms: Rooms) -> Arc<Self> {
         let Rooms {
             configured,
             saved,
@@ -306,13 +310,14 @@ impl VideoRoom {
             .map(|c| room(c, false))
             .chain(saved.into_iter().map(|c| room(c, true)))
             .collect();
-        let videoroom = Self {
+        let videoroom = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             gate,
             sessions,
             rooms: Mutex::new(rooms),
             members: Mutex::new(HashMap::new()),
             permanent_rooms,
-        };
+        });
         let recorded: Vec<u64> = videoroom
             .rooms
             .lock()

@@ -121,6 +121,7 @@ impl VideoRoom {
                                 room_name.clone(),
                                 session.clone(),
                                 Vec::new(),
+                                None,
                             );
                         }
                     }
@@ -283,7 +284,7 @@ impl VideoRoom {
                 let attendees: Vec<Value> = r
                     .participants
                     .values()
-                    .filter(|p| p.publishing.is_none())
+                    .filter(|p| !p.publishing.as_ref().is_some_and(|p| p.live))
                     .map(|p| match &p.display {
                         Some(display) => json!({"id": p.id, "display": display}),
                         None => json!({"id": p.id}),
@@ -403,42 +404,37 @@ impl VideoRoom {
         let sections = media_sections(&answer.answer_sdp);
         let publishing = Publishing {
             session: answer.session_id.clone(),
+            live: false,
             audio_codec: codec_of(&sections, "audio").map(str::to_owned),
             video_codec: codec_of(&sections, "video").map(str::to_owned),
             streams: publisher_streams(&sections),
         };
-        let entry = self.with_room(room, |r| {
+        let stored = self.with_room(room, |r| {
             let p = r
                 .participants
                 .get_mut(&id)
                 .ok_or_else(|| PluginError::new(code::JOIN_FIRST, "Join the room first"))?;
             p.publishing = Some(publishing.clone());
-            Ok(p.publisher_entry())
+            Ok(())
         });
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                // The participant left meanwhile: its session must not outlive it.
-                let _ = self
-                    .gate
-                    .end_session(
-                        &room_name,
-                        &answer.session_id,
-                        PublisherLeave::IdleSubscribers,
-                    )
-                    .await;
-                return Err(e);
-            }
-        };
-        if let Some(entry) = entry {
-            let event = json!({"videoroom": "event", "room": room, "publishers": [entry]});
-            self.notify_room(room, Some(id), &event);
+        if let Err(e) = stored {
+            // The participant left meanwhile: its session must not outlive it.
+            let _ = self
+                .gate
+                .end_session(
+                    &room_name,
+                    &answer.session_id,
+                    PublisherLeave::IdleSubscribers,
+                )
+                .await;
+            return Err(e);
         }
         self.watch_webrtcup(
             caller,
             room_name,
             answer.session_id,
             publishing.streams.clone(),
+            Some((room, id)),
         );
         let data = json!({
             "videoroom": "event",
@@ -489,14 +485,17 @@ impl VideoRoom {
     }
 
     /// Sends `webrtcup` once the session connects, then a `media` event per stream in
-    /// `receiving` (a publisher's m-lines: we receive them).
+    /// `receiving` (a publisher's m-lines: we receive them); a `publisher` (room, id) is then
+    /// live and announced to its room.
     pub(super) fn watch_webrtcup(
         &self,
         caller: &Caller,
         room: String,
         media_session: String,
         receiving: Vec<Value>,
+        publisher: Option<(u64, u64)>,
     ) {
+        let me = self.me.clone();
         let gate = self.gate.clone();
         let session = caller.session.clone();
         let handle = caller.handle.id;
@@ -517,6 +516,9 @@ impl VideoRoom {
                                 "sender": handle, "mid": stream["mid"], "type": stream["type"],
                                 "receiving": true}));
                         }
+                        if let (Some((room, id)), Some(videoroom)) = (publisher, me.upgrade()) {
+                            videoroom.publisher_went_live(room, id, &media_session);
+                        }
                         return;
                     }
                     None | Some("failed" | "closed") => return,
@@ -524,6 +526,27 @@ impl VideoRoom {
                 }
             }
         });
+    }
+}
+
+impl VideoRoom {
+    /// A publisher's PeerConnection is up: it is listed from now on, and the room told.
+    fn publisher_went_live(&self, room: u64, id: u64, media_session: &str) {
+        let entry = self.with_room(room, |r| {
+            let entry = r.participants.get_mut(&id).and_then(|p| {
+                let publishing = p.publishing.as_mut()?;
+                if publishing.session != media_session {
+                    return None; // republished meanwhile
+                }
+                publishing.live = true;
+                p.publisher_entry()
+            });
+            Ok(entry)
+        });
+        if let Ok(Some(entry)) = entry {
+            let event = json!({"videoroom": "event", "room": room, "publishers": [entry]});
+            self.notify_room(room, Some(id), &event);
+        }
     }
 }
 

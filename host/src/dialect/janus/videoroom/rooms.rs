@@ -429,7 +429,7 @@ impl VideoRoom {
                 .map(|p| {
                     let mut entry = json!({
                         "id": p.id,
-                        "publisher": p.publishing.is_some(),
+                        "publisher": p.publishing.as_ref().is_some_and(|p| p.live),
                         "talking": p.talking,
                     });
                     if let Some(display) = &p.display {
