@@ -143,34 +143,69 @@ async def pick_feed(args, res: dict, janus: Janus) -> int | None:
     return None
 
 
+async def pick_feeds(args, res: dict, janus: Janus) -> list[int]:
+    """Every publisher of the room, once at least --min-feeds publish (bounded wait)."""
+    live: list[int] = []
+    for _ in range(75):
+        listed = await janus.request({"request": "listparticipants", "room": args.room})
+        res["participants"] = listed.get("participants")
+        live = [p["id"] for p in listed.get("participants", []) if p.get("publisher")]
+        if len(live) >= args.min_feeds:
+            break
+        await asyncio.sleep(0.2)
+    return live
+
+
 async def play(args, res: dict, janus: Janus) -> int:
-    feed = args.feed or await pick_feed(args, res, janus)
-    if feed is None:
-        res["error"] = "no publisher in the room"
+    if args.min_feeds > 1:
+        feeds = await pick_feeds(args, res, janus)
+    else:
+        feed = args.feed or await pick_feed(args, res, janus)
+        feeds = [feed] if feed is not None else []
+    if len(feeds) < args.min_feeds or not feeds:
+        res["error"] = f"{len(feeds)} publishers in the room, wanted {args.min_feeds}"
         return 1
-    res["feed"] = feed
+    res["feed"] = feeds[0]
     pc = c.new_pc()
     counter = Counter(c.now_ms())
     counter.threshold = args.min_video_frames
-    pc.on("track", lambda track: asyncio.ensure_future(counter.consume(track)))
+    # Each video track's own count too: one PeerConnection may carry several feeds.
+    per_track: dict[str, Counter] = {}
+
+    def on_track(track) -> None:
+        if track.kind == "video" and args.min_feeds > 1:
+            mine = per_track.setdefault(track.id, Counter(c.now_ms()))
+            asyncio.ensure_future(mine.consume(track))
+            return
+        asyncio.ensure_future(counter.consume(track))
+
+    pc.on("track", on_track)
     try:
         attached = await janus.request(
-            {"request": "join", "ptype": "subscriber", "room": args.room, "streams": [{"feed": feed}]})
+            {"request": "join", "ptype": "subscriber", "room": args.room,
+             "streams": [{"feed": f} for f in feeds]})
+        res["attached_streams"] = attached.get("streams")
         res["attached"] = [s.get("type") for s in attached.get("streams", [])]
         await pc.setRemoteDescription(c.RTCSessionDescription(**attached["_jsep"]))
         await pc.setLocalDescription(await pc.createAnswer())
         answer = {"type": "answer", "sdp": pc.localDescription.sdp}
         started = await janus.request({"request": "start"}, answer)
         res["started"] = started.get("started")
-        try:
-            await asyncio.wait_for(counter.video_event.wait(), args.seconds + 10)
-        except asyncio.TimeoutError:
-            pass
-        await asyncio.sleep(min(args.seconds, 1.0))
+        if args.min_feeds > 1:
+            await asyncio.sleep(args.seconds)  # counted per track meanwhile
+        else:
+            try:
+                await asyncio.wait_for(counter.video_event.wait(), args.seconds + 10)
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(min(args.seconds, 1.0))
         if args.mute_video_for:
             await mute_video(args, res, janus, counter)
         if args.temporal_steps:
             await step_temporal_layers(args, res, janus, counter)
+        if per_track:
+            res["video_frames_per_track"] = sorted(m.video for m in per_track.values())
+            counter.video = min(res["video_frames_per_track"])
         res.update(video_frames=counter.video, audio_frames=counter.audio,
                    width=counter.width, height=counter.height,
                    first_video_ms=counter.first_video_ms)
@@ -239,6 +274,9 @@ def main() -> None:
                         help="--publish: the one video codec offered, or `any` (VP8 and H264)")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--min-video-frames", type=int, default=30)
+    parser.add_argument("--min-feeds", type=int, default=1,
+                        help="--play: subscribe to every publisher on one PeerConnection, once "
+                             "this many publish")
     parser.add_argument("--mute-video-for", type=float, default=0.0,
                         help="--play: configure {video:false} for this many seconds, then true")
     parser.add_argument("--video-off", default=None, metavar="A:B",

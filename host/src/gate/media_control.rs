@@ -42,20 +42,26 @@ impl Gate {
         self.media.session_endings()
     }
 
-    /// Offers a subscriber session receiving feed `feed` of `room` (the server-offer flow of
-    /// Janus's VideoRoom): our offer, to be completed with [`Gate::answer_offer`].
+    /// Offers a subscriber session receiving feeds `feeds` of `room` (the server-offer flow
+    /// of Janus's VideoRoom) on one PeerConnection: our offer, to be completed with
+    /// [`Gate::answer_offer`].
     pub async fn offer_subscriber(
         &self,
         facts: &RequestFacts,
         room: &str,
-        feed: &str,
+        feeds: &[String],
     ) -> Result<DialOffer, GateError> {
         self.decide(facts, Action::Subscribe, room).await?;
+        let (feed, more_feeds) = match feeds {
+            [first, rest @ ..] => (first.clone(), rest.to_vec()),
+            [] => return Err(GateError::StreamNotFound(room.to_owned())),
+        };
         self.media
             .dial(DialRequest {
                 dialect: facts.dialect,
                 room: room.to_owned(),
-                feed: Some(feed.to_owned()),
+                feed: Some(feed),
+                more_feeds,
                 role: Role::Subscriber,
                 link: None,
                 token: None,

@@ -488,6 +488,7 @@ impl Gate {
         let dialled = self
             .media
             .dial(DialRequest {
+                more_feeds: Vec::new(),
                 dialect: "cascade",
                 room: room.to_owned(),
                 feed: None,

@@ -125,7 +125,19 @@ impl Engine {
                 (PeerMedia::Publisher { tracks: Vec::new() }, Vec::new())
             }
             Role::Subscriber => {
-                let sending = self.add_push_tracks(&feed_key, &id, &mut pc)?;
+                let mut sending: Vec<(FeedKey, AddedTrack)> = self
+                    .add_push_tracks(&feed_key, &id, &mut pc)?
+                    .into_iter()
+                    .map(|t| (feed_key.clone(), t))
+                    .collect();
+                for more in &request.more_feeds {
+                    let key = FeedKey::new(&request.room, more);
+                    if key == feed_key || sending.iter().any(|(k, _)| *k == key) {
+                        continue;
+                    }
+                    let added = self.add_push_tracks(&key, &id, &mut pc)?;
+                    sending.extend(added.into_iter().map(|t| (key.clone(), t)));
+                }
                 (
                     PeerMedia::Subscriber {
                         outputs: Vec::new(),
@@ -149,12 +161,21 @@ impl Engine {
             link,
             token: request.token,
         });
-        peer.unanswered_tracks = sending.into_iter().map(|t| (feed_key.clone(), t)).collect();
+        let tracks = sending
+            .iter()
+            .map(|(source, (kind, ssrc, ..))| super::SentTrack {
+                feed: source.feed.clone(),
+                kind: kind.as_str(),
+                ssrc: *ssrc,
+            })
+            .collect();
+        peer.unanswered_tracks = sending;
         peer.we_offered = true;
         self.add_peer(peer);
         Ok(DialOffer {
             session_id: id,
             offer_sdp,
+            tracks,
         })
     }
 
@@ -260,6 +281,8 @@ impl Engine {
             cascade.link.session_url = session_url;
         }
         let sending = std::mem::take(&mut peer.unanswered_tracks);
+        let mut sources: Vec<FeedKey> = sending.iter().map(|(s, _)| s.clone()).collect();
+        sources.dedup();
         let history = self.factory.nack_buffer_packets;
         if let PeerMedia::Subscriber { outputs } = &mut peer.media {
             for (source, track) in sending {
@@ -270,6 +293,10 @@ impl Engine {
                     history,
                 ));
             }
+        }
+        // A subscriber offered several feeds (Janus multistream join) receives each.
+        for source in &sources {
+            self.join_feed(key, source);
         }
         // Our checks' responses (and the remote's media) come from these addresses.
         for addr in remote_addresses {

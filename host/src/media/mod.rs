@@ -137,6 +137,8 @@ pub struct DialRequest {
     pub room: String,
     /// A subscriber's feed (`None`: the room's main feed); publishers use the default feed.
     pub feed: Option<String>,
+    /// A subscriber's further feeds of the same room, on the same PeerConnection.
+    pub more_feeds: Vec<String>,
     pub role: Role,
     /// A cascade's remote end; `None` when a client answers our offer (Janus subscribers).
     pub link: Option<CascadeLink>,
@@ -148,6 +150,8 @@ pub struct DialRequest {
 pub struct DialOffer {
     pub session_id: String,
     pub offer_sdp: String,
+    /// A subscriber's tracks in the offer (which feed each SSRC carries).
+    pub tracks: Vec<SentTrack>,
 }
 
 /// The answer to an accepted offer.

@@ -9,10 +9,13 @@ use super::super::streams::media_sections;
 use super::{
     Caller, Membership, PluginError, VideoRoom, code, id_field, required_id, string_field,
 };
-use crate::media::LayerChoice;
+use crate::media::{LayerChoice, SentTrack};
 use crate::policy::Action;
 
 type EventReply = (Value, Option<Value>);
+
+/// A feed a subscription names: its gateway name, Janus id, display and `streams`.
+type KnownFeed = (String, u64, Option<String>, Vec<Value>);
 
 impl VideoRoom {
     /// A subscriber's `configure`: media on/off per kind (`audio`/`video` booleans, or
@@ -83,10 +86,10 @@ impl VideoRoom {
             .ok_or_else(|| PluginError::new(code::NO_SUCH_FEED, format!("No such feed ({feed})")))
     }
 
-    /// A subscriber's single feed: `feed` (legacy) or the feed of every `streams` entry.
-    fn subscription_feed(body: &Value) -> Result<(u64, bool), PluginError> {
+    /// A subscriber's feeds: `feed` (legacy, `true`) or those of the `streams` entries.
+    fn subscription_feeds(body: &Value) -> Result<(Vec<u64>, bool), PluginError> {
         if let Some(feed) = id_field(body, "feed")? {
-            return Ok((feed, true));
+            return Ok((vec![feed], true));
         }
         let Some(streams) = body.get("streams") else {
             return Err(PluginError::missing("feed"));
@@ -102,34 +105,49 @@ impl VideoRoom {
                 feeds.push(feed);
             }
         }
-        match feeds.as_slice() {
-            [feed] => Ok((*feed, false)),
+        Ok((feeds, false))
+    }
+
+    /// The one feed a `switch` moves to.
+    fn switch_feed(body: &Value) -> Result<u64, PluginError> {
+        match Self::subscription_feeds(body)?.0.as_slice() {
+            [feed] => Ok(*feed),
             _ => Err(PluginError::new(
                 code::UNKNOWN_ERROR,
-                "one feed per subscription is supported by this gateway",
+                "a switch moves to one feed at a time on this gateway",
             )),
         }
     }
 
-    /// The `streams` of a subscription: our offer's m-lines matched to the feed's.
-    fn subscriber_streams(
-        offer_sdp: &str,
-        feed: u64,
-        display: &Option<String>,
-        feed_streams: &[Value],
-    ) -> Vec<Value> {
+    /// The `streams` of a subscription: each m-line of our offer with the feed it carries
+    /// (matched by SSRC), that feed's display and m-line; m-lines carrying nothing are
+    /// inactive.
+    fn offer_streams(offer_sdp: &str, tracks: &[SentTrack], known: &[KnownFeed]) -> Vec<Value> {
         media_sections(offer_sdp)
             .iter()
             .map(|s| {
-                let source = feed_streams.iter().find(|f| f["type"] == s.kind.as_str());
-                let mut entry = json!({
-                    "type": s.kind, "active": true, "mindex": s.mindex, "mid": s.mid,
-                    "ready": false, "send": true, "feed_id": feed,
-                });
-                if let Some(display) = display {
-                    entry["feed_display"] = json!(display);
-                }
-                if let Some(source) = source {
+                let track = tracks
+                    .iter()
+                    .find(|t| Some(t.ssrc) == s.ssrc && t.kind == s.kind);
+                let mut entry = json!({"type": s.kind, "active": false, "mindex": s.mindex,
+                    "mid": s.mid, "ready": false, "send": true});
+                let Some(track) = track else {
+                    return entry;
+                };
+                let (id, display, feed_streams) = match known.iter().find(|k| k.0 == track.feed) {
+                    Some((_, id, display, feed_streams)) => {
+                        (*id, display.clone(), feed_streams.clone())
+                    }
+                    None => (
+                        super::bridge::foreign_id(&track.feed),
+                        Some(track.feed.clone()),
+                        Vec::new(),
+                    ),
+                };
+                entry["active"] = json!(true);
+                entry["feed_id"] = json!(id);
+                entry["feed_display"] = json!(display);
+                if let Some(source) = feed_streams.iter().find(|f| f["type"] == s.kind.as_str()) {
                     entry["feed_mid"] = source["mid"].clone();
                 }
                 if let Some(codec) = &s.codec {
@@ -147,7 +165,7 @@ impl VideoRoom {
     ) -> Result<EventReply, PluginError> {
         let room = required_id(body, "room")?;
         self.adopt_gateway_room(room).await;
-        let (feed, legacy) = Self::subscription_feed(body)?;
+        let (feeds, legacy) = Self::subscription_feeds(body)?;
         let private_id = id_field(body, "private_id")?;
         self.with_room(room, |r| {
             let known = r
@@ -162,16 +180,22 @@ impl VideoRoom {
             }
             Ok(())
         })?;
-        let (feed_name, display, feed_streams) = self.feed(room, feed).await?;
+        let mut known: Vec<KnownFeed> = Vec::new();
+        for id in &feeds {
+            let (name, display, feed_streams) = self.feed(room, *id).await?;
+            known.push((name, *id, display, feed_streams));
+        }
         self.admit_join(caller, room, body, Action::Subscribe)
             .await?;
         let room_name = room.to_string();
+        let names: Vec<String> = known.iter().map(|k| k.0.clone()).collect();
         let offer = self
             .gate
-            .offer_subscriber(&caller.facts, &room_name, &feed_name)
+            .offer_subscriber(&caller.facts, &room_name, &names)
             .await
             .map_err(PluginError::from_gate)?;
-        let streams = Self::subscriber_streams(&offer.offer_sdp, feed, &display, &feed_streams);
+        let streams = Self::offer_streams(&offer.offer_sdp, &offer.tracks, &known);
+        let feed = feeds.first().copied().unwrap_or_default();
         self.set_membership(
             caller.handle.id,
             Some(Membership::Subscriber {
@@ -185,7 +209,7 @@ impl VideoRoom {
         let mut data = json!({"videoroom": "attached", "room": room, "streams": streams});
         if legacy {
             data["id"] = json!(feed);
-            data["display"] = json!(display);
+            data["display"] = json!(known.first().and_then(|k| k.2.clone()));
             data["warning"] = json!("deprecated_api");
         }
         Ok((data, Some(jsep(JsepKind::Offer, &offer.offer_sdp))))
@@ -200,7 +224,7 @@ impl VideoRoom {
         from: u64,
         streams: Vec<Value>,
     ) -> Result<EventReply, PluginError> {
-        let (to, _) = Self::subscription_feed(body)?;
+        let to = Self::switch_feed(body)?;
         let (feed_name, display, feed_streams) = self.feed(room, to).await?;
         // `sub_mid` names the m-line(s) to switch: those receiving that m-line's feed. Without
         // it every m-line switches (the legacy form).
@@ -310,7 +334,7 @@ impl VideoRoom {
                 Some(_) => Err(PluginError::invalid(what, "an array")),
             }
         };
-        let mut known: Vec<(String, u64, Option<String>, Vec<Value>)> = Vec::new();
+        let mut known: Vec<KnownFeed> = Vec::new();
         let mut add = Vec::new();
         for entry in list(subscribe, "subscription")? {
             let id = required_id(&entry, "feed")?;
@@ -352,40 +376,7 @@ impl VideoRoom {
                 known.push((name, id, display, feed_streams));
             }
         }
-        let updated: Vec<Value> = media_sections(&renegotiated.offer_sdp)
-            .iter()
-            .map(|s| {
-                let track = renegotiated
-                    .tracks
-                    .iter()
-                    .find(|t| Some(t.ssrc) == s.ssrc && t.kind == s.kind);
-                let mut entry = json!({"type": s.kind, "active": false, "mindex": s.mindex,
-                    "mid": s.mid, "ready": false, "send": true});
-                let Some(track) = track else {
-                    return entry;
-                };
-                let (id, display, feed_streams) = match known.iter().find(|k| k.0 == track.feed) {
-                    Some((_, id, display, feed_streams)) => {
-                        (*id, display.clone(), feed_streams.clone())
-                    }
-                    None => (
-                        super::bridge::foreign_id(&track.feed),
-                        Some(track.feed.clone()),
-                        Vec::new(),
-                    ),
-                };
-                entry["active"] = json!(true);
-                entry["feed_id"] = json!(id);
-                entry["feed_display"] = json!(display);
-                if let Some(source) = feed_streams.iter().find(|f| f["type"] == s.kind.as_str()) {
-                    entry["feed_mid"] = source["mid"].clone();
-                }
-                if let Some(codec) = &s.codec {
-                    entry["codec"] = json!(codec);
-                }
-                entry
-            })
-            .collect();
+        let updated = Self::offer_streams(&renegotiated.offer_sdp, &renegotiated.tracks, &known);
         let feed = updated
             .iter()
             .find_map(|s| s["feed_id"].as_u64())
