@@ -57,6 +57,8 @@ pub struct JanusConfig {
     /// Lost packets per second (of one kind, in one direction) from which a handle gets a
     /// `slowlink` event, as Janus's `slowlink_threshold`; 0 (the default) sends none.
     pub slowlink_threshold: u32,
+    /// Janus's `admin_key`: when set, VideoRoom `create` requests must carry it.
+    pub admin_key: Option<String>,
     /// Where `permanent` rooms (create/edit/destroy with `permanent: true`) are kept: a TOML
     /// file of `[[rooms]]` the gateway rewrites, loaded at start after `rooms`. Unset:
     /// `permanent` requests are refused.
@@ -73,6 +75,7 @@ impl Default for JanusConfig {
             rooms_file: None,
             session_timeout_secs: 60,
             slowlink_threshold: 0,
+            admin_key: None,
             rooms: Vec::new(),
         }
     }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, ensure};
 use gatehouse_e2e::{bounded, offers, start_gateway};
 use serde_json::{Value, json};
 
-use crate::janus_api::{Janus, core_error};
+use crate::janus_api::{Janus, core_error, plugin_error};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -141,7 +141,8 @@ async fn a_hangup_request_unpublishes_the_publisher_but_keeps_it_in_the_room() {
                 pub_session,
                 publisher,
                 json!({"request": "joinandconfigure", "ptype": "publisher",
-                "room": 89, "id": 11}),
+                "room": 89, "id": 11,
+                "descriptions": [{"mid": "0", "description": "front camera"}]}),
                 Some(offer),
             )
             .await?;
@@ -149,6 +150,12 @@ async fn a_hangup_request_unpublishes_the_publisher_but_keeps_it_in_the_room() {
             joined["videoroom"] == "joined" && answer["type"] == "answer",
             "{joined}"
         );
+        // Its `descriptions` label the streams Janus lists.
+        let described = joined["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["mid"] == "0").cloned())
+            .context("stream 0")?;
+        ensure!(described["description"] == "front camera", "{joined}");
 
         // The core's `hangup`: the PeerConnection closes, the handle stays attached.
         let reply = j
@@ -312,5 +319,36 @@ async fn a_whip_publisher_starting_and_stopping_is_announced_to_janus_participan
     .await;
     if let Err(e) = result {
         panic!("a_whip_publisher_starting_and_stopping_is_announced_to_janus_participants: {e:#}");
+    }
+}
+
+/// `[janus] admin_key`: `create` without it is 429, with a wrong one 433.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_a_room_needs_the_admin_key_when_one_is_set() {
+    let result: Result<()> = bounded("janus_admin_key", LIMIT, async {
+        let gw = start_gateway(|c| c.janus.admin_key = Some("k3y".into())).await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (session, handle) = j.session_and_handle().await?;
+        let create = |extra: Value| {
+            let mut body = json!({"request": "create", "room": 91});
+            if let Some(key) = extra.as_str() {
+                body["admin_key"] = json!(key);
+            }
+            j.message(session, handle, body, None)
+        };
+        let (missing, _) = create(Value::Null).await?;
+        ensure!(plugin_error(&missing) == 429, "no admin_key: {missing}");
+        let (wrong, _) = create(json!("nope")).await?;
+        ensure!(plugin_error(&wrong) == 433, "wrong admin_key: {wrong}");
+        let (created, _) = create(json!("k3y")).await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("creating_a_room_needs_the_admin_key_when_one_is_set: {e:#}");
     }
 }

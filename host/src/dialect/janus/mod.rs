@@ -59,6 +59,7 @@ impl JanusApi {
             configured: config.rooms.clone(),
             saved,
             file,
+            admin_key: config.admin_key.clone(),
         };
         Ok(Self {
             core: JanusCore::new(gate, rooms, timeout, config.slowlink_threshold),

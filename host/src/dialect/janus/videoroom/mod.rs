@@ -7,6 +7,7 @@ mod bitrate;
 mod bridge;
 mod forwarders;
 mod leaving;
+mod live;
 mod participants;
 mod permanent;
 mod recording;
@@ -222,6 +223,8 @@ pub struct Rooms {
     /// Loaded from the rooms file (they stay permanent).
     pub saved: Vec<RoomConfig>,
     pub file: Option<PermanentRooms>,
+    /// `[janus] admin_key`: needed to create rooms.
+    pub admin_key: Option<String>,
 }
 
 /// The plugin's state, shared by every transport.
@@ -233,6 +236,7 @@ pub struct VideoRoom {
     rooms: Mutex<BTreeMap<u64, Room>>,
     members: Mutex<HashMap<u64, Membership>>,
     permanent_rooms: Option<PermanentRooms>,
+    admin_key: Option<String>,
 }
 
 /// The work of an asynchronous request, run after its `ack` was sent; it delivers the event.
@@ -291,6 +295,7 @@ impl VideoRoom {
             configured,
             saved,
             file: permanent_rooms,
+            admin_key,
         } = rooms;
         let room = |config: RoomConfig, permanent: bool| {
             let id = config.room;
@@ -317,6 +322,7 @@ impl VideoRoom {
             rooms: Mutex::new(rooms),
             members: Mutex::new(HashMap::new()),
             permanent_rooms,
+            admin_key,
         });
         let recorded: Vec<u64> = videoroom
             .rooms

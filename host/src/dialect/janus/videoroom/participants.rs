@@ -1,8 +1,6 @@
 //! The asynchronous VideoRoom requests: publishers (join, joinandconfigure, configure,
 //! publish, unpublish, leave) and server-offer subscribers (join, start, pause, switch, leave).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use super::super::protocol::{Jsep, JsepKind, jsep, random_id};
@@ -30,9 +28,6 @@ pub(super) const ASYNC_REQUESTS: &[&str] = &[
     "update",
     "leave",
 ];
-
-/// How long after an answer we watch for the session to connect (`webrtcup`).
-const WEBRTCUP_WATCH: Duration = Duration::from_secs(30);
 
 type EventReply = (Value, Option<Value>);
 
@@ -334,7 +329,16 @@ impl VideoRoom {
             return Ok((joined, None));
         };
         match self.publish(caller, room, id, sdp).await {
-            Ok((published, answer)) => {
+            Ok((mut published, answer)) => {
+                if self.describe_streams(room, id, body).is_ok()
+                    && let Ok(Some(streams)) = self.with_room(room, |r| {
+                        Ok(r.participants
+                            .get(&id)
+                            .and_then(|p| Some(p.publishing.as_ref()?.streams.clone())))
+                    })
+                {
+                    published["streams"] = json!(streams);
+                }
                 for key in ["audio_codec", "video_codec", "streams"] {
                     if let Some(v) = published.get(key) {
                         joined[key] = v.clone();
@@ -469,6 +473,7 @@ impl VideoRoom {
                 .unzip())
         })?;
         let sends = media_switches(body, &streams.unwrap_or_default())?;
+        self.describe_streams(room, id, body)?;
         if let Some(bits_per_sec) = id_field(body, "bitrate")? {
             self.set_publisher_bitrate(room, id, bits_per_sec).await?;
         }
@@ -482,71 +487,6 @@ impl VideoRoom {
                 .map_err(PluginError::from_gate)?;
         }
         Ok(())
-    }
-
-    /// Sends `webrtcup` once the session connects, then a `media` event per stream in
-    /// `receiving` (a publisher's m-lines: we receive them); a `publisher` (room, id) is then
-    /// live and announced to its room.
-    pub(super) fn watch_webrtcup(
-        &self,
-        caller: &Caller,
-        room: String,
-        media_session: String,
-        receiving: Vec<Value>,
-        publisher: Option<(u64, u64)>,
-    ) {
-        let me = self.me.clone();
-        let gate = self.gate.clone();
-        let session = caller.session.clone();
-        let handle = caller.handle.id;
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + WEBRTCUP_WATCH;
-            while tokio::time::Instant::now() < deadline {
-                let state = gate.room(&room).await.ok().flatten().and_then(|r| {
-                    r.sessions
-                        .into_iter()
-                        .find(|s| s.id == media_session)
-                        .map(|s| s.state)
-                });
-                match state.as_deref() {
-                    Some("connected") => {
-                        session.push(json!({"janus": "webrtcup", "session_id": session.id, "sender": handle}));
-                        for stream in &receiving {
-                            session.push(json!({"janus": "media", "session_id": session.id,
-                                "sender": handle, "mid": stream["mid"], "type": stream["type"],
-                                "receiving": true}));
-                        }
-                        if let (Some((room, id)), Some(videoroom)) = (publisher, me.upgrade()) {
-                            videoroom.publisher_went_live(room, id, &media_session);
-                        }
-                        return;
-                    }
-                    None | Some("failed" | "closed") => return,
-                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        });
-    }
-}
-
-impl VideoRoom {
-    /// A publisher's PeerConnection is up: it is listed from now on, and the room told.
-    fn publisher_went_live(&self, room: u64, id: u64, media_session: &str) {
-        let entry = self.with_room(room, |r| {
-            let entry = r.participants.get_mut(&id).and_then(|p| {
-                let publishing = p.publishing.as_mut()?;
-                if publishing.session != media_session {
-                    return None; // republished meanwhile
-                }
-                publishing.live = true;
-                p.publisher_entry()
-            });
-            Ok(entry)
-        });
-        if let Ok(Some(entry)) = entry {
-            let event = json!({"videoroom": "event", "room": room, "publishers": [entry]});
-            self.notify_room(room, Some(id), &event);
-        }
     }
 }
 

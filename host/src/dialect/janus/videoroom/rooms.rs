@@ -115,7 +115,9 @@ impl RoomConfig {
         Ok(config)
     }
 
-    /// Its entry in `list` (the keys Janus 1.1.2 sends).
+    /// Its entry in `list` (the keys Janus 1.1.2 sends; the extension flags say what the
+    /// gateway negotiates: the audio level and transport-wide CC, not video orientation or
+    /// playout delay; Opus FEC is in its Opus fmtp).
     fn list_entry(&self, participants: usize) -> Value {
         json!({
             "room": self.room,
@@ -137,8 +139,8 @@ impl RoomConfig {
             "num_participants": participants,
             "audiolevel_ext": true,
             "audiolevel_event": self.audiolevel_event,
-            "videoorient_ext": true,
-            "playoutdelay_ext": true,
+            "videoorient_ext": false,
+            "playoutdelay_ext": false,
             "transport_wide_cc_ext": true,
         })
     }
@@ -247,6 +249,7 @@ impl VideoRoom {
     }
 
     fn create(&self, body: &Value) -> Result<Value, PluginError> {
+        self.check_admin_key(body)?;
         let wanted = id_field(body, "room")?;
         let mut rooms = self
             .rooms
@@ -516,5 +519,22 @@ impl VideoRoom {
             &json!({"videoroom": "event", "room": room, "kicked": id}),
         );
         Ok(json!({"videoroom": "success"}))
+    }
+}
+
+impl VideoRoom {
+    /// `[janus] admin_key`: when set, creating a room needs it (429 without, 433 wrong).
+    fn check_admin_key(&self, body: &Value) -> Result<(), PluginError> {
+        let Some(key) = &self.admin_key else {
+            return Ok(());
+        };
+        match string_field(body, "admin_key")? {
+            None => Err(PluginError::missing("admin_key")),
+            Some(given) if given.as_bytes() == key.as_bytes() => Ok(()),
+            Some(_) => Err(PluginError::new(
+                code::UNAUTHORIZED,
+                "Unauthorized (wrong admin_key)",
+            )),
+        }
     }
 }
