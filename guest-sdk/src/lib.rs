@@ -1,7 +1,7 @@
 //! Write [Gatehouse](https://example.invalid/gatehouse) policies in Rust.
 //!
 //! A policy is a WebAssembly component (`wasm32-wasip2`) implementing one world of the WIT
-//! contract `gatehouse:policy@0.2.0` (`wit/policy.wit`, shipped with this crate). This crate
+//! contract `gatehouse:policy@0.3.0` (`wit/policy.wit`, shipped with this crate). This crate
 //! gives it:
 //!
 //! - the world bindings, one cargo feature per world: [`authorize`], [`admit`], [`svrsig`],
@@ -93,8 +93,8 @@ macro_rules! world {
             default_bindings_module: $module,
             export_macro_name: $macro_name,
             with: {
-                "gatehouse:policy/host@0.2.0": crate::host_bindings::gatehouse::policy::host,
-                "gatehouse:policy/types@0.2.0": crate::host_bindings::gatehouse::policy::types,
+                "gatehouse:policy/host@0.3.0": crate::host_bindings::gatehouse::policy::host,
+                "gatehouse:policy/types@0.3.0": crate::host_bindings::gatehouse::policy::types,
             },
         });
     };

@@ -3,7 +3,7 @@
 
 pub use crate::host_bindings::gatehouse::policy::types::{
     Action, Admission, Denial, Measurement, Principal, QualityOutcome, QualityReport, QualityStats,
-    ReportBody, Request, RoomState, SessionFacts, StreamUrl,
+    ReportBody, Request, RoomRules, RoomState, SessionFacts, StreamUrl,
 };
 
 impl Denial {

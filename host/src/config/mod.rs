@@ -276,7 +276,8 @@ pub struct PolicyConfig {
     pub dir: Option<std::path::PathBuf>,
     /// Module serving the `authorize` hook; "" = none (every request is anonymous and allowed).
     pub authorize: String,
-    /// Module serving the `admit` hook; "" = none (everything admitted).
+    /// Module serving the `admit` hook; "" = none (everything admitted that its room's own
+    /// rules, such as a Janus room's PIN, let in).
     pub admit: String,
     /// Module serving the LEB `svrsig` hook.
     pub svrsig: String,

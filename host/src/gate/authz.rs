@@ -4,7 +4,7 @@
 
 use super::{Gate, GateError, RequestFacts};
 use crate::media::MediaError;
-use crate::policy::{Action, Admission, Denial, Principal, RoomState};
+use crate::policy::{Action, Admission, Denial, Principal, RoomRules, RoomState};
 
 /// The principal's own room list (empty: any room) allows `room`.
 fn may_use_room(principal: &Principal, room: &str) -> bool {
@@ -106,10 +106,16 @@ impl Gate {
     ) -> Result<Principal, GateError> {
         let request = facts.policy_request(action, Some(room.to_owned()));
         let snapshot = self.media.room(room).await?;
+        let rules = &facts.room_rules;
         let admission_room = RoomState {
             name: room.to_owned(),
             publishers: snapshot.as_ref().map_or(0, |r| r.publishers as u32),
             subscribers: snapshot.as_ref().map_or(0, |r| r.subscribers as u32),
+            rules: RoomRules {
+                pin: rules.pin.clone(),
+                allowed: rules.allowed.clone(),
+                max_publishers: rules.max_publishers,
+            },
         };
         let token = facts.token();
         let pin = facts.pin.clone();

@@ -73,6 +73,17 @@ pub struct RequestFacts {
     pub client_ip: IpAddr,
     /// A room PIN the client presented (Janus `pin`), for admission.
     pub pin: Option<String>,
+    /// The rules of the addressed room as its dialect keeps them (a Janus room's PIN,
+    /// allowed tokens and publisher limit), handed to admission.
+    pub room_rules: RoomRequirements,
+}
+
+/// A room's own requirements (see [`RequestFacts::room_rules`]); empty for most dialects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomRequirements {
+    pub pin: Option<String>,
+    pub allowed: Option<Vec<String>>,
+    pub max_publishers: Option<u32>,
 }
 
 impl RequestFacts {
@@ -107,6 +118,7 @@ impl RequestFacts {
                 .collect(),
             client_ip: client.ip(),
             pin: None,
+            room_rules: RoomRequirements::default(),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod check;
 mod metrics;
 mod module;
 mod registry;
+mod room_rules;
 mod runtime;
 mod watch;
 
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 pub use bindings::types::{
     Action, Admission, Denial, Measurement, Principal, QualityOutcome, QualityReport, QualityStats,
-    ReportBody, Request, RoomState, SessionFacts, StreamUrl,
+    ReportBody, Request, RoomRules, RoomState, SessionFacts, StreamUrl,
 };
 pub use metrics::PolicyMetrics;
 pub use module::ModuleSource;
@@ -261,7 +262,8 @@ impl PolicyPlane {
     pub fn admit(&self, admission: &Admission) -> Result<(), Denial> {
         let module = &self.inner.hooks.admit;
         if module.is_empty() {
-            return Ok(());
+            // No admission policy: the room's own rules still hold.
+            return room_rules::enforce(admission);
         }
         self.inner
             .decide("admit", module, |m, rt, ticks| {

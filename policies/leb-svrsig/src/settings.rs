@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn a_port_in_the_url_does_not_escape_its_domains_key() {
-        let cfg = [("tx_key.play.example.com", "domain"), ("tx_key.[::1]", "v6")];
+        let cfg = [
+            ("tx_key.play.example.com", "domain"),
+            ("tx_key.[::1]", "v6"),
+        ];
         assert_eq!(
             tx_key(&cfg, "play.example.com:1985").as_deref(),
             Some("domain")

@@ -13,6 +13,10 @@
 //! The principal's own restrictions apply first: a non-empty room list without this room is
 //! 403 "room not allowed"; publishing without `can-publish` or subscribing without
 //! `can-subscribe` is 403.
+//!
+//! A room's own rules, passed by its dialect in `room-state.rules` (a Janus room's `pin`,
+//! `allowed`, `publishers`), are decided here too: its PIN and allowed list replace the
+//! configured ones, and the stricter publisher limit holds.
 
 mod decide;
 mod rules;
@@ -27,7 +31,8 @@ pub struct RoomAdmission;
 
 impl gatehouse_sdk::admit::Guest for RoomAdmission {
     fn admit(admission: Admission) -> Result<(), Denial> {
-        let rules = RoomRules::load(&gatehouse_sdk::config::Host, &admission.room.name);
+        let rules = RoomRules::load(&gatehouse_sdk::config::Host, &admission.room.name)
+            .with_room_rules(&admission.room.rules);
         admit(&rules, &admission)
     }
 }

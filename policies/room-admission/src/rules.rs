@@ -34,6 +34,25 @@ impl RoomRules {
             allowed: source.list(&key("allowed")),
         }
     }
+
+    /// These rules with the room's own (a Janus room's `pin`, `allowed` and `publishers`, as
+    /// its dialect passes them): its PIN and allowed list replace the configured ones, the
+    /// stricter publisher limit holds.
+    pub fn with_room_rules(mut self, own: &gatehouse_sdk::types::RoomRules) -> Self {
+        if own.pin.is_some() {
+            self.pin = own.pin.clone();
+        }
+        if let Some(allowed) = &own.allowed {
+            self.allowed = allowed.clone();
+        }
+        if let Some(max) = own.max_publishers.map(u64::from) {
+            self.max_publishers = match self.max_publishers {
+                0 => max,
+                configured => configured.min(max),
+            };
+        }
+        self
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 use super::*;
-use gatehouse_sdk::types::{Action, Principal, RoomState};
+use gatehouse_sdk::types::{Action, Principal, RoomRules as OwnRules, RoomState};
 
 fn admission(action: Action, publishers: u32, subscribers: u32) -> Admission {
     Admission {
@@ -8,6 +8,11 @@ fn admission(action: Action, publishers: u32, subscribers: u32) -> Admission {
             name: "demo".into(),
             publishers,
             subscribers,
+            rules: OwnRules {
+                pin: None,
+                allowed: None,
+                max_publishers: None,
+            },
         },
         action,
         pin: None,
@@ -16,7 +21,10 @@ fn admission(action: Action, publishers: u32, subscribers: u32) -> Admission {
 }
 
 fn decide(cfg: &[(&str, &str)], a: &Admission) -> Result<(), Denial> {
-    admit(&RoomRules::load(&cfg, &a.room.name), a)
+    admit(
+        &RoomRules::load(&cfg, &a.room.name).with_room_rules(&a.room.rules),
+        a,
+    )
 }
 
 fn status(result: Result<(), Denial>) -> Option<(u16, String)> {
@@ -108,5 +116,38 @@ fn a_principal_without_the_right_is_refused() {
     assert_eq!(
         status(decide(&[], &a)),
         Some((403, "subscribe not allowed".into()))
+    );
+}
+
+#[test]
+fn a_rooms_own_pin_and_allowed_list_replace_the_configured_ones() {
+    let cfg = [("room.demo.pin", "1234"), ("room.demo.allowed", "[\"t1\"]")];
+    let mut a = admission(Action::Subscribe, 0, 0);
+    a.room.rules.pin = Some("42".into());
+    a.room.rules.allowed = Some(vec!["t2".into()]);
+    a.pin = Some("1234".into());
+    a.token = Some("t2".into());
+    assert_eq!(status(decide(&cfg, &a)), Some((403, "wrong pin".into())));
+    a.pin = Some("42".into());
+    assert_eq!(decide(&cfg, &a), Ok(()));
+    a.token = Some("t1".into());
+    assert_eq!(status(decide(&cfg, &a)), Some((403, "not allowed".into())));
+}
+
+#[test]
+fn the_stricter_publisher_limit_holds() {
+    let cfg = [("max_publishers", "5")];
+    let mut a = admission(Action::Publish, 2, 0);
+    a.room.rules.max_publishers = Some(2);
+    assert_eq!(
+        status(decide(&cfg, &a)),
+        Some((409, "publisher limit reached".into()))
+    );
+    a.room.rules.max_publishers = Some(9);
+    assert_eq!(decide(&cfg, &a), Ok(()));
+    a.room.publishers = 5;
+    assert_eq!(
+        status(decide(&cfg, &a)),
+        Some((409, "publisher limit reached".into()))
     );
 }

@@ -83,10 +83,16 @@ fn live777_operator_routes_are_open_only_while_nothing_is_configured() {
         authorize(&Settings::load(&settings), &request, NOW).is_ok()
     };
     assert!(live777(&[], &[]), "Live777 with no tokens is open");
-    assert!(!allowed(&[], Action::Admin, "cam", &[]), "go-live admin stays closed");
+    assert!(
+        !allowed(&[], Action::Admin, "cam", &[]),
+        "go-live admin stays closed"
+    );
     assert!(!live777(&[("auth_token", "t")], &[]));
     assert!(!live777(&[("admin_token", "a")], &[]));
-    assert!(live777(&[("admin_token", "a")], &[("authorization", "Bearer a")]));
+    assert!(live777(
+        &[("admin_token", "a")],
+        &[("authorization", "Bearer a")]
+    ));
 }
 
 #[test]

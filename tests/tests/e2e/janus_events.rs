@@ -352,3 +352,63 @@ async fn creating_a_room_needs_the_admin_key_when_one_is_set() {
         panic!("creating_a_room_needs_the_admin_key_when_one_is_set: {e:#}");
     }
 }
+
+/// A Janus room's PIN is an admission decision: the `room-admission` module refuses the wrong
+/// PIN (its deny counted in `/metrics`), and without any admission module the host still
+/// enforces it (turning policies off does not open protected rooms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_janus_rooms_pin_is_decided_by_the_admission_policy_and_never_dropped() {
+    let result: Result<()> = bounded("janus_pin_policy", LIMIT, async {
+        for admit in ["room-admission", ""] {
+            let gw = start_gateway(|c| c.policies.admit = admit.to_owned()).await?;
+            let j = Janus {
+                base: gw.base_url(),
+            };
+            let (session, handle) = j.session_and_handle().await?;
+            j.message(
+                session,
+                handle,
+                json!({"request": "create", "room": 92, "pin": "7"}),
+                None,
+            )
+            .await?;
+            let join = |pin: &str| {
+                j.message(
+                    session,
+                    handle,
+                    json!({"request": "join", "ptype": "publisher", "room": 92, "pin": pin}),
+                    None,
+                )
+            };
+            let (wrong, _) = join("8").await?;
+            ensure!(plugin_error(&wrong) == 433, "{admit:?}: wrong pin: {wrong}");
+            let (joined, _) = join("7").await?;
+            ensure!(
+                joined["videoroom"] == "joined",
+                "{admit:?}: right pin: {joined}"
+            );
+            let metrics = gatehouse_e2e::http()
+                .get(format!("{}/metrics", gw.base_url()))
+                .send()
+                .await?
+                .text()
+                .await?;
+            let denied_by_module = metrics.lines().any(|l| {
+                l.starts_with("gatehouse_policy_decisions_total{")
+                    && l.contains("hook=\"admit\"")
+                    && l.contains("module=\"room-admission\"")
+                    && l.contains("result=\"deny\"")
+            });
+            ensure!(
+                denied_by_module == !admit.is_empty(),
+                "{admit:?}: admit denials in /metrics: {denied_by_module}"
+            );
+            gw.shutdown().await;
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_janus_rooms_pin_is_decided_by_the_admission_policy_and_never_dropped: {e:#}");
+    }
+}

@@ -38,7 +38,11 @@ fn decide(allow: &[String], client_ip: &str) -> Result<Principal, Denial> {
     let ip: IpAddr = client_ip
         .parse()
         .map_err(|_| Denial::forbidden("address not allowed"))?;
-    if allow.iter().filter_map(|n| Network::parse(n)).any(|n| n.contains(ip)) {
+    if allow
+        .iter()
+        .filter_map(|n| Network::parse(n))
+        .any(|n| n.contains(ip))
+    {
         Ok(Principal::new(format!("ip:{ip}")))
     } else {
         Err(Denial::forbidden("address not allowed"))

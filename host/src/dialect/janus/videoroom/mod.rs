@@ -89,8 +89,22 @@ impl PluginError {
     }
 
     /// The gateway's refusal of a media or policy step, in VideoRoom terms.
+    /// A policy's refusal of a publish for the room's limit (409) is Janus's 432.
+    pub fn publishers_full(self, max: u32) -> Self {
+        match self.code {
+            code::PUBLISHERS_FULL => Self::new(
+                code::PUBLISHERS_FULL,
+                format!("Maximum number of publishers ({max}) reached"),
+            ),
+            _ => self,
+        }
+    }
+
     pub fn from_gate(e: GateError) -> Self {
         match e {
+            GateError::Denied(denial) if denial.status == 409 => {
+                Self::new(code::PUBLISHERS_FULL, denial.reason)
+            }
             GateError::Denied(denial) => Self::new(
                 code::UNAUTHORIZED,
                 format!("Unauthorized ({})", denial.reason),

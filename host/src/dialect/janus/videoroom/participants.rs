@@ -10,6 +10,7 @@ use super::{
     Caller, Membership, Participant, PluginError, Publishing, VideoRoom, code, id_field,
     required_id, string_field,
 };
+use crate::gate::RoomRequirements;
 use crate::media::{PauseScope, PublisherLeave};
 use crate::policy::Action;
 
@@ -195,36 +196,25 @@ impl VideoRoom {
         }
     }
 
-    /// Checks a join's pin and allowed token against the room, then the gateway's policies.
+    /// Asks the gateway's policies whether the caller may join `room`: they decide on the
+    /// room's PIN and allowed tokens too (a denial is 433).
     pub(super) async fn admit_join(
         &self,
         caller: &Caller,
         room: u64,
-        body: &Value,
         action: Action,
     ) -> Result<(), PluginError> {
-        self.with_room(room, |r| {
-            if let Some(pin) = &r.config.pin
-                && body.get("pin").and_then(Value::as_str) != Some(pin)
-            {
-                return Err(PluginError::new(
-                    code::UNAUTHORIZED,
-                    "Unauthorized (wrong pin)",
-                ));
-            }
-            if let Some(allowed) = &r.config.allowed {
-                let token = body.get("token").and_then(Value::as_str);
-                if !token.is_some_and(|t| allowed.iter().any(|a| a == t)) {
-                    return Err(PluginError::new(
-                        code::UNAUTHORIZED,
-                        "Unauthorized (not in the allowed list)",
-                    ));
-                }
-            }
-            Ok(())
+        let rules = self.with_room(room, |r| {
+            Ok(RoomRequirements {
+                pin: r.config.pin.clone(),
+                allowed: r.config.allowed.clone(),
+                max_publishers: None, // a full room is a publish's refusal, not a join's
+            })
         })?;
+        let mut facts = caller.facts.clone();
+        facts.room_rules = rules;
         self.gate
-            .decide(&caller.facts, action, &room.to_string())
+            .decide(&facts, action, &room.to_string())
             .await
             .map(drop)
             .map_err(PluginError::from_gate)
@@ -246,7 +236,7 @@ impl VideoRoom {
             .map(|f| f.publisher_entry())
             .collect();
         let display = string_field(body, "display")?;
-        self.admit_join(caller, room, body, Action::Publish).await?;
+        self.admit_join(caller, room, Action::Publish).await?;
         let wanted = id_field(body, "id")?;
         let (id, private_id, description, publishers, attendees, notify_joining) =
             self.with_room(room, |r| {
@@ -364,28 +354,19 @@ impl VideoRoom {
         id: u64,
         offer: String,
     ) -> Result<EventReply, PluginError> {
-        let (audiocodec, videocodec) = self.with_room(room, |r| {
-            let publishing = r
-                .participants
-                .values()
-                .filter(|p| p.publishing.is_some())
-                .count();
-            match r.participants.get(&id) {
+        let (audiocodec, videocodec, max_publishers) =
+            self.with_room(room, |r| match r.participants.get(&id) {
                 Some(p) if p.publishing.is_some() => Err(PluginError::new(
                     code::ALREADY_PUBLISHED,
                     "Can't publish, already published",
                 )),
-                Some(_) if publishing >= r.config.publishers as usize => Err(PluginError::new(
-                    code::PUBLISHERS_FULL,
-                    format!(
-                        "Maximum number of publishers ({}) reached",
-                        r.config.publishers
-                    ),
+                Some(_) => Ok((
+                    r.config.audiocodec.clone(),
+                    r.config.videocodec.clone(),
+                    r.config.publishers,
                 )),
-                Some(_) => Ok((r.config.audiocodec.clone(), r.config.videocodec.clone())),
                 None => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
-            }
-        })?;
+            })?;
         // The room's codecs only, as Janus negotiates them.
         let offer = super::super::streams::restrict_codecs(&offer, &audiocodec, &videocodec)
             .map_err(|kind| {
@@ -400,11 +381,17 @@ impl VideoRoom {
                 )
             })?;
         let room_name = room.to_string();
+        // The room's publisher limit is the policies' decision (409 there, 432 here).
+        let mut facts = caller.facts.clone();
+        facts.room_rules = RoomRequirements {
+            max_publishers: Some(max_publishers),
+            ..RoomRequirements::default()
+        };
         let answer = self
             .gate
-            .publish_feed(&caller.facts, &room_name, &id.to_string(), offer)
+            .publish_feed(&facts, &room_name, &id.to_string(), offer)
             .await
-            .map_err(PluginError::from_gate)?;
+            .map_err(|e| PluginError::from_gate(e).publishers_full(max_publishers))?;
         let sections = media_sections(&answer.answer_sdp);
         let publishing = Publishing {
             session: answer.session_id.clone(),

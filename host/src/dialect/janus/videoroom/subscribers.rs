@@ -185,8 +185,7 @@ impl VideoRoom {
             let (name, display, feed_streams) = self.feed(room, *id).await?;
             known.push((name, *id, display, feed_streams));
         }
-        self.admit_join(caller, room, body, Action::Subscribe)
-            .await?;
+        self.admit_join(caller, room, Action::Subscribe).await?;
         let room_name = room.to_string();
         let names: Vec<String> = known.iter().map(|k| k.0.clone()).collect();
         let offer = self
