@@ -5,7 +5,10 @@
 //
 //   node run_janusjs.mjs --server http://HOST:PORT/janus --room N [--seconds 5] [--timeout 90]
 //                        [--setup 30] [--debug] [--wire] [--dump-sdp FILE] [--stun-default]
-//                        [--chromium PATH]
+//                        [--chromium PATH] [--ice-restart]
+// --ice-restart: after the watch, both handles restart ICE (publisher re-offer, subscriber
+// configure {restart}); `ice_restart` reports the server's ICE ufrags and the subscriber's
+// decoded frames before and 3 s after.
 //
 // One page (janusjs_page.html, served with janus.js and adapter.js from a throw-away HTTP
 // server on 127.0.0.1, a secure context for getUserMedia; the Janus server is reached
@@ -50,6 +53,7 @@ function parseArgs(argv) {
   const a = {
     server: null, room: null, seconds: 5, timeout: 90, setup: 30, debug: false,
     stunDefault: false, wire: false, dumpSdp: null, chromium: "/usr/bin/chromium",
+    iceRestart: false,
   };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
@@ -64,6 +68,7 @@ function parseArgs(argv) {
     else if (k === "--stun-default") { a.stunDefault = true; }
     else if (k === "--wire") { a.wire = true; }
     else if (k === "--dump-sdp") { a.dumpSdp = v; i++; }
+    else if (k === "--ice-restart") { a.iceRestart = true; }
     else throw new Error(`unknown argument ${k}`);
   }
   if (!a.server || !/^https?:\/\//.test(a.server)) throw new Error("--server http://HOST:PORT/janus is required");
@@ -229,6 +234,22 @@ async function main() {
     }
     st = await readState(page);
     fill(st);
+
+    if (args.iceRestart && st && st.phase === "media") {
+      const before = await page.evaluate(() => window.gh.remoteUfrags());
+      const framesBefore = result.frames_decoded ?? 0;
+      try {
+        await page.evaluate(() => window.gh.restartIce());
+        await sleep(3000);
+        st = await readState(page);
+        fill(st);
+        const after = await page.evaluate(() => window.gh.remoteUfrags());
+        result.ice_restart = { before, after, frames_before: framesBefore, frames_after: result.frames_decoded ?? 0 };
+      } catch (e) {
+        result.ice_restart = { before, error: String(e && e.message ? e.message : e).split("\n")[0] };
+        if (!result.error) result.error = `ICE restart: ${result.ice_restart.error}`;
+      }
+    }
 
     // Teardown through janus.js: leave both, destroy the room (if created here), destroy the session.
     try {

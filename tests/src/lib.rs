@@ -590,7 +590,7 @@ pub fn spawn_janode(ws_url: &str, room: u64, extra: &[String]) -> Result<Client>
 /// janus.js 1.4.2 (npm `janus-gateway`) in headless Chromium (`browser/run_janusjs.mjs`): the
 /// VideoRoom demo flow over HTTP long-poll with the fake camera, against the Janus API at
 /// `server` (`http://…/janus`).
-pub fn spawn_janusjs(server: &str, room: u64) -> Result<Client> {
+pub fn spawn_janusjs(server: &str, room: u64, extra: &[&str]) -> Result<Client> {
     let (node, _) = browser_tools()?;
     let janus_js = browser_dir().join("node_modules/janus-gateway/package.json");
     if !janus_js.exists() {
@@ -607,6 +607,7 @@ pub fn spawn_janusjs(server: &str, room: u64) -> Result<Client> {
         s("--timeout"),
         s(80),
     ];
+    let a: Vec<String> = a.into_iter().chain(extra.iter().map(s)).collect();
     Client::spawn(
         "run_janusjs.mjs",
         &node,

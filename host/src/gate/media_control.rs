@@ -82,11 +82,15 @@ impl Gate {
         session: &str,
         add: Vec<String>,
         remove: Vec<String>,
+        restart_ice: bool,
     ) -> Result<crate::media::Renegotiated, GateError> {
         if !add.is_empty() {
             self.decide(facts, Action::Subscribe, room).await?;
         }
-        Ok(self.media.renegotiate(room, session, add, remove).await?)
+        Ok(self
+            .media
+            .renegotiate(room, session, add, remove, restart_ice)
+            .await?)
     }
 
     /// Applies a client's answer to a session we offered ([`Gate::offer_subscriber`]).

@@ -174,10 +174,12 @@ impl Engine {
                     session,
                     add,
                     remove,
+                    restart_ice,
                     reply,
                 } => {
-                    let result = contained(|| self.renegotiate(&room, &session, &add, &remove))
-                        .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));
+                    let result =
+                        contained(|| self.renegotiate(&room, &session, &add, &remove, restart_ice))
+                            .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));
                     let _ = reply.send(result);
                 }
                 Command::Room(name, reply) => {

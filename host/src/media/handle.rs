@@ -110,6 +110,8 @@ pub(crate) enum Command {
         session: String,
         add: Vec<String>,
         remove: Vec<String>,
+        /// New ICE credentials in the offer (Janus `configure {restart}`).
+        restart_ice: bool,
         reply: oneshot::Sender<Result<Renegotiated, MediaError>>,
     },
     Room(String, oneshot::Sender<Option<RoomSnapshot>>),
@@ -441,12 +443,14 @@ impl MediaHandle {
         session: &str,
         add: Vec<String>,
         remove: Vec<String>,
+        restart_ice: bool,
     ) -> Result<Renegotiated, MediaError> {
         self.ask(|reply| Command::Renegotiate {
             room: room.into(),
             session: session.into(),
             add,
             remove,
+            restart_ice,
             reply,
         })
         .await?

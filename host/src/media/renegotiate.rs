@@ -18,6 +18,7 @@ impl Engine {
         id: &str,
         add: &[String],
         remove: &[String],
+        restart_ice: bool,
     ) -> Result<Renegotiated, MediaError> {
         let key = self.find(room, id)?;
         for feed in add {
@@ -38,8 +39,10 @@ impl Engine {
             return Err(MediaError::SessionNotFound(id.to_owned()));
         };
         // A panic inside rtc must not lose the session: it goes back into the map either way.
-        let result = contained(|| self.renegotiate_peer(&mut peer, room, id, add, remove))
-            .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));
+        let result = contained(|| {
+            self.renegotiate_peer(&mut peer, key, room, id, (add, remove), restart_ice)
+        })
+        .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));
         self.peers.insert(key, peer);
         let removed: Vec<FeedKey> = remove.iter().map(|f| FeedKey::new(room, f)).collect();
         for feed in &removed {
@@ -63,10 +66,11 @@ impl Engine {
     fn renegotiate_peer(
         &mut self,
         peer: &mut Peer,
+        key: u64,
         room: &str,
         id: &str,
-        add: &[String],
-        remove: &[String],
+        (add, remove): (&[String], &[String]),
+        restart_ice: bool,
     ) -> Result<Renegotiated, MediaError> {
         if !peer.we_offered {
             return Err(MediaError::UnusableOffer(
@@ -103,7 +107,16 @@ impl Engine {
                 .extend(added.into_iter().map(|t| (feed.clone(), t)));
         }
         let now = Instant::now();
+        if restart_ice {
+            pc.restart_ice();
+        }
         let offer_sdp = super::cascade::make_offer(pc, now)?;
+        if restart_ice && let Some(ufrag) = super::offer::first_attribute(&offer_sdp, "ice-ufrag") {
+            // The client's checks name the new credentials from now on.
+            peer.local_ufrag = ufrag.to_owned();
+            peer.ice_restarting = true;
+            self.demux.add_ufrag(ufrag.to_owned(), key);
+        }
         let sent = |source: &FeedKey, kind: MediaKind, ssrc: u32| SentTrack {
             feed: source.feed.clone(),
             kind: kind.as_str(),

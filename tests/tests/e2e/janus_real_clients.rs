@@ -220,7 +220,7 @@ async fn the_same_janode_scenario_passes_against_debian_janus_1_1_2() {
 
 /// Runs janus.js against `server` and checks its result.
 async fn janusjs_plays(server: &str, room: u64, against: &str) -> Result<()> {
-    let run = spawn_janusjs(server, room)?.finish().await?;
+    let run = spawn_janusjs(server, room, &[])?.finish().await?;
     println!(
         "janus.js vs {against}: exit {:?} in {:.1} s; webrtcup publisher {} subscriber {}, \
          {} frames decoded at {}x{}",
@@ -264,5 +264,63 @@ async fn janusjs_runs_the_same_flow_against_debian_janus_1_1_2() {
     .await;
     if let Err(e) = result {
         panic!("janusjs_runs_the_same_flow_against_debian_janus_1_1_2: {e:#}");
+    }
+}
+
+/// janus.js restarts ICE on both handles against `server`: the publisher re-offers with
+/// `iceRestart` and gets an answer with new credentials, the subscriber's `configure {restart:
+/// true}` brings a new offer; video goes on afterwards.
+async fn janusjs_restarts_ice(server: &str, against: &str) -> Result<()> {
+    let run = spawn_janusjs(server, 4545, &["--ice-restart"])?
+        .finish()
+        .await?;
+    let restart = &run.json["ice_restart"];
+    println!("janus.js ICE restart vs {against}: {restart}");
+    ensure!(run.ok(), "{}", run.describe());
+    let (before, after) = (&restart["before"], &restart["after"]);
+    for handle in ["pub", "sub"] {
+        ensure!(
+            before[handle].is_string()
+                && after[handle].is_string()
+                && before[handle] != after[handle],
+            "{handle}: the server's ICE credentials did not change: {restart}"
+        );
+    }
+    let frames = |k: &str| restart[k].as_u64().unwrap_or(0);
+    ensure!(
+        frames("frames_after") >= frames("frames_before") + 20,
+        "video stalled after the restart: {restart}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janusjs_restarts_ice_on_both_handles_and_video_goes_on() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janusjs_ice_restart", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let outcome = janusjs_restarts_ice(&format!("{}/janus", gw.base_url()), "gatehouse").await;
+        gw.shutdown().await;
+        outcome
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("janusjs_restarts_ice_on_both_handles_and_video_goes_on: {e:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janusjs_restarts_ice_the_same_way_against_debian_janus_1_1_2() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janusjs_ice_restart_real_janus", LIMIT, async {
+        let janus = NamespacedJanus::start(8188, 8088)?;
+        let server = format!("http://{}:8088/janus", janus.janus_ip);
+        let outcome = janusjs_restarts_ice(&server, "Janus 1.1.2").await;
+        drop(janus);
+        outcome
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("janusjs_restarts_ice_the_same_way_against_debian_janus_1_1_2: {e:#}");
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::super::protocol::{Jsep, JsepKind, jsep, random_id};
-use super::super::streams::{codec_of, media_sections, publisher_streams};
+use super::super::streams::{codec_of, media_sections, publisher_streams, sdp_attribute};
 use super::leaving::Departure;
 use super::{
     Caller, Membership, Participant, PluginError, Publishing, VideoRoom, code, id_field,
@@ -65,6 +65,12 @@ impl VideoRoom {
             }
             (_, None) => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
             ("configure" | "publish", Some(Membership::Publisher { room, id })) => match offer {
+                Some(sdp) if request == "configure" && self.is_publishing(room, id) => {
+                    let (mut data, answer) = self.reoffer_publisher(room, id, &sdp).await?;
+                    self.configure_publisher(room, id, body).await?;
+                    data["configured"] = json!("ok");
+                    Ok((data, answer))
+                }
                 Some(sdp) => {
                     let (mut data, answer) = self.publish(caller, room, id, sdp).await?;
                     self.configure_publisher(room, id, body).await?;
@@ -159,9 +165,16 @@ impl VideoRoom {
             ) => {
                 self.configure_subscriber(room, &session, &streams, body)
                     .await?;
+                let offer = match body.get("restart") {
+                    Some(Value::Bool(true)) => {
+                        self.restart_subscriber_ice(caller, room, &session).await?
+                    }
+                    None | Some(Value::Bool(false)) | Some(Value::Null) => None,
+                    Some(_) => return Err(PluginError::invalid("restart", "a boolean")),
+                };
                 Ok((
                     json!({"videoroom": "event", "room": room, "configured": "ok"}),
-                    None,
+                    offer,
                 ))
             }
             (
@@ -387,6 +400,7 @@ impl VideoRoom {
             max_publishers: Some(max_publishers),
             ..RoomRequirements::default()
         };
+        let remote_ufrag = sdp_attribute(&offer, "ice-ufrag").map(str::to_owned);
         let answer = self
             .gate
             .publish_feed(&facts, &room_name, &id.to_string(), offer)
@@ -395,6 +409,7 @@ impl VideoRoom {
         let sections = media_sections(&answer.answer_sdp);
         let publishing = Publishing {
             session: answer.session_id.clone(),
+            remote_ufrag,
             live: false,
             audio_codec: codec_of(&sections, "audio").map(str::to_owned),
             video_codec: codec_of(&sections, "video").map(str::to_owned),

@@ -363,7 +363,7 @@ impl VideoRoom {
         let room_name = room.to_string();
         let renegotiated = self
             .gate
-            .renegotiate(&caller.facts, &room_name, session, add, remove)
+            .renegotiate(&caller.facts, &room_name, session, add, remove, false)
             .await
             .map_err(PluginError::from_gate)?;
         // Feeds received from before keep their ids and displays.
