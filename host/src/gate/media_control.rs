@@ -50,6 +50,7 @@ impl Gate {
         facts: &RequestFacts,
         room: &str,
         feeds: &[String],
+        only_kinds: Vec<(String, Vec<&'static str>)>,
     ) -> Result<DialOffer, GateError> {
         self.decide(facts, Action::Subscribe, room).await?;
         let (feed, more_feeds) = match feeds {
@@ -62,6 +63,7 @@ impl Gate {
                 room: room.to_owned(),
                 feed: Some(feed),
                 more_feeds,
+                only_kinds,
                 role: Role::Subscriber,
                 link: None,
                 token: None,

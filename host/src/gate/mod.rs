@@ -501,6 +501,7 @@ impl Gate {
             .media
             .dial(DialRequest {
                 more_feeds: Vec::new(),
+                only_kinds: Vec::new(),
                 dialect: "cascade",
                 room: room.to_owned(),
                 feed: None,

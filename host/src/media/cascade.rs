@@ -125,8 +125,16 @@ impl Engine {
                 (PeerMedia::Publisher { tracks: Vec::new() }, Vec::new())
             }
             Role::Subscriber => {
+                let only = |feed: &str| {
+                    request
+                        .only_kinds
+                        .iter()
+                        .find(|(f, _)| f == feed)
+                        .map(|(_, kinds)| kinds.clone())
+                };
+                let main_only = only(&feed_key.feed);
                 let mut sending: Vec<(FeedKey, AddedTrack)> = self
-                    .add_push_tracks(&feed_key, &id, &mut pc)?
+                    .add_push_tracks(&feed_key, &id, &mut pc, main_only.as_deref())?
                     .into_iter()
                     .map(|t| (feed_key.clone(), t))
                     .collect();
@@ -135,7 +143,8 @@ impl Engine {
                     if key == feed_key || sending.iter().any(|(k, _)| *k == key) {
                         continue;
                     }
-                    let added = self.add_push_tracks(&key, &id, &mut pc)?;
+                    let kinds = only(more);
+                    let added = self.add_push_tracks(&key, &id, &mut pc, kinds.as_deref())?;
                     sending.extend(added.into_iter().map(|t| (key.clone(), t)));
                 }
                 (
@@ -179,12 +188,14 @@ impl Engine {
         })
     }
 
-    /// One send track per kind the feed's publisher sends, with its exact codec.
+    /// One send track per kind the feed's publisher sends (of `only`, when given), with its
+    /// exact codec.
     pub(super) fn add_push_tracks(
         &mut self,
         feed_key: &FeedKey,
         session: &str,
         pc: &mut rtc::peer_connection::RTCPeerConnection,
+        only: Option<&[&str]>,
     ) -> Result<Vec<AddedTrack>, MediaError> {
         let publisher = self
             .feeds
@@ -242,6 +253,9 @@ impl Engine {
             if !intents.iter().any(|i| i.kind == track.kind) {
                 intents.push(track);
             }
+        }
+        if let Some(only) = only {
+            intents.retain(|i| only.contains(&i.kind.as_str()));
         }
         if intents.is_empty() {
             return Err(MediaError::UnusableOffer(

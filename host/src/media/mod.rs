@@ -139,6 +139,9 @@ pub struct DialRequest {
     pub feed: Option<String>,
     /// A subscriber's further feeds of the same room, on the same PeerConnection.
     pub more_feeds: Vec<String>,
+    /// Feeds of which a subscriber receives only some kinds (`"audio"`, `"video"`); the
+    /// others' every kind.
+    pub only_kinds: Vec<(String, Vec<&'static str>)>,
     pub role: Role,
     /// A cascade's remote end; `None` when a client answers our offer (Janus subscribers).
     pub link: Option<CascadeLink>,

@@ -102,7 +102,7 @@ impl Engine {
             {
                 continue;
             }
-            let added = self.add_push_tracks(&feed, id, pc)?;
+            let added = self.add_push_tracks(&feed, id, pc, None)?;
             peer.unanswered_tracks
                 .extend(added.into_iter().map(|t| (feed.clone(), t)));
         }

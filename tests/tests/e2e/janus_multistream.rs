@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use gatehouse_e2e::{Publish, bounded, media_lock, start_gateway, wait_for_media};
+use serde_json::Value;
 
 use crate::janus_cross_dialect::janus_client;
 
@@ -57,5 +58,79 @@ async fn a_subscriber_joining_two_feeds_decodes_both_on_one_peerconnection() {
     .await;
     if let Err(e) = result {
         panic!("a_subscriber_joining_two_feeds_decodes_both_on_one_peerconnection: {e:#}");
+    }
+}
+
+/// A subscription takes only the m-lines it names: `streams:[{feed, mid}]` with the
+/// publisher's video mid, or legacy `feed` with `offer_audio: false`, offer video alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_naming_only_the_video_mid_is_offered_video_alone() {
+    use crate::janus_api::Janus;
+    use serde_json::json;
+
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_mid_choice", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let whip = Publish {
+            seconds: 8.0,
+            ..Default::default()
+        }
+        .spawn(&format!("{base}/v1/whip/6565"))?;
+        wait_for_media(&gw, "6565", Duration::from_secs(15)).await?;
+        let j = Janus { base: base.clone() };
+        let (session, lister) = j.session_and_handle().await?;
+        let (listed, _) = j
+            .message(
+                session,
+                lister,
+                json!({"request": "listparticipants", "room": 6565}),
+                None,
+            )
+            .await?;
+        let feed = listed["participants"][0]["id"].clone();
+        let (joined, _) = j
+            .message(
+                session,
+                lister,
+                json!({"request": "join", "ptype": "publisher", "room": 6565}),
+                None,
+            )
+            .await?;
+        let video_mid = joined["publishers"][0]["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["type"] == "video"))
+            .map(|s| s["mid"].clone())
+            .ok_or_else(|| anyhow::anyhow!("no video stream listed: {joined}"))?;
+        let m_lines = |sdp: &Value| {
+            sdp["sdp"]
+                .as_str()
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.strip_prefix("m="))
+                .map(|l| l.split(' ').next().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        };
+        for body in [
+            json!({"request": "join", "ptype": "subscriber", "room": 6565,
+                "streams": [{"feed": feed, "mid": video_mid}]}),
+            json!({"request": "join", "ptype": "subscriber", "room": 6565,
+                "feed": feed, "offer_audio": false}),
+        ] {
+            let handle = j.attach(session).await?;
+            let (attached, offer) = j.message(session, handle, body.clone(), None).await?;
+            println!("{body}: offer m-lines {:?}", m_lines(&offer));
+            ensure!(
+                attached["videoroom"] == "attached" && m_lines(&offer) == ["video"],
+                "{body}: {attached}"
+            );
+        }
+        whip.finish().await?.expect_ok()?;
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_subscription_naming_only_the_video_mid_is_offered_video_alone: {e:#}");
     }
 }

@@ -82,7 +82,7 @@ impl VideoRoom {
             .await
             .into_iter()
             .find(|f| f.id == feed)
-            .map(|f| (f.feed.clone(), Some(f.feed), Vec::new()))
+            .map(|f| (f.feed.clone(), Some(f.feed), f.streams))
             .ok_or_else(|| PluginError::new(code::NO_SUCH_FEED, format!("No such feed ({feed})")))
     }
 
@@ -106,6 +106,66 @@ impl VideoRoom {
             }
         }
         Ok((feeds, false))
+    }
+
+    /// The kinds a join asks of each feed, where it does not ask for all: the `mid`s of its
+    /// `streams` entries (the publisher's m-lines), or legacy `offer_audio`/`offer_video`.
+    fn asked_kinds(
+        body: &Value,
+        known: &[KnownFeed],
+    ) -> Result<Vec<(String, Vec<&'static str>)>, PluginError> {
+        let flag = |name: &str| match body.get(name) {
+            None | Some(Value::Null) => Ok(true),
+            Some(Value::Bool(on)) => Ok(*on),
+            Some(_) => Err(PluginError::invalid(name, "a boolean")),
+        };
+        if body.get("feed").is_some() {
+            let kinds: Vec<&'static str> = [
+                ("audio", flag("offer_audio")?),
+                ("video", flag("offer_video")?),
+            ]
+            .into_iter()
+            .filter_map(|(kind, on)| on.then_some(kind))
+            .collect();
+            return match (kinds.len(), known.first()) {
+                (2, _) | (_, None) => Ok(Vec::new()),
+                (0, _) => Err(PluginError::new(
+                    code::INVALID_ELEMENT,
+                    "Nothing to subscribe to",
+                )),
+                (_, Some(feed)) => Ok(vec![(feed.0.clone(), kinds)]),
+            };
+        }
+        let entries = body["streams"].as_array().cloned().unwrap_or_default();
+        let mut asked = Vec::new();
+        for (name, id, _, feed_streams) in known {
+            let mut kinds: Vec<&'static str> = Vec::new();
+            let mut every = false;
+            for entry in entries.iter().filter(|e| e["feed"].as_u64() == Some(*id)) {
+                let Some(mid) = string_field(entry, "mid")? else {
+                    every = true;
+                    continue;
+                };
+                let kind = feed_streams
+                    .iter()
+                    .find(|s| s["mid"] == mid.as_str())
+                    .and_then(|s| s["type"].as_str())
+                    .ok_or_else(|| {
+                        PluginError::new(
+                            code::INVALID_ELEMENT,
+                            format!("No such mid '{mid}' in feed {id}"),
+                        )
+                    })?;
+                let kind = if kind == "audio" { "audio" } else { "video" };
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+            if !every && kinds.len() < 2 {
+                asked.push((name.clone(), kinds));
+            }
+        }
+        Ok(asked)
     }
 
     /// The one feed a `switch` moves to.
@@ -188,9 +248,10 @@ impl VideoRoom {
         self.admit_join(caller, room, Action::Subscribe).await?;
         let room_name = room.to_string();
         let names: Vec<String> = known.iter().map(|k| k.0.clone()).collect();
+        let only_kinds = Self::asked_kinds(body, &known)?;
         let offer = self
             .gate
-            .offer_subscriber(&caller.facts, &room_name, &names)
+            .offer_subscriber(&caller.facts, &room_name, &names, only_kinds)
             .await
             .map_err(PluginError::from_gate)?;
         let streams = Self::offer_streams(&offer.offer_sdp, &offer.tracks, &known);
