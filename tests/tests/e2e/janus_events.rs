@@ -413,3 +413,29 @@ async fn a_janus_rooms_pin_is_decided_by_the_admission_policy_and_never_dropped(
         panic!("a_janus_rooms_pin_is_decided_by_the_admission_policy_and_never_dropped: {e:#}");
     }
 }
+
+/// Methods the Janus HTTP transport does not serve get HTTP 200 and error 450, as Janus's do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_http_methods_on_janus_paths_are_error_450_with_http_200() {
+    let result: Result<()> = bounded("janus_450", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        for path in ["/janus", "/janus/1", "/janus/1/2"] {
+            let response = gatehouse_e2e::http()
+                .delete(format!("{}{path}", gw.base_url()))
+                .send()
+                .await?;
+            let status = response.status();
+            let body: Value = serde_json::from_str(&response.text().await?)?;
+            ensure!(
+                status == 200 && body["janus"] == "error" && core_error(&body) == 450,
+                "DELETE {path}: HTTP {status} {body}"
+            );
+        }
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("other_http_methods_on_janus_paths_are_error_450_with_http_200: {e:#}");
+    }
+}

@@ -83,17 +83,41 @@ impl JanusApi {
 
 fn routes(core: Arc<JanusCore>) -> Router {
     Router::new()
-        .route("/janus", post(root).get(root_get).options(preflight))
-        .route("/janus/info", get(info).options(preflight))
+        .route(
+            "/janus",
+            post(root)
+                .get(root_get)
+                .options(preflight)
+                .fallback(unsupported_method),
+        )
+        .route(
+            "/janus/info",
+            get(info).options(preflight).fallback(unsupported_method),
+        )
         .route(
             "/janus/{session}",
-            post(session_post).get(long_poll).options(preflight),
+            post(session_post)
+                .get(long_poll)
+                .options(preflight)
+                .fallback(unsupported_method),
         )
         .route(
             "/janus/{session}/{handle}",
-            post(handle_post).get(handle_get).options(preflight),
+            post(handle_post)
+                .get(handle_get)
+                .options(preflight)
+                .fallback(unsupported_method),
         )
         .with_state(core)
+}
+
+/// Any other method: HTTP 200 with error 450, as Janus's HTTP transport answers.
+async fn unsupported_method(method: Method) -> Response {
+    let e = protocol::CoreError::new(
+        protocol::code::TRANSPORT_SPECIFIC,
+        format!("Unsupported method {method}"),
+    );
+    json_reply(protocol::error(None, None, &e))
 }
 
 fn json_reply(value: Value) -> Response {
