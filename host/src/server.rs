@@ -159,8 +159,9 @@ impl Gateway {
             remote,
             quality,
         );
-        let janus = dialect::janus::JanusApi::new(gate.clone(), &config.janus)
-            .map_err(StartError::JanusRooms)?;
+        let janus =
+            dialect::janus::JanusApi::new(gate.clone(), &config.janus, config.source.as_deref())
+                .map_err(StartError::JanusRooms)?;
         let app = router(&config, gate.clone(), &janus)?;
         let (stop_http, stopped) = watch::channel(false);
         let (http_addr, http_task) = match (&config.http.tls_cert, &config.http.tls_key) {

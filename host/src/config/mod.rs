@@ -32,6 +32,10 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// The file this configuration was read from (`--config`), where Janus `permanent` rooms
+    /// are written back; `None` for the embedded default.
+    #[serde(skip)]
+    pub source: Option<std::path::PathBuf>,
     pub http: HttpConfig,
     pub webrtc: WebrtcConfig,
     pub strategy: StrategyConfig,
@@ -60,8 +64,9 @@ pub struct JanusConfig {
     /// Janus's `admin_key`: when set, VideoRoom `create` requests must carry it.
     pub admin_key: Option<String>,
     /// Where `permanent` rooms (create/edit/destroy with `permanent: true`) are kept: a TOML
-    /// file of `[[rooms]]` the gateway rewrites, loaded at start after `rooms`. Unset:
-    /// `permanent` requests are refused.
+    /// file of `[[rooms]]` the gateway rewrites, loaded at start after `rooms`. Unset: they
+    /// are written back into the `[[janus.rooms]]` of the `--config` file (its other lines
+    /// kept), as Janus rewrites its jcfg; with the embedded default config they are refused.
     pub rooms_file: Option<std::path::PathBuf>,
     /// VideoRoom rooms that exist from start-up (`[[janus.rooms]]`, the keys of Janus's
     /// `janus.plugin.videoroom.jcfg`: room, description, secret, pin, publishers, …).
@@ -382,7 +387,9 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml(&text, &path.display().to_string())
+        let mut config = Self::from_toml(&text, &path.display().to_string())?;
+        config.source = Some(path.to_owned());
+        Ok(config)
     }
 
     /// A configuration for tests: everything on 127.0.0.1 with ephemeral ports, and a 1 s

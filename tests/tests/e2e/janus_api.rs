@@ -463,7 +463,7 @@ async fn the_shipped_policies_govern_janus_joins_with_its_token_and_pin() {
     }
 }
 
-async fn exists(j: &Janus, session: u64, handle: u64, room: u64) -> Result<bool> {
+pub(crate) async fn exists(j: &Janus, session: u64, handle: u64, room: u64) -> Result<bool> {
     let body = json!({"request": "exists", "room": room});
     Ok(j.message(session, handle, body, None).await?.0["exists"] == true)
 }

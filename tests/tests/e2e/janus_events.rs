@@ -439,3 +439,81 @@ async fn other_http_methods_on_janus_paths_are_error_450_with_http_200() {
         panic!("other_http_methods_on_janus_paths_are_error_450_with_http_200: {e:#}");
     }
 }
+
+/// Without a rooms file, `permanent` rooms are written back into the `[[janus.rooms]]` of the
+/// gateway's own config file, as Janus rewrites its jcfg: the operator's other lines and
+/// comments stay, and the rooms survive a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_rooms_are_written_back_into_the_gateway_config_file() {
+    let result: Result<()> = bounded("janus_permanent_config", LIMIT, async {
+        let dir = std::env::temp_dir().join(format!("gh-janus-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("gatehouse.toml");
+        std::fs::write(
+            &path,
+            "# the operator's notes\n[janus]\nsession_timeout_secs = 60 # keep this\n\n\
+             [[janus.rooms]]\nroom = 800\ndescription = \"from the file\"\nsecret = \"x\"\n",
+        )?;
+        let start = || {
+            let path = path.clone();
+            start_gateway(move |c| {
+                let file = gatehouse::config::Config::from_file(&path).expect("test config");
+                c.janus = file.janus;
+                c.source = file.source;
+            })
+        };
+        let gw = start().await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (s, h) = j.session_and_handle().await?;
+        let (created, _) = j
+            .message(
+                s,
+                h,
+                json!({"request": "create", "room": 801, "permanent": true}),
+                None,
+            )
+            .await?;
+        ensure!(created["permanent"] == true, "{created}");
+        let (gone, _) = j
+            .message(
+                s,
+                h,
+                json!({"request": "destroy", "room": 800, "secret": "x", "permanent": true}),
+                None,
+            )
+            .await?;
+        ensure!(gone["permanent"] == true, "{gone}");
+        gw.shutdown().await;
+        let written = std::fs::read_to_string(&path)?;
+        println!("config file after create and destroy:\n{written}");
+        ensure!(
+            written.starts_with(
+                "# the operator's notes\n[janus]\nsession_timeout_secs = 60 # keep this\n"
+            ),
+            "the operator's lines changed:\n{written}"
+        );
+
+        let gw = start().await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (s, h) = j.session_and_handle().await?;
+        ensure!(
+            crate::janus_api::exists(&j, s, h, 801).await?,
+            "the permanent room did not survive"
+        );
+        ensure!(
+            !crate::janus_api::exists(&j, s, h, 800).await?,
+            "the destroyed room came back"
+        );
+        gw.shutdown().await;
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("permanent_rooms_are_written_back_into_the_gateway_config_file: {e:#}");
+    }
+}

@@ -44,19 +44,28 @@ pub struct JanusApi {
 
 impl JanusApi {
     /// The API with `[janus]`'s rooms and those of its rooms file; `Err` names a rooms file
-    /// that cannot be read.
-    pub fn new(gate: Gate, config: &crate::config::JanusConfig) -> Result<Self, String> {
+    /// that cannot be read. `permanent` rooms go to `[janus] rooms_file`, else back into the
+    /// gateway's config file `source` (whose `[[janus.rooms]]` are then permanent).
+    pub fn new(
+        gate: Gate,
+        config: &crate::config::JanusConfig,
+        source: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
         let timeout = Duration::from_secs(config.session_timeout_secs);
-        let file = config
-            .rooms_file
-            .clone()
-            .map(videoroom::PermanentRooms::new);
-        let saved = match &file {
-            Some(file) => file.load()?,
-            None => Vec::new(),
+        let file = match (&config.rooms_file, source) {
+            (Some(path), _) => Some(videoroom::PermanentRooms::new(path.clone())),
+            (None, Some(source)) => Some(videoroom::PermanentRooms::in_gateway_config(
+                source.to_owned(),
+            )),
+            (None, None) => None,
+        };
+        let (configured, saved) = match &file {
+            Some(_) if config.rooms_file.is_none() => (Vec::new(), config.rooms.clone()),
+            Some(file) => (config.rooms.clone(), file.load()?),
+            None => (config.rooms.clone(), Vec::new()),
         };
         let rooms = videoroom::Rooms {
-            configured: config.rooms.clone(),
+            configured,
             saved,
             file,
             admin_key: config.admin_key.clone(),
