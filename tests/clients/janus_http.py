@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import secrets
 
 import aiohttp
@@ -99,7 +100,7 @@ async def publish(args, res: dict, janus: Janus) -> int:
             await janus.request({"request": "create", "room": args.room})
         joined = await janus.request(
             {"request": "joinandconfigure", "ptype": "publisher", "room": args.room,
-             "display": args.display},
+             "display": args.display, **json.loads(args.join_extra)},
             {"type": "offer", "sdp": pc.localDescription.sdp})
         res["feed"] = joined.get("id")
         res["joined"] = {k: v for k, v in joined.items() if k != "_jsep"}
@@ -285,6 +286,8 @@ def main() -> None:
     parser.add_argument("--temporal-steps", default=None, metavar="L,L",
                         help="--play: frame rate with every layer, then after each "
                              "configure {temporal: L}")
+    parser.add_argument("--join-extra", default="{}", metavar="JSON",
+                        help="--publish: more fields of the joinandconfigure request")
     parser.add_argument("--bitrate-at", default=None, metavar="T:BPS",
                         help="--publish: configure {bitrate: BPS} T s after connecting")
     parser.add_argument("--connect-timeout", type=float, default=10.0)

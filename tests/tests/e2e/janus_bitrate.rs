@@ -1,5 +1,6 @@
-//! Bitrate caps over Janus: a room's `bitrate` and a publisher's own `configure {bitrate}`
-//! reach the publishers' encoders as REMB (aiortc's encoder takes the cap as its target).
+//! A publisher's media choices over Janus: a room's `bitrate` and a publisher's own
+//! `configure {bitrate}` reach the encoders as REMB (aiortc's encoder takes the cap as its
+//! target), and a publisher picks one of the room's codecs (`videocodec`).
 
 use std::time::Duration;
 
@@ -101,5 +102,45 @@ async fn a_publishers_own_bitrate_replaces_the_rooms_cap_for_it_alone() {
     .await;
     if let Err(e) = result {
         panic!("a_publishers_own_bitrate_replaces_the_rooms_cap_for_it_alone: {e:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_picks_one_of_the_rooms_codecs() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_codec_choice", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let created = janus_sync(
+            &base,
+            json!({"request": "create", "room": 6363, "videocodec": "vp8,h264"}),
+        )
+        .await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        // aiortc offers VP8 first and H.264 too; the room's first would be VP8.
+        let publisher = janus_client(
+            &base,
+            6363,
+            "publish",
+            3.0,
+            &[
+                "--video-codec",
+                "any",
+                "--join-extra",
+                r#"{"videocodec": "h264"}"#,
+            ],
+        )?
+        .finish()
+        .await?
+        .expect_ok()?;
+        let joined = &publisher.json["joined"];
+        println!("videocodec h264 asked: joined {joined}");
+        ensure!(joined["video_codec"] == "h264", "{joined}");
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_publisher_picks_one_of_the_rooms_codecs: {e:#}");
     }
 }

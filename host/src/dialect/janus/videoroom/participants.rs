@@ -72,7 +72,7 @@ impl VideoRoom {
                     Ok((data, answer))
                 }
                 Some(sdp) => {
-                    let (mut data, answer) = self.publish(caller, room, id, sdp).await?;
+                    let (mut data, answer) = self.publish(caller, room, id, sdp, body).await?;
                     self.configure_publisher(room, id, body).await?;
                     data["configured"] = json!("ok");
                     Ok((data, answer))
@@ -331,7 +331,7 @@ impl VideoRoom {
         let Some(sdp) = offer else {
             return Ok((joined, None));
         };
-        match self.publish(caller, room, id, sdp).await {
+        match self.publish(caller, room, id, sdp, body).await {
             Ok((mut published, answer)) => {
                 if self.describe_streams(room, id, body).is_ok()
                     && let Ok(Some(streams)) = self.with_room(room, |r| {
@@ -366,6 +366,7 @@ impl VideoRoom {
         room: u64,
         id: u64,
         offer: String,
+        body: &Value,
     ) -> Result<EventReply, PluginError> {
         let (audiocodec, videocodec, max_publishers) =
             self.with_room(room, |r| match r.participants.get(&id) {
@@ -380,6 +381,9 @@ impl VideoRoom {
                 )),
                 None => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
             })?;
+        // A publisher may pick one of the room's codecs (`audiocodec`/`videocodec`).
+        let audiocodec = chosen_codec(body, "audiocodec", &audiocodec)?;
+        let videocodec = chosen_codec(body, "videocodec", &videocodec)?;
         // The room's codecs only, as Janus negotiates them.
         let offer = super::super::streams::restrict_codecs(&offer, &audiocodec, &videocodec)
             .map_err(|kind| {
@@ -534,4 +538,37 @@ pub(super) fn scope_of_mid(streams: &[Value], mid: &str) -> Result<PauseScope, P
     } else {
         PauseScope::Video
     })
+}
+
+/// The codec a publisher asks for in `field` (one of the room's `allowed` list), or the list.
+fn chosen_codec(body: &Value, field: &str, allowed: &str) -> Result<String, PluginError> {
+    let Some(wanted) = string_field(body, field)? else {
+        return Ok(allowed.to_owned());
+    };
+    let wanted = wanted.trim().to_ascii_lowercase();
+    if allowed
+        .split(',')
+        .any(|c| c.trim().eq_ignore_ascii_case(&wanted))
+    {
+        Ok(wanted)
+    } else {
+        Err(PluginError::new(
+            code::INVALID_ELEMENT,
+            format!("Participant asked for {field} {wanted}, but the room allows {allowed}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publisher_may_pick_only_one_of_the_rooms_codecs() {
+        let body = json!({"videocodec": "H264"});
+        assert_eq!(chosen_codec(&body, "videocodec", "vp8,h264").unwrap(), "h264");
+        assert_eq!(chosen_codec(&json!({}), "videocodec", "vp8,h264").unwrap(), "vp8,h264");
+        let refused = chosen_codec(&json!({"videocodec": "vp9"}), "videocodec", "vp8,h264");
+        assert_eq!(refused.map_err(|e| e.code), Err(code::INVALID_ELEMENT));
+    }
 }
