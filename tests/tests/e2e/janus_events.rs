@@ -517,3 +517,54 @@ async fn permanent_rooms_are_written_back_into_the_gateway_config_file() {
         panic!("permanent_rooms_are_written_back_into_the_gateway_config_file: {e:#}");
     }
 }
+
+/// `edit` takes `new_lock_record` (listed back) and `new_rec_dir` (a plain relative directory
+/// only: anything else is 430).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_sets_lock_record_and_a_relative_rec_dir_only() {
+    let result: Result<()> = bounded("janus_edit_record", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let j = Janus {
+            base: gw.base_url(),
+        };
+        let (s, h) = j.session_and_handle().await?;
+        j.message(
+            s,
+            h,
+            json!({"request": "create", "room": 93, "secret": "s"}),
+            None,
+        )
+        .await?;
+        let (edited, _) = j
+            .message(
+                s,
+                h,
+                json!({"request": "edit", "room": 93, "secret": "s",
+                "new_lock_record": true, "new_rec_dir": "janus-93"}),
+                None,
+            )
+            .await?;
+        ensure!(edited["videoroom"] == "edited", "{edited}");
+        let (listed, _) = j.message(s, h, json!({"request": "list"}), None).await?;
+        let entry = listed["list"]
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["room"] == 93).cloned())
+            .context("room 93 listed")?;
+        ensure!(entry["lock_record"] == true, "{entry}");
+        let (escape, _) = j
+            .message(
+                s,
+                h,
+                json!({"request": "edit", "room": 93, "secret": "s", "new_rec_dir": "../out"}),
+                None,
+            )
+            .await?;
+        ensure!(plugin_error(&escape) == 430, "{escape}");
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("edit_sets_lock_record_and_a_relative_rec_dir_only: {e:#}");
+    }
+}

@@ -566,8 +566,14 @@ mod tests {
     #[test]
     fn a_publisher_may_pick_only_one_of_the_rooms_codecs() {
         let body = json!({"videocodec": "H264"});
-        assert_eq!(chosen_codec(&body, "videocodec", "vp8,h264").unwrap(), "h264");
-        assert_eq!(chosen_codec(&json!({}), "videocodec", "vp8,h264").unwrap(), "vp8,h264");
+        assert_eq!(
+            chosen_codec(&body, "videocodec", "vp8,h264").unwrap(),
+            "h264"
+        );
+        assert_eq!(
+            chosen_codec(&json!({}), "videocodec", "vp8,h264").unwrap(),
+            "vp8,h264"
+        );
         let refused = chosen_codec(&json!({"videocodec": "vp9"}), "videocodec", "vp8,h264");
         assert_eq!(refused.map_err(|e| e.code), Err(code::INVALID_ELEMENT));
     }

@@ -28,6 +28,9 @@ pub struct RoomConfig {
     pub videocodec: String,
     pub record: bool,
     pub rec_dir: Option<String>,
+    /// Recording is switched only with the room's secret (`enable_recording` always asks
+    /// for it here; kept and listed as Janus does).
+    pub lock_record: bool,
     pub notify_joining: bool,
     /// Send `talking` / `stopped-talking` events (publishers' audio-level extension).
     pub audiolevel_event: bool,
@@ -53,6 +56,7 @@ impl Default for RoomConfig {
             videocodec: "vp8".into(),
             record: false,
             rec_dir: None,
+            lock_record: false,
             notify_joining: false,
             audiolevel_event: false,
             audio_level_average: 25,
@@ -87,6 +91,7 @@ impl RoomConfig {
         flag("is_private", &mut config.is_private)?;
         flag("require_pvtid", &mut config.require_pvtid)?;
         flag("record", &mut config.record)?;
+        flag("lock_record", &mut config.lock_record)?;
         flag("notify_joining", &mut config.notify_joining)?;
         flag("audiolevel_event", &mut config.audiolevel_event)?;
         if let Some(n) = id_field(body, "audio_level_average")? {
@@ -135,7 +140,7 @@ impl RoomConfig {
             "videocodec": self.videocodec,
             "opus_fec": true,
             "record": self.record,
-            "lock_record": false,
+            "lock_record": self.lock_record,
             "num_participants": participants,
             "audiolevel_ext": true,
             "audiolevel_event": self.audiolevel_event,
@@ -319,9 +324,20 @@ impl VideoRoom {
             if let Some(n) = id_field(body, "new_publishers")? {
                 c.publishers = u32::try_from(n).unwrap_or(u32::MAX).max(1);
             }
+            if let Some(b) = body.get("new_lock_record").and_then(Value::as_bool) {
+                c.lock_record = b;
+            }
+            if let Some(dir) = string_field(body, "new_rec_dir")? {
+                super::recording::check_rec_dir(Some(&dir))?;
+                c.rec_dir = Some(dir);
+            }
             r.permanent |= permanent;
             Ok(json!({"videoroom": "edited", "room": room}))
         })?;
+        // A new rec_dir takes effect for the tracks that open from now on.
+        if body.get("new_rec_dir").is_some() {
+            self.apply_recording(room);
+        }
         if permanent {
             let rooms = self.rooms.lock().map_err(|_| registry_unavailable())?;
             self.save_permanent(&rooms)?;
