@@ -71,17 +71,8 @@ impl Engine {
         id: &str,
         choice: LayerChoice,
     ) -> Result<(), MediaError> {
-        let key = self.find(room, id)?;
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return Err(MediaError::SessionNotFound(id.to_owned()));
-        };
-        let PeerMedia::Subscriber { outputs } = &mut peer.media else {
-            return Err(MediaError::UnusableOffer(
-                "only a subscriber chooses a layer".into(),
-            ));
-        };
-        let feed = peer.feed.clone();
-        for output in outputs.iter_mut().filter(|o| o.kind == MediaKind::Video) {
+        let (feed, outputs) = self.video_outputs(room, id)?;
+        for output in outputs {
             if output.layer != choice {
                 output.layer = choice.clone();
                 output.forwarder.restart_on_keyframe();
@@ -94,13 +85,12 @@ impl Engine {
 }
 
 impl Engine {
-    /// Makes the subscriber `id` receive VP8 temporal layers up to `layer` (`None`: all).
-    pub(super) fn select_temporal_layer(
+    /// Subscriber `id`'s feed and video outputs (a layer is chosen only by a subscriber).
+    fn video_outputs(
         &mut self,
         room: &str,
         id: &str,
-        layer: Option<u8>,
-    ) -> Result<(), MediaError> {
+    ) -> Result<(super::feed::FeedKey, Vec<&mut super::peer::OutputTrack>), MediaError> {
         let key = self.find(room, id)?;
         let Some(peer) = self.peers.get_mut(&key) else {
             return Err(MediaError::SessionNotFound(id.to_owned()));
@@ -110,7 +100,21 @@ impl Engine {
                 "only a subscriber chooses a layer".into(),
             ));
         };
-        for output in outputs.iter_mut().filter(|o| o.kind == MediaKind::Video) {
+        let video = outputs
+            .iter_mut()
+            .filter(|o| o.kind == MediaKind::Video)
+            .collect();
+        Ok((peer.feed.clone(), video))
+    }
+
+    /// Makes the subscriber `id` receive VP8 temporal layers up to `layer` (`None`: all).
+    pub(super) fn select_temporal_layer(
+        &mut self,
+        room: &str,
+        id: &str,
+        layer: Option<u8>,
+    ) -> Result<(), MediaError> {
+        for output in self.video_outputs(room, id)?.1 {
             output.forwarder.set_max_temporal_layer(layer);
         }
         tracing::info!(session = %id, room, ?layer, "subscriber temporal layer selected");
