@@ -286,11 +286,13 @@ impl Engine {
             return Err(MediaError::SessionNotFound(id.to_owned()));
         };
         let remote_addresses = candidate_addresses(&answer_sdp);
+        let settled = answer_sdp.clone();
         let answer = RTCSessionDescription::answer(answer_sdp)
             .map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
         peer.pc
             .set_remote_description(Instant::now(), answer)
             .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
+        peer.settled_sdp = settled;
         if let Some(cascade) = &mut peer.cascade {
             cascade.link.session_url = session_url;
         }

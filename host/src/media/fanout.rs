@@ -51,13 +51,12 @@ impl Engine {
             let header = &packet.header;
             peer.loss
                 .received(kind, header.ssrc, header.sequence_number);
-        }
-        if info.is_keyframe_start
-            && let Some(PeerMedia::Publisher { tracks }) =
-                self.peers.get_mut(&publisher).map(|p| &mut p.media)
-            && let Some(track) = tracks.iter_mut().find(|t| t.track_id == track_id)
-        {
-            track.pacer.keyframe_arrived();
+            if info.is_keyframe_start
+                && let PeerMedia::Publisher { tracks } = &mut peer.media
+                && let Some(track) = tracks.iter_mut().find(|t| t.track_id == track_id)
+            {
+                track.pacer.keyframe_arrived();
+            }
         }
         let level = level_extension
             .and_then(|id| packet.header.get_extension(id))
@@ -234,10 +233,7 @@ impl Engine {
     }
 
     /// A subscriber's PLI/FIR: ask its feed's publisher for a keyframe (paced).
-    pub(super) fn on_keyframe_request(&mut self, key: u64, packets: &[Box<dyn rtc::rtcp::Packet>]) {
-        if packets.is_empty() {
-            return;
-        }
+    pub(super) fn on_keyframe_request(&mut self, key: u64) {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };

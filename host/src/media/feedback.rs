@@ -92,11 +92,14 @@ impl Interceptor for NacksCounted {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
-fn is_for_application(packet: &dyn rtc::rtcp::Packet) -> bool {
+/// PLI or FIR.
+pub(super) fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
-    any.is::<PictureLossIndication>()
-        || any.is::<FullIntraRequest>()
-        || any.is::<TransportLayerNack>()
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+}
+
+fn is_for_application(packet: &dyn rtc::rtcp::Packet) -> bool {
+    is_keyframe_request(packet) || packet.as_any().is::<TransportLayerNack>()
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestsToApp {

@@ -309,6 +309,9 @@ pub(crate) struct Peer {
     pub egress: Option<SrtpEgress>,
     /// Where the session's datagrams go (the ICE-selected pair).
     pub route: Option<Route>,
+    /// The SDP that settled its media: our answer, or the remote's answer to our offer (once
+    /// it came; our offer before). Kept so snapshots need not re-render the description.
+    pub settled_sdp: String,
     /// Packets lost to or from it since last taken.
     pub loss: super::loss::SessionLoss,
 }
@@ -357,6 +360,7 @@ impl Peer {
             srtp_keys: None,
             egress: None,
             route: None,
+            settled_sdp: local_sdp.to_owned(),
             loss: Default::default(),
         })
     }

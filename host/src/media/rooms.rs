@@ -68,12 +68,9 @@ impl Engine {
             cascade: p.cascade.as_ref().map(|c| c.link.clone()),
             created_at_ms: unix_ms(p.created_at),
             state: p.state.to_string(),
-            answer_sdp: match (&p.media, p.we_offered) {
-                (PeerMedia::Publisher { .. }, false) => p.pc.local_description().map(|d| d.sdp),
-                (PeerMedia::Publisher { .. }, true) => {
-                    p.pc.remote_description().map(|d| d.sdp.clone())
-                }
-                (PeerMedia::Subscriber { .. }, _) => None,
+            answer_sdp: match &p.media {
+                PeerMedia::Publisher { .. } => Some(p.settled_sdp.clone()),
+                PeerMedia::Subscriber { .. } => None,
             },
         })
     }

@@ -433,6 +433,7 @@ impl Engine {
             }
         }
         peer.local_ufrag = new_ufrag.clone();
+        peer.settled_sdp = sdp.clone();
         peer.ice_connected = false;
         peer.ice_restarting = true;
         let answer = IceRestartAnswer {

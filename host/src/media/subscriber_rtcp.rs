@@ -4,13 +4,12 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
 use super::egress::SrtpEgress;
 use super::engine::Engine;
+use super::feedback::is_keyframe_request;
 use super::peer::PeerMedia;
 
 /// How often each output's RTCP sender report goes out (rtc's interceptor default).
@@ -19,15 +18,9 @@ const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 impl Engine {
     /// RTCP the chain delivered: keyframe requests go upstream, NACKs are answered here.
     pub(super) fn on_rtcp_feedback(&mut self, key: u64, packets: &[Box<dyn rtc::rtcp::Packet>]) {
-        let keyframe_requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
-            .iter()
-            .filter(|p| {
-                let any = p.as_any();
-                any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-            })
-            .cloned()
-            .collect();
-        self.on_keyframe_request(key, &keyframe_requests);
+        if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+            self.on_keyframe_request(key);
+        }
         for nack in packets
             .iter()
             .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
