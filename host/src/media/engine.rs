@@ -377,12 +377,16 @@ impl Engine {
         while let Some(event) = self.peers.get_mut(&key).and_then(|p| p.pc.poll_event()) {
             self.on_event(key, event);
         }
+        let mut received = Vec::new();
         while let Some(message) = self.peers.get_mut(&key).and_then(|p| p.pc.poll_read()) {
             match message.message {
-                RTCMessage::RtpPacket(track_id, packet) => self.fan_out(key, &track_id, packet),
+                RTCMessage::RtpPacket(track_id, packet) => received.push((track_id, packet)),
                 RTCMessage::RtcpPacket(_, packets) => self.on_rtcp_feedback(key, &packets),
                 _ => {}
             }
+        }
+        if !received.is_empty() {
+            self.fan_out(key, received);
         }
         self.flush(key);
     }

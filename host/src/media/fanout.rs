@@ -11,98 +11,51 @@ use super::engine::{Engine, contained};
 use super::feed::{Feed, FeedKey};
 use super::feedback::PacerDecision;
 use super::forward::{Skip, SourcePacketInfo};
+use super::keyframe::{VideoCodec, is_keyframe_start};
 use super::offer::MediaKind;
 use super::peer::PeerMedia;
 use super::simulcast;
 
+/// A publisher packet after the per-publisher work, ready for the subscriber loop.
+struct Ingested {
+    packet: rtc::rtp::Packet,
+    kind: MediaKind,
+    /// The packet's simulcast layer, and the track's layers when it has more than one.
+    layer: usize,
+    layers: Option<Vec<simulcast::Layer>>,
+    mime_lower: String,
+    video_codec: Option<VideoCodec>,
+    /// Marshalled size, for the feed's traffic counters.
+    bytes: u64,
+}
+
 impl Engine {
-    /// Forwards one publisher packet to every connected subscriber of its feed.
-    pub(super) fn fan_out(&mut self, publisher: u64, track_id: &str, mut packet: rtc::rtp::Packet) {
-        let Some(peer) = self.peers.get(&publisher) else {
+    /// Forwards the RTP packets one drain of a publisher produced to every connected subscriber
+    /// of its feed. Subscribers are the outer loop, so one subscriber's packets of a burst leave
+    /// back to back and the kernel can segment them from one buffer (UDP GSO).
+    pub(super) fn fan_out(&mut self, publisher: u64, received: Vec<(String, rtc::rtp::Packet)>) {
+        let batch: Vec<Ingested> = received
+            .into_iter()
+            .filter_map(|(track_id, packet)| self.ingest(publisher, &track_id, packet))
+            .collect();
+        if batch.is_empty() {
             return;
-        };
-        let PeerMedia::Publisher { tracks } = &peer.media else {
-            return;
-        };
-        let Some(track) = tracks.iter().find(|t| t.track_id == track_id) else {
-            return;
-        };
-        let Some(layer) = track
-            .layers
-            .iter()
-            .position(|l| l.ssrc == packet.header.ssrc)
+        }
+        let Some(feed) = self
+            .peers
+            .get(&publisher)
+            .and_then(|peer| self.feeds.get(&peer.feed))
         else {
             return;
         };
-        let default_layer = layer == simulcast::default_layer(&track.layers);
-        // Each subscriber gets one layer: the list is needed only with simulcast.
-        let layers = (track.layers.len() > 1).then(|| track.layers.clone());
-        let kind = track.kind;
-        let level_extension = track.audio_level.extension;
-        let mime_lower = track.mime_lower.clone();
-        let video_codec = track.video_codec;
-        if let (Some(recording), Some(recorder), true) =
-            (track.recording, &self.recorder, default_layer)
-        {
-            recorder.packet(recording, &packet);
-        }
-        let info = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
-        if let Some(peer) = self.peers.get_mut(&publisher) {
-            let header = &packet.header;
-            peer.loss
-                .received(kind, header.ssrc, header.sequence_number);
-            if info.is_keyframe_start
-                && let PeerMedia::Publisher { tracks } = &mut peer.media
-                && let Some(track) = tracks.iter_mut().find(|t| t.track_id == track_id)
-            {
-                track.pacer.keyframe_arrived();
-            }
-        }
-        let level = level_extension
-            .and_then(|id| packet.header.get_extension(id))
-            .and_then(|payload| payload.first().copied());
-        if let Some(level) = level {
-            self.observe_audio_level(publisher, track_id, level);
-        }
-        let Some(peer) = self.peers.get(&publisher) else {
-            return;
-        };
-        let muted = peer.muted.contains(&kind);
-        // Extensions are per leg: drop them once here so the per-subscriber header copies
-        // below allocate nothing.
-        packet.header.extensions.clear();
-        packet.header.extension = false;
-        if self.config.keyframe_cache
-            && kind == MediaKind::Video
-            && default_layer
-            && let Some(feed) = self.feeds.get_mut(&peer.feed)
-        {
-            feed.keyframe_cache.observe(&packet, info.is_keyframe_start);
-        }
-        let Some(feed) = self.feeds.get(&peer.feed) else {
-            return;
-        };
-        let packet_bytes = (packet.header.marshal_size() + packet.payload.len()) as u64;
-        let mut traffic = feed.traffic.get();
-        traffic.ingress_packets += 1;
-        traffic.ingress_bytes += packet_bytes;
-        if muted {
-            feed.traffic.set(traffic);
-            return;
-        }
-        let feed = if !feed.rtp_forwarders.is_empty() && default_layer {
-            let key = feed.key.clone();
-            self.forward_plain(&key, kind, &packet);
-            match self.feeds.get(&key) {
-                Some(feed) => feed,
-                None => return,
-            }
-        } else {
-            feed
-        };
+        let infos: Vec<SourcePacketInfo<'_>> = batch
+            .iter()
+            .map(|i| SourcePacketInfo::classify(&i.mime_lower, i.video_codec, &i.packet.payload))
+            .collect();
         let now = Instant::now();
-        let mut wants_keyframe = false;
+        let mut wants_keyframe = Vec::new();
         let mut faulty = Vec::new();
+        let mut traffic = feed.traffic.get();
         // Disjoint field borrows: the feed's subscriber list is read while peers are written.
         let (peers, datagrams, sockets) = (&mut self.peers, &mut self.datagrams, &self.sockets);
         for key in &feed.subscribers {
@@ -118,49 +71,151 @@ impl Engine {
             let PeerMedia::Subscriber { outputs } = &mut sub.media else {
                 continue;
             };
-            let Some(output) = outputs
-                .iter_mut()
-                .find(|o| o.kind == kind && o.source == feed.key)
-            else {
-                continue;
-            };
-            let wanted = match &layers {
-                Some(layers) => simulcast::chosen_layer(layers, &output.layer) == Some(layer),
-                None => output.layer != LayerChoice::Off,
-            };
-            if !wanted || output.paused {
-                continue;
-            }
-            let mut header = packet.header.clone();
-            match output.forwarder.prepare(&mut header, &info, now) {
-                Ok(()) => {}
-                Err(Skip::AwaitingKeyframe) => {
-                    wants_keyframe = true;
+            // The output per kind, looked up once per subscriber (source keys are strings).
+            let mut output_of: [Option<Option<usize>>; 2] = [None, None];
+            for (ingested, info) in batch.iter().zip(&infos) {
+                let kind = ingested.kind;
+                let slot = &mut output_of[usize::from(kind == MediaKind::Video)];
+                let index = *slot.get_or_insert_with(|| {
+                    outputs
+                        .iter()
+                        .position(|o| o.kind == kind && o.source == feed.key)
+                });
+                let Some(output) = index.and_then(|i| outputs.get_mut(i)) else {
+                    continue;
+                };
+                let wanted = match &ingested.layers {
+                    Some(layers) => {
+                        simulcast::chosen_layer(layers, &output.layer) == Some(ingested.layer)
+                    }
+                    None => output.layer != LayerChoice::Off,
+                };
+                if !wanted || output.paused {
                     continue;
                 }
-                Err(_) => continue,
-            }
-            let sent =
-                contained(|| datagrams.send_rtp(sockets, egress, route, &header, &packet.payload));
-            match sent {
-                Ok(Ok(())) => {
-                    output.sent.on_sent(&header, &packet.payload, now);
-                    traffic.egress_packets += 1;
-                    traffic.egress_bytes += packet_bytes;
+                let packet = &ingested.packet;
+                let mut header = packet.header.clone();
+                match output.forwarder.prepare(&mut header, info, now) {
+                    Ok(()) => {}
+                    Err(Skip::AwaitingKeyframe) => {
+                        if !wants_keyframe.contains(&kind) {
+                            wants_keyframe.push(kind);
+                        }
+                        continue;
+                    }
+                    Err(_) => continue,
                 }
-                Ok(Err(e)) => {
-                    tracing::trace!(session = %sub.id, error = %e, "forward not protected");
+                let sent = contained(|| {
+                    datagrams.send_rtp(sockets, egress, route, &header, &packet.payload)
+                });
+                match sent {
+                    Ok(Ok(())) => {
+                        output.sent.on_sent(&header, &packet.payload, now);
+                        traffic.egress_packets += 1;
+                        traffic.egress_bytes += ingested.bytes;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::trace!(session = %sub.id, error = %e, "forward not protected");
+                    }
+                    Err(panic) => {
+                        faulty.push((*key, format!("forwarding panicked: {panic}")));
+                        break;
+                    }
                 }
-                Err(panic) => faulty.push((*key, format!("forwarding panicked: {panic}"))),
             }
         }
         feed.traffic.set(traffic);
         for (key, why) in faulty {
             self.doom(key, why);
         }
-        if wants_keyframe {
+        for kind in wants_keyframe {
             self.request_keyframe(publisher, kind, now);
         }
+    }
+
+    /// The per-publisher work on one received packet: recording, loss and audio-level
+    /// accounting, the keyframe cache, ingress counters and plain RTP forwarders. `None` when
+    /// the packet goes to no subscriber (unknown track or layer, muted publisher).
+    fn ingest(
+        &mut self,
+        publisher: u64,
+        track_id: &str,
+        mut packet: rtc::rtp::Packet,
+    ) -> Option<Ingested> {
+        let peer = self.peers.get(&publisher)?;
+        let PeerMedia::Publisher { tracks } = &peer.media else {
+            return None;
+        };
+        let track = tracks.iter().find(|t| t.track_id == track_id)?;
+        let layer = track
+            .layers
+            .iter()
+            .position(|l| l.ssrc == packet.header.ssrc)?;
+        let default_layer = layer == simulcast::default_layer(&track.layers);
+        // Each subscriber gets one layer: the list is needed only with simulcast.
+        let layers = (track.layers.len() > 1).then(|| track.layers.clone());
+        let kind = track.kind;
+        let level_extension = track.audio_level.extension;
+        let mime_lower = track.mime_lower.clone();
+        let video_codec = track.video_codec;
+        if let (Some(recording), Some(recorder), true) =
+            (track.recording, &self.recorder, default_layer)
+        {
+            recorder.packet(recording, &packet);
+        }
+        let is_keyframe_start = video_codec.is_some_and(|c| is_keyframe_start(c, &packet.payload));
+        if let Some(peer) = self.peers.get_mut(&publisher) {
+            let header = &packet.header;
+            peer.loss
+                .received(kind, header.ssrc, header.sequence_number);
+            if is_keyframe_start
+                && let PeerMedia::Publisher { tracks } = &mut peer.media
+                && let Some(track) = tracks.iter_mut().find(|t| t.track_id == track_id)
+            {
+                track.pacer.keyframe_arrived();
+            }
+        }
+        let level = level_extension
+            .and_then(|id| packet.header.get_extension(id))
+            .and_then(|payload| payload.first().copied());
+        if let Some(level) = level {
+            self.observe_audio_level(publisher, track_id, level);
+        }
+        let peer = self.peers.get(&publisher)?;
+        let muted = peer.muted.contains(&kind);
+        // Extensions are per leg: drop them once here so the per-subscriber header copies
+        // allocate nothing.
+        packet.header.extensions.clear();
+        packet.header.extension = false;
+        if self.config.keyframe_cache
+            && kind == MediaKind::Video
+            && default_layer
+            && let Some(feed) = self.feeds.get_mut(&peer.feed)
+        {
+            feed.keyframe_cache.observe(&packet, is_keyframe_start);
+        }
+        let feed = self.feeds.get(&peer.feed)?;
+        let bytes = (packet.header.marshal_size() + packet.payload.len()) as u64;
+        let mut traffic = feed.traffic.get();
+        traffic.ingress_packets += 1;
+        traffic.ingress_bytes += bytes;
+        feed.traffic.set(traffic);
+        if muted {
+            return None;
+        }
+        if !feed.rtp_forwarders.is_empty() && default_layer {
+            let key = feed.key.clone();
+            self.forward_plain(&key, kind, &packet);
+        }
+        Some(Ingested {
+            packet,
+            kind,
+            layer,
+            layers,
+            mime_lower,
+            video_codec,
+            bytes,
+        })
     }
 
     /// Sends the feed's cached keyframe to a subscriber that just connected for the first time,
