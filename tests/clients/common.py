@@ -380,12 +380,16 @@ class SineAudioTrack(MediaStreamTrack):
 
 def count_rembs(sender: Any, res: dict[str, Any]) -> None:
     """Counts the REMBs (bitrate caps) `sender` gets into res["remb_received"] and keeps the
-    last one's bitrate in res["remb_bitrate"]; aiortc's encoder still obeys them."""
-    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
+    last one's bitrate in res["remb_bitrate"]; aiortc's encoder still obeys them. PLIs are
+    noted too, as `time.monotonic()` values in res["pli_at"]."""
+    from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, unpack_remb_fci
 
     handle_rtcp = sender._handle_rtcp_packet
+    res.setdefault("pli_at", [])
 
     async def counted_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+            res["pli_at"].append(time.monotonic())
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             try:
                 bitrate, _ = unpack_remb_fci(packet.fci)

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import secrets
+import time
 
 import aiohttp
 
@@ -123,8 +124,16 @@ async def publish(args, res: dict, janus: Janus) -> int:
             res["bitrate_set"] = await janus.request({"request": "configure",
                                                       "bitrate": int(bitrate)})
             await asyncio.sleep(max(0.0, args.seconds - float(at)))
+        elif args.keyframe_at is not None:
+            # The publisher's own keyframe request, T seconds after connecting.
+            await asyncio.sleep(args.keyframe_at)
+            res["keyframe_asked_at"] = time.monotonic()
+            res["keyframe_asked"] = await janus.request({"request": "configure",
+                                                         "keyframe": True})
+            await asyncio.sleep(max(0.0, args.seconds - args.keyframe_at))
         else:
             await asyncio.sleep(args.seconds)
+        res["ended_at"] = time.monotonic()
         # Read before leaving: the encoder goes with the transport.
         res["encoder_target_bitrate"] = c.encoder_target_bitrate(vt.sender)
         await janus.request({"request": "leave"})
@@ -290,6 +299,8 @@ def main() -> None:
                         help="--publish: more fields of the joinandconfigure request")
     parser.add_argument("--bitrate-at", default=None, metavar="T:BPS",
                         help="--publish: configure {bitrate: BPS} T s after connecting")
+    parser.add_argument("--keyframe-at", type=float, default=None, metavar="T",
+                        help="--publish: configure {keyframe: true} T s after connecting")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=None)
     args = parser.parse_args()

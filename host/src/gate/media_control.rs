@@ -12,6 +12,15 @@ impl Gate {
         Ok(self.media.request_keyframes(room).await?)
     }
 
+    /// Asks one publisher session of `room` for a keyframe.
+    pub async fn request_publisher_keyframe(
+        &self,
+        room: &str,
+        session: &str,
+    ) -> Result<(), GateError> {
+        Ok(self.media.request_publisher_keyframe(room, session).await?)
+    }
+
     /// Records the tracks `room`'s publishers open from now on (into `[record] dir` or its
     /// sub-directory `Some(subdir)`), or stops with `None`.
     pub fn record_room(&self, room: &str, recording: Option<Option<std::path::PathBuf>>) {

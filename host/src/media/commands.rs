@@ -185,18 +185,26 @@ impl Engine {
                 Command::Room(name, reply) => {
                     let _ = reply.send(self.room_snapshot(&name));
                 }
-                Command::RequestKeyframes(room, reply) => {
+                Command::RequestKeyframes(room, session, reply) => {
+                    let publisher = match session.map(|id| self.find(&room, &id)).transpose() {
+                        Ok(publisher) => publisher,
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                            continue;
+                        }
+                    };
                     let feeds: Vec<_> = self
                         .feeds
                         .values()
                         .filter(|f| f.key.room == room && f.publisher.is_some())
+                        .filter(|f| publisher.is_none() || f.publisher == publisher)
                         .map(|f| f.key.clone())
                         .collect();
                     let now = Instant::now();
                     for feed in &feeds {
                         self.request_feed_keyframe(feed, now);
                     }
-                    let _ = reply.send(feeds.len());
+                    let _ = reply.send(Ok(feeds.len()));
                 }
                 Command::RecordRoom(room, recording) => self.record_room(room, recording),
                 Command::CapBitrate(room, caps, reply) => {

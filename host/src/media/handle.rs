@@ -118,7 +118,12 @@ pub(crate) enum Command {
     /// Creates an empty room with its default feed (an operator provisioning a stream).
     CreateRoom(String, oneshot::Sender<Result<(), MediaError>>),
     /// Asks every publisher of a room for a keyframe (paced as usual).
-    RequestKeyframes(String, oneshot::Sender<usize>),
+    /// Every publisher of a room, or the one session named.
+    RequestKeyframes(
+        String,
+        Option<String>,
+        oneshot::Sender<Result<usize, MediaError>>,
+    ),
     /// Record a room's new tracks (into `[record] dir`, or a sub-directory), or stop.
     RecordRoom(String, Option<Option<std::path::PathBuf>>),
     /// REMB of its cap to every publisher of a room.
@@ -468,8 +473,15 @@ impl MediaHandle {
 
     /// Asks every publisher of `room` for a keyframe (Janus `fir_freq`); how many were asked.
     pub async fn request_keyframes(&self, room: &str) -> Result<usize, MediaError> {
-        self.ask(|reply| Command::RequestKeyframes(room.into(), reply))
-            .await
+        self.ask(|reply| Command::RequestKeyframes(room.into(), None, reply))
+            .await?
+    }
+
+    /// Asks the publisher session `id` of `room` for a keyframe (paced like every request).
+    pub async fn request_publisher_keyframe(&self, room: &str, id: &str) -> Result<(), MediaError> {
+        self.ask(|reply| Command::RequestKeyframes(room.into(), Some(id.into()), reply))
+            .await??;
+        Ok(())
     }
 
     /// Tells every publisher of `room` to send at most its cap of video (REMB); how many were

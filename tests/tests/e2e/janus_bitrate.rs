@@ -1,6 +1,7 @@
 //! A publisher's media choices over Janus: a room's `bitrate` and a publisher's own
 //! `configure {bitrate}` reach the encoders as REMB (aiortc's encoder takes the cap as its
-//! target), and a publisher picks one of the room's codecs (`videocodec`).
+//! target), a publisher picks one of the room's codecs (`videocodec`), and its
+//! `configure {keyframe}` sends it a PLI.
 
 use std::time::Duration;
 
@@ -142,5 +143,71 @@ async fn a_publisher_picks_one_of_the_rooms_codecs() {
     .await;
     if let Err(e) = result {
         panic!("a_publisher_picks_one_of_the_rooms_codecs: {e:#}");
+    }
+}
+
+/// The PLIs in `result["pli_at"]` at or after `from` and before `to` (monotonic seconds).
+fn plis_between(result: &ClientResult, from: f64, to: f64) -> usize {
+    result.json["pli_at"]
+        .as_array()
+        .map(|times| {
+            times
+                .iter()
+                .filter_map(serde_json::Value::as_f64)
+                .filter(|t| *t >= from && *t < to)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publishers_configure_keyframe_sends_that_publisher_a_pli() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_configure_keyframe", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let created = janus_sync(&base, json!({"request": "create", "room": 7878})).await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        // No subscribers and no fir_freq: a PLI comes only from the request.
+        let asking = janus_client(&base, 7878, "publish", 5.0, &["--keyframe-at", "2.5"])?;
+        let quiet = janus_client(&base, 7878, "publish", 5.0, &["--display", "quiet"])?;
+        let asking = asking.finish().await?.expect_ok()?;
+        let quiet = quiet.finish().await?.expect_ok()?;
+        let asked_at = asking.f64("keyframe_asked_at").unwrap_or(f64::NAN);
+        let (asking_end, quiet_end) = (
+            asking.f64("ended_at").unwrap_or(f64::NAN),
+            quiet.f64("ended_at").unwrap_or(f64::NAN),
+        );
+        println!(
+            "configure {{keyframe}}: {}; PLIs of the asking publisher {}, of the other {}",
+            asking.json["keyframe_asked"], asking.json["pli_at"], quiet.json["pli_at"]
+        );
+        ensure!(
+            asking.json["keyframe_asked"]["configured"] == "ok",
+            "{}",
+            asking.json
+        );
+        ensure!(
+            plis_between(&asking, asked_at, asked_at + 1.0) >= 1,
+            "no PLI within 1 s of the request: {}",
+            asking.json
+        );
+        // The second before the request, and the other publisher's last 2.5 s: none.
+        ensure!(
+            plis_between(&asking, asked_at - 1.0, asked_at) == 0 && asking_end - asked_at > 2.0,
+            "{}",
+            asking.json
+        );
+        ensure!(
+            plis_between(&quiet, quiet_end - 2.5, quiet_end + 1.0) == 0,
+            "the other publisher was asked too: {}",
+            quiet.json
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_publishers_configure_keyframe_sends_that_publisher_a_pli: {e:#}");
     }
 }

@@ -479,6 +479,7 @@ impl VideoRoom {
                 .unzip())
         })?;
         let sends = media_switches(body, &streams.unwrap_or_default())?;
+        let keyframe = keyframe_asked(body)?;
         self.describe_streams(room, id, body)?;
         if let Some(bits_per_sec) = id_field(body, "bitrate")? {
             self.set_publisher_bitrate(room, id, bits_per_sec).await?;
@@ -492,8 +493,31 @@ impl VideoRoom {
                 .await
                 .map_err(PluginError::from_gate)?;
         }
+        if keyframe {
+            self.gate
+                .request_publisher_keyframe(&room.to_string(), &session)
+                .await
+                .map_err(PluginError::from_gate)?;
+        }
         Ok(())
     }
+}
+
+/// Whether a publisher's `configure` asks for a keyframe (`keyframe: true`, for the whole
+/// publisher or in one of its `streams` entries).
+fn keyframe_asked(body: &Value) -> Result<bool, PluginError> {
+    let flag = |value: Option<&Value>| match value {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(on)) => Ok(*on),
+        Some(_) => Err(PluginError::invalid("keyframe", "a boolean")),
+    };
+    let mut asked = flag(body.get("keyframe"))?;
+    if let Some(Value::Array(streams)) = body.get("streams") {
+        for entry in streams {
+            asked |= flag(entry.get("keyframe"))?;
+        }
+    }
+    Ok(asked)
 }
 
 /// The media a `configure` or `moderate` turns on (`true`) or off: `audio`/`video` booleans,
