@@ -293,6 +293,7 @@ impl Engine {
             .set_remote_description(Instant::now(), answer)
             .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
         peer.settled_sdp = settled;
+        let early = std::mem::take(&mut peer.early_candidates);
         if let Some(cascade) = &mut peer.cascade {
             cascade.link.session_url = session_url;
         }
@@ -318,6 +319,7 @@ impl Engine {
         for addr in remote_addresses {
             self.demux.add_addr(addr, key);
         }
+        self.add_remote_candidates(key, early);
         self.mark_dirty(key);
         tracing::info!(session = %id, room, "answer to our offer applied");
         Ok(())

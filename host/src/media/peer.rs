@@ -303,6 +303,9 @@ pub(crate) struct Peer {
     /// Send tracks of a session we offered, turned into outputs once the answer fixed their
     /// payload types.
     pub unanswered_tracks: Vec<(super::feed::FeedKey, super::sessions::AddedTrack)>,
+    /// Candidates trickled before the answer to our offer arrived (rtc refuses them until
+    /// then); added once it is applied.
+    pub early_candidates: Vec<super::RemoteCandidate>,
     /// A subscriber leg's key tap, until its keys are known.
     pub srtp_keys: Option<std::sync::Arc<SrtpKeyTap>>,
     /// A connected subscriber leg's own SRTP context for forwarded RTP.
@@ -353,6 +356,7 @@ impl Peer {
             ice_connected: false,
             ice_restarting: false,
             pending_nomination: None,
+            early_candidates: Vec::new(),
             cascade: None,
             muted: Vec::new(),
             we_offered: false,

@@ -22,6 +22,9 @@ use super::{
     SessionAnswer, SessionIce,
 };
 
+/// Candidates kept per session while it waits for the answer to our offer.
+const EARLY_CANDIDATES_KEPT: usize = 32;
+
 pub(super) fn rtc_kind(kind: MediaKind) -> RtpCodecKind {
     match kind {
         MediaKind::Audio => RtpCodecKind::Audio,
@@ -367,6 +370,24 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&key) else {
             return Err(MediaError::SessionNotFound(id.to_owned()));
         };
+        if peer.pc.remote_description().is_none() {
+            // A client answering our offer may trickle before its answer is applied.
+            let room_left = EARLY_CANDIDATES_KEPT.saturating_sub(peer.early_candidates.len());
+            peer.early_candidates
+                .extend(candidates.into_iter().take(room_left));
+            return Ok(());
+        }
+        self.add_remote_candidates(key, candidates);
+        Ok(())
+    }
+
+    /// Gives a session's agent the client's candidates (and, when we run the checks, routes
+    /// their responses to it).
+    pub(super) fn add_remote_candidates(&mut self, key: u64, candidates: Vec<RemoteCandidate>) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let id = &peer.id;
         let mut routes = Vec::new();
         for candidate in candidates {
             if peer.we_offered {
@@ -382,7 +403,6 @@ impl Engine {
             self.demux.add_addr(addr, key);
         }
         self.mark_dirty(key);
-        Ok(())
     }
 
     pub(super) fn ice_restart(

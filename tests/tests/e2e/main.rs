@@ -13,6 +13,7 @@ mod janus_multistream;
 mod janus_real_clients;
 mod janus_sessions;
 mod janus_temporal;
+mod janus_trickle;
 mod leb_api;
 mod leb_errcodes;
 mod leb_play;

@@ -289,12 +289,7 @@ impl JanusCore {
             }
             "trickle" => {
                 let candidates = trickle_candidates(&r.body)?;
-                if let Some((room, media)) = self.videoroom.media_session(h)
-                    && !candidates.is_empty()
-                {
-                    // A candidate for a session that ended meanwhile is moot: still acked.
-                    let _ = self.gate.trickle(&room, &media, candidates).await;
-                }
+                self.videoroom.trickle(h, candidates).await;
                 Ok((protocol::ack(session.id, t), None))
             }
             // The events follow the `success` (over WebSocket, on the same socket).

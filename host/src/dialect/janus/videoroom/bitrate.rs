@@ -1,5 +1,8 @@
-//! Bitrate caps: the room's `bitrate` and a publisher's own `configure {bitrate}` (which
-//! replaces the room's for that publisher, 0 lifting it), told to publishers by REMB.
+//! What publishers' encoders are told: bitrate caps (the room's `bitrate` and a publisher's
+//! own `configure {bitrate}`, which replaces the room's for that publisher, 0 lifting it), sent
+//! by REMB, and keyframe requests (`configure {keyframe}`).
+
+use serde_json::Value;
 
 use crate::media::BitrateCaps;
 
@@ -67,4 +70,21 @@ impl VideoRoom {
         }
         Ok(())
     }
+}
+
+/// Whether a publisher's `configure` asks for a keyframe (`keyframe: true`, for the whole
+/// publisher or in one of its `streams` entries).
+pub(super) fn keyframe_asked(body: &Value) -> Result<bool, PluginError> {
+    let flag = |value: Option<&Value>| match value {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(on)) => Ok(*on),
+        Some(_) => Err(PluginError::invalid("keyframe", "a boolean")),
+    };
+    let mut asked = flag(body.get("keyframe"))?;
+    if let Some(Value::Array(streams)) = body.get("streams") {
+        for entry in streams {
+            asked |= flag(entry.get("keyframe"))?;
+        }
+    }
+    Ok(asked)
 }

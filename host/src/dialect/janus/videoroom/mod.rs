@@ -15,6 +15,7 @@ mod restart;
 mod rooms;
 mod slowlink;
 mod subscribers;
+mod trickle;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -254,6 +255,7 @@ pub struct VideoRoom {
     members: Mutex<HashMap<u64, Membership>>,
     permanent_rooms: Option<PermanentRooms>,
     admin_key: Option<String>,
+    held_candidates: trickle::HeldCandidates,
 }
 
 /// The work of an asynchronous request, run after its `ack` was sent; it delivers the event.
@@ -340,6 +342,7 @@ impl VideoRoom {
             members: Mutex::new(HashMap::new()),
             permanent_rooms,
             admin_key,
+            held_candidates: Default::default(),
         });
         let recorded: Vec<u64> = videoroom
             .rooms
@@ -405,6 +408,7 @@ impl VideoRoom {
 
     /// A handle goes away (detach, hangup of its session, socket closed): it leaves its room.
     pub async fn handle_gone(&self, session: &Session, handle: u64) {
+        self.held_candidates.forget(handle);
         let _ = self.leave(session, handle, leaving::Departure::Gone).await;
     }
 

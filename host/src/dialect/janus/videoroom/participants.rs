@@ -439,6 +439,7 @@ impl VideoRoom {
                 .await;
             return Err(e);
         }
+        self.apply_held_candidates(caller.handle.id).await;
         self.watch_webrtcup(
             caller,
             room_name,
@@ -479,7 +480,7 @@ impl VideoRoom {
                 .unzip())
         })?;
         let sends = media_switches(body, &streams.unwrap_or_default())?;
-        let keyframe = keyframe_asked(body)?;
+        let keyframe = super::bitrate::keyframe_asked(body)?;
         self.describe_streams(room, id, body)?;
         if let Some(bits_per_sec) = id_field(body, "bitrate")? {
             self.set_publisher_bitrate(room, id, bits_per_sec).await?;
@@ -501,23 +502,6 @@ impl VideoRoom {
         }
         Ok(())
     }
-}
-
-/// Whether a publisher's `configure` asks for a keyframe (`keyframe: true`, for the whole
-/// publisher or in one of its `streams` entries).
-fn keyframe_asked(body: &Value) -> Result<bool, PluginError> {
-    let flag = |value: Option<&Value>| match value {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(on)) => Ok(*on),
-        Some(_) => Err(PluginError::invalid("keyframe", "a boolean")),
-    };
-    let mut asked = flag(body.get("keyframe"))?;
-    if let Some(Value::Array(streams)) = body.get("streams") {
-        for entry in streams {
-            asked |= flag(entry.get("keyframe"))?;
-        }
-    }
-    Ok(asked)
 }
 
 /// The media a `configure` or `moderate` turns on (`true`) or off: `audio`/`video` booleans,

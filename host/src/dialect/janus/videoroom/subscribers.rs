@@ -266,6 +266,7 @@ impl VideoRoom {
                 streams: streams.clone(),
             }),
         );
+        self.apply_held_candidates(caller.handle.id).await;
         let mut data = json!({"videoroom": "attached", "room": room, "streams": streams});
         if legacy {
             data["id"] = json!(feed);
