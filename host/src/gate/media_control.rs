@@ -27,6 +27,19 @@ impl Gate {
         self.media.record_room(room, recording);
     }
 
+    /// Records one publisher session's tracks as `recording` says, or stops (`None`).
+    pub async fn record_publisher(
+        &self,
+        room: &str,
+        session: &str,
+        recording: Option<crate::media::OwnRecording>,
+    ) -> Result<(), GateError> {
+        Ok(self
+            .media
+            .record_publisher(room, session, recording)
+            .await?)
+    }
+
     /// Caps the video every publisher of `room` sends (REMB); how many were told.
     pub async fn cap_bitrate(
         &self,

@@ -207,6 +207,9 @@ impl Engine {
                     let _ = reply.send(Ok(feeds.len()));
                 }
                 Command::RecordRoom(room, recording) => self.record_room(room, recording),
+                Command::RecordPublisher(room, id, recording, reply) => {
+                    let _ = reply.send(self.record_publisher(&room, &id, recording));
+                }
                 Command::CapBitrate(room, caps, reply) => {
                     let _ = reply.send(self.cap_room_bitrate(&room, &caps, Instant::now()));
                 }

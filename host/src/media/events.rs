@@ -86,10 +86,17 @@ impl Engine {
     }
 
     fn on_track_open(&mut self, key: u64, init: rtc::peer_connection::event::RTCTrackEventInit) {
-        let Some(room) = self.peers.get(&key).map(|p| p.feed.room.clone()) else {
+        let Some((room, own_recording)) = self
+            .peers
+            .get(&key)
+            .map(|p| (p.feed.room.clone(), p.own_recording.clone()))
+        else {
             return;
         };
-        let record_dir = self.recording_dir(&room);
+        let record_dir = match own_recording {
+            Some(_) => None,
+            None => self.recording_dir(&room),
+        };
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
@@ -122,11 +129,20 @@ impl Engine {
         }
         tracing::info!(session = %peer.id, room = %peer.feed.room, feed = %peer.feed.feed, kind = kind.as_str(),
             codec = %mime_lower, ssrc = init.ssrc, rid = ?layer.rid, "publisher track open");
-        let recording = record_dir.and_then(|dir| {
-            self.recorder
-                .as_mut()?
-                .start_track(&dir, &room, &init.track_id, &mime_lower)
-        });
+        let recording = match (&own_recording, record_dir) {
+            (Some(own), _) => super::room_recording::start_own_track(
+                &mut self.recorder,
+                &self.record_dir,
+                own,
+                (&room, &init.track_id),
+                kind,
+                &mime_lower,
+            ),
+            (None, Some(dir)) => self.recorder.as_mut().and_then(|recorder| {
+                recorder.start_track(&dir, &room, &init.track_id, &mime_lower)
+            }),
+            (None, None) => None,
+        };
         let audio_level = super::audio_level::LevelWindow::new(match kind {
             MediaKind::Audio => peer
                 .pc

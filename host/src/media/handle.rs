@@ -117,8 +117,8 @@ pub(crate) enum Command {
     Room(String, oneshot::Sender<Option<RoomSnapshot>>),
     /// Creates an empty room with its default feed (an operator provisioning a stream).
     CreateRoom(String, oneshot::Sender<Result<(), MediaError>>),
-    /// Asks every publisher of a room for a keyframe (paced as usual).
-    /// Every publisher of a room, or the one session named.
+    /// Asks every publisher of a room, or the one session named, for a keyframe (paced as
+    /// usual).
     RequestKeyframes(
         String,
         Option<String>,
@@ -126,6 +126,13 @@ pub(crate) enum Command {
     ),
     /// Record a room's new tracks (into `[record] dir`, or a sub-directory), or stop.
     RecordRoom(String, Option<Option<std::path::PathBuf>>),
+    /// Record one publisher session's tracks, or stop (room, session).
+    RecordPublisher(
+        String,
+        String,
+        Option<super::OwnRecording>,
+        oneshot::Sender<Result<(), MediaError>>,
+    ),
     /// REMB of its cap to every publisher of a room.
     CapBitrate(String, super::BitrateCaps, oneshot::Sender<usize>),
     /// Ends every session of a room and removes it.
@@ -493,6 +500,18 @@ impl MediaHandle {
     ) -> Result<usize, MediaError> {
         self.ask(|reply| Command::CapBitrate(room.into(), caps, reply))
             .await
+    }
+
+    /// Records publisher session `id`'s tracks (those open and those opening later) as
+    /// `recording` says, or stops recording them.
+    pub async fn record_publisher(
+        &self,
+        room: &str,
+        id: &str,
+        recording: Option<super::OwnRecording>,
+    ) -> Result<(), MediaError> {
+        self.ask(|reply| Command::RecordPublisher(room.into(), id.into(), recording, reply))
+            .await?
     }
 
     /// Records the tracks `room`'s publishers open from now on, into `[record] dir` or its

@@ -52,6 +52,7 @@ pub use handle::{MediaHandle, MediaThread};
 pub use load::LoadGauge;
 pub use loss::LossReport;
 pub use peer::add_host_candidate;
+pub use room_recording::OwnRecording;
 
 /// Whether a session sends media into a room or receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

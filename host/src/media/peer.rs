@@ -306,6 +306,8 @@ pub(crate) struct Peer {
     /// Candidates trickled before the answer to our offer arrived (rtc refuses them until
     /// then); added once it is applied.
     pub early_candidates: Vec<super::RemoteCandidate>,
+    /// A publisher recording on its own account (Janus `record`), for tracks opening later.
+    pub own_recording: Option<super::OwnRecording>,
     /// A subscriber leg's key tap, until its keys are known.
     pub srtp_keys: Option<std::sync::Arc<SrtpKeyTap>>,
     /// A connected subscriber leg's own SRTP context for forwarded RTP.
@@ -357,6 +359,7 @@ impl Peer {
             ice_restarting: false,
             pending_nomination: None,
             early_candidates: Vec::new(),
+            own_recording: None,
             cascade: None,
             muted: Vec::new(),
             we_offered: false,

@@ -72,6 +72,12 @@ pub(crate) struct Recorder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecordedTrack(u64);
 
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Characters kept in a file name part; anything else becomes `_`.
 fn file_part(text: &str) -> String {
     let part: String = text
@@ -109,18 +115,38 @@ impl Recorder {
         mime_lower: &str,
     ) -> Option<RecordedTrack> {
         let format = Format::for_mime(mime_lower)?;
-        let seconds = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let name = format!(
-            "{}_{}_{seconds}.{}",
+            "{}_{}_{}.{}",
             file_part(room),
             file_part(track_id),
+            unix_seconds(),
             format.extension()
         );
+        self.start_file(dir.join(name), format)
+    }
+
+    /// Starts `{name}-{kind}.{ext}` in `dir` for a publisher track (Janus's `filename`,
+    /// reduced to a plain file name); an existing file is not overwritten: the new one gets
+    /// the time appended.
+    pub fn start_named_track(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        kind: &str,
+        mime_lower: &str,
+    ) -> Option<RecordedTrack> {
+        let format = Format::for_mime(mime_lower)?;
+        let stem = format!("{}-{kind}", file_part(name));
+        let mut path = dir.join(format!("{stem}.{}", format.extension()));
+        if path.exists() {
+            path = dir.join(format!("{stem}_{}.{}", unix_seconds(), format.extension()));
+        }
+        self.start_file(path, format)
+    }
+
+    fn start_file(&mut self, path: PathBuf, format: Format) -> Option<RecordedTrack> {
         let track = self.next_track;
         self.next_track += 1;
-        let path = dir.join(name);
         tracing::info!(path = %path.display(), "recording started");
         self.commands
             .send(RecordCommand::Start {

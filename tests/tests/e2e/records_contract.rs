@@ -28,13 +28,17 @@ pub(crate) fn record_dir(name: &str) -> Result<PathBuf> {
 
 /// The recordings of `room` (files named `{room}_…`), sorted.
 pub(crate) fn recordings(dir: &Path, room: &str) -> Result<Vec<PathBuf>> {
-    let prefix = format!("{room}_");
+    files_named(dir, &format!("{room}_"))
+}
+
+/// The files of `dir` whose names start with `prefix`, sorted.
+pub(crate) fn files_named(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix))
+                .is_some_and(|n| n.starts_with(prefix))
         })
         .collect();
     files.sort();
@@ -50,11 +54,21 @@ pub(crate) async fn finished_recordings(
     wanted: &[(&str, &str)],
     min_secs: f64,
 ) -> Result<Vec<(PathBuf, Probe)>> {
+    finished_files(dir, &format!("{room}_"), wanted, min_secs).await
+}
+
+/// As [`finished_recordings`], for the files whose names start with `prefix`.
+pub(crate) async fn finished_files(
+    dir: &Path,
+    prefix: &str,
+    wanted: &[(&str, &str)],
+    min_secs: f64,
+) -> Result<Vec<(PathBuf, Probe)>> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut last_error = None;
     loop {
         let mut found = Vec::new();
-        for file in recordings(dir, room)? {
+        for file in files_named(dir, prefix)? {
             match probe(&file).await {
                 Ok(p) => found.push((file, p)),
                 Err(e) => last_error = Some(format!("{e:#}")),
@@ -70,7 +84,7 @@ pub(crate) async fn finished_recordings(
         }
         if Instant::now() >= deadline {
             bail!(
-                "{room}: no finished {wanted:?} recordings longer than {min_secs} s in {}; \
+                "{prefix}*: no finished {wanted:?} recordings longer than {min_secs} s in {}; \
                  ffprobe saw {found:?} (last ffprobe error: {last_error:?})",
                 dir.display()
             );

@@ -384,6 +384,7 @@ impl VideoRoom {
         // A publisher may pick one of the room's codecs (`audiocodec`/`videocodec`).
         let audiocodec = chosen_codec(body, "audiocodec", &audiocodec)?;
         let videocodec = chosen_codec(body, "videocodec", &videocodec)?;
+        let recording = self.publisher_recording(room, body)?;
         // The room's codecs only, as Janus negotiates them.
         let offer = super::super::streams::restrict_codecs(&offer, &audiocodec, &videocodec)
             .map_err(|kind| {
@@ -440,6 +441,12 @@ impl VideoRoom {
             return Err(e);
         }
         self.apply_held_candidates(caller.handle.id).await;
+        if let Err(e) = self
+            .apply_publisher_recording(room, &answer.session_id, recording)
+            .await
+        {
+            tracing::warn!(room, error = %e.reason, "publisher recording not started");
+        }
         self.watch_webrtcup(
             caller,
             room_name,
@@ -481,6 +488,7 @@ impl VideoRoom {
         })?;
         let sends = media_switches(body, &streams.unwrap_or_default())?;
         let keyframe = super::bitrate::keyframe_asked(body)?;
+        let recording = self.publisher_recording(room, body)?;
         self.describe_streams(room, id, body)?;
         if let Some(bits_per_sec) = id_field(body, "bitrate")? {
             self.set_publisher_bitrate(room, id, bits_per_sec).await?;
@@ -494,6 +502,8 @@ impl VideoRoom {
                 .await
                 .map_err(PluginError::from_gate)?;
         }
+        self.apply_publisher_recording(room, &session, recording)
+            .await?;
         if keyframe {
             self.gate
                 .request_publisher_keyframe(&room.to_string(), &session)

@@ -1,11 +1,18 @@
-//! A room's own recording (VideoRoom `record`, `rec_dir`, and the `enable_recording` request):
-//! its publishers' tracks are written by the media core's recorder (VP8/VP9/AV1 → IVF, Opus →
-//! Ogg). `rec_dir` is a sub-directory of the gateway's `[record] dir`, since anyone who may
-//! create rooms must not choose where the gateway writes.
+//! A room's own recording (VideoRoom `record`, `rec_dir`, and the `enable_recording` request)
+//! and a publisher's (`record`, `filename` on `publish`/`configure`): tracks are written by the
+//! media core's recorder (VP8/VP9/AV1 → IVF, Opus → Ogg). `rec_dir` is a sub-directory of the
+//! gateway's `[record] dir`, since anyone who may create rooms must not choose where the
+//! gateway writes; a `filename` is reduced to a plain file name in it.
 
 use serde_json::{Value, json};
 
-use super::{PluginError, VideoRoom, code, required_id};
+use crate::media::OwnRecording;
+
+use super::{PluginError, VideoRoom, code, required_id, string_field};
+
+/// What a publisher's request says about its own recording: nothing (`None`), stop
+/// (`Some(None)`) or record (`Some(Some(..))`).
+pub(super) type RecordingChange = Option<Option<OwnRecording>>;
 
 /// `rec_dir` as a room may name it: relative, plain names only.
 pub(super) fn check_rec_dir(dir: Option<&str>) -> Result<(), PluginError> {
@@ -55,5 +62,48 @@ impl VideoRoom {
         })?;
         self.apply_recording(room);
         Ok(json!({"videoroom": "success", "record": record}))
+    }
+
+    /// A publisher's `record` and `filename`. With the room's `lock_record`, only a request
+    /// carrying the room's secret changes recording; Janus ignores the others' `record`, and
+    /// so do we.
+    pub(super) fn publisher_recording(
+        &self,
+        room: u64,
+        body: &Value,
+    ) -> Result<RecordingChange, PluginError> {
+        let record = match body.get("record") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Bool(on)) => *on,
+            Some(_) => return Err(PluginError::invalid("record", "a boolean")),
+        };
+        let filename = string_field(body, "filename")?;
+        let subdir = self.with_room(room, |r| {
+            let unlocked = !r.config.lock_record || r.config.check_secret(body).is_ok();
+            Ok(unlocked.then(|| r.config.rec_dir.clone()))
+        })?;
+        let Some(subdir) = subdir else {
+            return Ok(None);
+        };
+        Ok(Some(record.then(|| OwnRecording {
+            subdir: subdir.map(std::path::PathBuf::from),
+            filename,
+        })))
+    }
+
+    /// Applies a publisher's recording change to its media session.
+    pub(super) async fn apply_publisher_recording(
+        &self,
+        room: u64,
+        session: &str,
+        change: RecordingChange,
+    ) -> Result<(), PluginError> {
+        let Some(recording) = change else {
+            return Ok(());
+        };
+        self.gate
+            .record_publisher(&room.to_string(), session, recording)
+            .await
+            .map_err(PluginError::from_gate)
     }
 }
