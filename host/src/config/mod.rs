@@ -63,6 +63,9 @@ pub struct JanusConfig {
     pub slowlink_threshold: u32,
     /// Janus's `admin_key`: when set, VideoRoom `create` requests must carry it.
     pub admin_key: Option<String>,
+    /// Janus's `lock_rtp_forward`: with an `admin_key`, `rtp_forward` and `stop_rtp_forward`
+    /// must carry it too (they make the gateway send media anywhere).
+    pub lock_rtp_forward: bool,
     /// Where `permanent` rooms (create/edit/destroy with `permanent: true`) are kept: a TOML
     /// file of `[[rooms]]` the gateway rewrites, loaded at start after `rooms`. Unset: they
     /// are written back into the `[[janus.rooms]]` of the `--config` file (its other lines
@@ -81,6 +84,7 @@ impl Default for JanusConfig {
             session_timeout_secs: 60,
             slowlink_threshold: 0,
             admin_key: None,
+            lock_rtp_forward: false,
             rooms: Vec::new(),
         }
     }

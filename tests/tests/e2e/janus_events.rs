@@ -322,11 +322,16 @@ async fn a_whip_publisher_starting_and_stopping_is_announced_to_janus_participan
     }
 }
 
-/// `[janus] admin_key`: `create` without it is 429, with a wrong one 433.
+/// `[janus] admin_key`: `create` without it is 429, with a wrong one 433; with
+/// `lock_rtp_forward`, the same for `rtp_forward` and `stop_rtp_forward`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn creating_a_room_needs_the_admin_key_when_one_is_set() {
+async fn creating_a_room_and_forwarding_rtp_need_the_admin_key_when_one_is_set() {
     let result: Result<()> = bounded("janus_admin_key", LIMIT, async {
-        let gw = start_gateway(|c| c.janus.admin_key = Some("k3y".into())).await?;
+        let gw = start_gateway(|c| {
+            c.janus.admin_key = Some("k3y".into());
+            c.janus.lock_rtp_forward = true;
+        })
+        .await?;
         let j = Janus {
             base: gw.base_url(),
         };
@@ -344,12 +349,50 @@ async fn creating_a_room_needs_the_admin_key_when_one_is_set() {
         ensure!(plugin_error(&wrong) == 433, "wrong admin_key: {wrong}");
         let (created, _) = create(json!("k3y")).await?;
         ensure!(created["videoroom"] == "created", "{created}");
+        // `lock_rtp_forward`: forwarders need the key too; with it, the request gets as far
+        // as the room (no such publisher: 428).
+        let forward = |key: Option<&str>| {
+            let mut body = json!({"request": "rtp_forward", "room": 91, "publisher_id": 5,
+                                  "host": "127.0.0.1", "video_port": 5004});
+            if let Some(key) = key {
+                body["admin_key"] = json!(key);
+            }
+            j.message(session, handle, body, None)
+        };
+        let (missing, _) = forward(None).await?;
+        ensure!(
+            plugin_error(&missing) == 429,
+            "rtp_forward, no key: {missing}"
+        );
+        let (wrong, _) = forward(Some("nope")).await?;
+        ensure!(
+            plugin_error(&wrong) == 433,
+            "rtp_forward, wrong key: {wrong}"
+        );
+        let (keyed, _) = forward(Some("k3y")).await?;
+        ensure!(
+            plugin_error(&keyed) == 428,
+            "rtp_forward with the key: {keyed}"
+        );
+        let (stop, _) = j
+            .message(
+                session,
+                handle,
+                json!({"request": "stop_rtp_forward", "room": 91, "publisher_id": 5,
+                       "stream_id": 1}),
+                None,
+            )
+            .await?;
+        ensure!(
+            plugin_error(&stop) == 429,
+            "stop_rtp_forward, no key: {stop}"
+        );
         gw.shutdown().await;
         Ok(())
     })
     .await;
     if let Err(e) = result {
-        panic!("creating_a_room_needs_the_admin_key_when_one_is_set: {e:#}");
+        panic!("creating_a_room_and_forwarding_rtp_need_the_admin_key_when_one_is_set: {e:#}");
     }
 }
 

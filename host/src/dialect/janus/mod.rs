@@ -69,6 +69,7 @@ impl JanusApi {
             saved,
             file,
             admin_key: config.admin_key.clone(),
+            lock_rtp_forward: config.lock_rtp_forward,
         };
         Ok(Self {
             core: JanusCore::new(gate, rooms, timeout, config.slowlink_threshold),

@@ -43,11 +43,20 @@ fn entry(info: &RtpForwarderInfo) -> Value {
 }
 
 impl VideoRoom {
+    /// `[janus] lock_rtp_forward`: forwarders need the admin key (429 without, 433 wrong).
+    fn check_rtp_forward_lock(&self, body: &Value) -> Result<(), PluginError> {
+        match self.lock_rtp_forward {
+            true => self.check_admin_key(body),
+            false => Ok(()),
+        }
+    }
+
     pub(super) async fn rtp_forward(
         &self,
         caller: &Caller,
         body: &Value,
     ) -> Result<Value, PluginError> {
+        self.check_rtp_forward_lock(body)?;
         let room = required_id(body, "room")?;
         let publisher = required_id(body, "publisher_id")?;
         self.with_room(room, |r| r.config.check_secret(body))?;
@@ -114,6 +123,7 @@ impl VideoRoom {
         caller: &Caller,
         body: &Value,
     ) -> Result<Value, PluginError> {
+        self.check_rtp_forward_lock(body)?;
         let room = required_id(body, "room")?;
         let publisher = required_id(body, "publisher_id")?;
         let stream: u32 =

@@ -243,6 +243,8 @@ pub struct Rooms {
     pub file: Option<PermanentRooms>,
     /// `[janus] admin_key`: needed to create rooms.
     pub admin_key: Option<String>,
+    /// `[janus] lock_rtp_forward`: RTP forwarders need the admin key too.
+    pub lock_rtp_forward: bool,
 }
 
 /// The plugin's state, shared by every transport.
@@ -255,6 +257,7 @@ pub struct VideoRoom {
     members: Mutex<HashMap<u64, Membership>>,
     permanent_rooms: Option<PermanentRooms>,
     admin_key: Option<String>,
+    lock_rtp_forward: bool,
     held_candidates: trickle::HeldCandidates,
 }
 
@@ -315,6 +318,7 @@ impl VideoRoom {
             saved,
             file: permanent_rooms,
             admin_key,
+            lock_rtp_forward,
         } = rooms;
         let room = |config: RoomConfig, permanent: bool| {
             let id = config.room;
@@ -342,6 +346,7 @@ impl VideoRoom {
             members: Mutex::new(HashMap::new()),
             permanent_rooms,
             admin_key,
+            lock_rtp_forward,
             held_candidates: Default::default(),
         });
         let recorded: Vec<u64> = videoroom

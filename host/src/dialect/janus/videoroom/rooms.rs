@@ -540,7 +540,7 @@ impl VideoRoom {
 
 impl VideoRoom {
     /// `[janus] admin_key`: when set, creating a room needs it (429 without, 433 wrong).
-    fn check_admin_key(&self, body: &Value) -> Result<(), PluginError> {
+    pub(super) fn check_admin_key(&self, body: &Value) -> Result<(), PluginError> {
         let Some(key) = &self.admin_key else {
             return Ok(());
         };
