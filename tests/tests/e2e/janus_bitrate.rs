@@ -1,7 +1,8 @@
 //! A publisher's media choices over Janus: a room's `bitrate` and a publisher's own
 //! `configure {bitrate}` reach the encoders as REMB (aiortc's encoder takes the cap as its
 //! target), a publisher picks one of the room's codecs (`videocodec`), and its
-//! `configure {keyframe}` sends it a PLI.
+//! `configure {keyframe}` sends it a PLI, and a room's `opus_fec`/`opus_dtx` reach its Opus
+//! encoder through the answer's fmtp.
 
 use std::time::Duration;
 
@@ -209,5 +210,87 @@ async fn a_publishers_configure_keyframe_sends_that_publisher_a_pli() {
     .await;
     if let Err(e) = result {
         panic!("a_publishers_configure_keyframe_sends_that_publisher_a_pli: {e:#}");
+    }
+}
+
+/// A room's `opus_fec` (on unless turned off) and `opus_dtx` reach the publisher's Opus
+/// encoder in the answer's fmtp, and `list` says which the room asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_opus_fec_and_dtx_are_asked_in_the_publishers_answer() {
+    use crate::janus_api::Janus;
+    let result: Result<()> = bounded("janus_opus_params", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let j = Janus {
+            base: gw.base_url().to_owned(),
+        };
+        let (session, handle) = j.session_and_handle().await?;
+        for create in [
+            json!({"request": "create", "room": 8383}),
+            json!({"request": "create", "room": 8484, "opus_fec": false, "opus_dtx": true}),
+        ] {
+            let (created, _) = j.message(session, handle, create, None).await?;
+            ensure!(created["videoroom"] == "created", "{created}");
+        }
+        let offer = &gatehouse_e2e::offers().await?.whip[0];
+        let mut opus_fmtp = Vec::new();
+        for room in [8383, 8484] {
+            let publisher = j.attach(session).await?;
+            let (joined, answer) = j
+                .message(
+                    session,
+                    publisher,
+                    json!({"request": "joinandconfigure", "ptype": "publisher", "room": room}),
+                    Some(json!({"type": "offer", "sdp": offer})),
+                )
+                .await?;
+            ensure!(joined["videoroom"] == "joined", "{joined}");
+            let sdp = answer["sdp"].as_str().unwrap_or_default();
+            let pt = sdp
+                .lines()
+                .find_map(|l| {
+                    let (pt, enc) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+                    enc.to_ascii_lowercase().starts_with("opus/").then_some(pt)
+                })
+                .unwrap_or_default()
+                .to_owned();
+            let fmtp = sdp
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("a=fmtp:{pt} ")))
+                .unwrap_or_default()
+                .to_owned();
+            opus_fmtp.push(fmtp);
+        }
+        println!("Opus fmtp in the answers (default room, then FEC off + DTX on): {opus_fmtp:?}");
+        ensure!(
+            opus_fmtp[0].contains("useinbandfec=1") && !opus_fmtp[0].contains("usedtx"),
+            "default room: {}",
+            opus_fmtp[0]
+        );
+        ensure!(
+            opus_fmtp[1].contains("usedtx=1") && !opus_fmtp[1].contains("useinbandfec"),
+            "fec off, dtx on: {}",
+            opus_fmtp[1]
+        );
+        let (listed, _) = j
+            .message(session, handle, json!({"request": "list"}), None)
+            .await?;
+        let entry = |room: u64| {
+            listed["list"]
+                .as_array()
+                .and_then(|rooms| rooms.iter().find(|r| r["room"] == room).cloned())
+                .unwrap_or_default()
+        };
+        ensure!(
+            entry(8383)["opus_fec"] == true
+                && entry(8484)["opus_fec"] == false
+                && entry(8484)["opus_dtx"] == true,
+            "{listed}"
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_rooms_opus_fec_and_dtx_are_asked_in_the_publishers_answer: {e:#}");
     }
 }

@@ -97,6 +97,66 @@ pub fn publisher_streams(sections: &[MediaSection]) -> Vec<Value> {
         .collect()
 }
 
+/// An answer with its Opus fmtp saying what the room wants of publishers' Opus encoders:
+/// in-band FEC (`useinbandfec=1`, the room's `opus_fec`) and DTX (`usedtx=1`, `opus_dtx`).
+/// Other fmtp parameters are kept; an Opus payload type without an fmtp line gets one.
+pub fn opus_params(answer: &str, fec: bool, dtx: bool) -> String {
+    let opus_pts: Vec<&str> = answer
+        .lines()
+        .filter_map(|l| {
+            let (pt, enc) = l.trim_end().strip_prefix("a=rtpmap:")?.split_once(' ')?;
+            enc.to_ascii_lowercase().starts_with("opus/").then_some(pt)
+        })
+        .collect();
+    let wanted = |params: &str| -> String {
+        let mut kept: Vec<&str> = params
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .filter(|p| !p.starts_with("useinbandfec=") && !p.starts_with("usedtx="))
+            .collect();
+        if fec {
+            kept.push("useinbandfec=1");
+        }
+        if dtx {
+            kept.push("usedtx=1");
+        }
+        kept.join(";")
+    };
+    let has_fmtp = |pt: &str| {
+        answer
+            .lines()
+            .any(|l| l.starts_with(&format!("a=fmtp:{pt} ")))
+    };
+    let mut out = String::with_capacity(answer.len() + 32);
+    for line in answer.split_inclusive('\n') {
+        let bare = line.trim_end();
+        let fmtp = bare
+            .strip_prefix("a=fmtp:")
+            .and_then(|rest| rest.split_once(' '))
+            .filter(|(pt, _)| opus_pts.contains(pt));
+        match fmtp {
+            Some((pt, params)) => {
+                let params = wanted(params);
+                if !params.is_empty() {
+                    out.push_str(&format!("a=fmtp:{pt} {params}\r\n"));
+                }
+            }
+            None => out.push_str(line),
+        }
+        if let Some((pt, _)) = bare
+            .strip_prefix("a=rtpmap:")
+            .and_then(|r| r.split_once(' '))
+            && opus_pts.contains(&pt)
+            && !has_fmtp(pt)
+            && (fec || dtx)
+        {
+            out.push_str(&format!("a=fmtp:{pt} {}\r\n", wanted("")));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +307,28 @@ mod restrict_tests {
             restrict_codecs(OFFER, "opus", "av1"),
             Err("video".to_owned())
         );
+    }
+
+    #[test]
+    fn opus_fmtp_carries_the_rooms_fec_and_dtx_and_keeps_other_parameters() {
+        let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                      a=fmtp:111 minptime=10;useinbandfec=1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+                      a=rtpmap:96 VP8/90000\r\na=fmtp:96 max-fs=12288\r\n";
+        let both = opus_params(answer, true, true);
+        assert!(both.contains("a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1\r\n"));
+        assert!(both.contains("a=fmtp:96 max-fs=12288\r\n"));
+        let neither = opus_params(answer, false, false);
+        assert!(neither.contains("a=fmtp:111 minptime=10\r\n"), "{neither}");
+        assert!(!neither.contains("usedtx") && !neither.contains("useinbandfec"));
+    }
+
+    #[test]
+    fn an_opus_line_without_fmtp_gets_one_only_when_something_is_asked() {
+        let answer = "m=audio 9 UDP/TLS/RTP/SAVPF 109\r\na=rtpmap:109 OPUS/48000/2\r\na=mid:0\r\n";
+        assert_eq!(
+            opus_params(answer, false, true),
+            "m=audio 9 UDP/TLS/RTP/SAVPF 109\r\na=rtpmap:109 OPUS/48000/2\r\na=fmtp:109 usedtx=1\r\na=mid:0\r\n"
+        );
+        assert_eq!(opus_params(answer, false, false), answer);
     }
 }

@@ -368,7 +368,7 @@ impl VideoRoom {
         offer: String,
         body: &Value,
     ) -> Result<EventReply, PluginError> {
-        let (audiocodec, videocodec, max_publishers) =
+        let (audiocodec, videocodec, max_publishers, opus) =
             self.with_room(room, |r| match r.participants.get(&id) {
                 Some(p) if p.publishing.is_some() => Err(PluginError::new(
                     code::ALREADY_PUBLISHED,
@@ -378,6 +378,7 @@ impl VideoRoom {
                     r.config.audiocodec.clone(),
                     r.config.videocodec.clone(),
                     r.config.publishers,
+                    (r.config.opus_fec, r.config.opus_dtx),
                 )),
                 None => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
             })?;
@@ -461,7 +462,8 @@ impl VideoRoom {
             "video_codec": publishing.video_codec,
             "streams": publishing.streams,
         });
-        Ok((data, Some(jsep(JsepKind::Answer, &answer.answer_sdp))))
+        let answer_sdp = super::super::streams::opus_params(&answer.answer_sdp, opus.0, opus.1);
+        Ok((data, Some(jsep(JsepKind::Answer, &answer_sdp))))
     }
 
     /// A publisher's `configure`: its display, its bitrate cap, and its media on or off for

@@ -36,6 +36,10 @@ pub struct RoomConfig {
     pub audiolevel_event: bool,
     /// The average level (dBov, 0 loud … 127 silent) at or below which a publisher talks.
     pub audio_level_average: u32,
+    /// Publishers' Opus encoders asked for in-band FEC (`useinbandfec=1` in the answer).
+    pub opus_fec: bool,
+    /// … and for DTX (`usedtx=1`).
+    pub opus_dtx: bool,
     /// Tokens allowed to join; `None`: anyone.
     pub allowed: Option<Vec<String>>,
 }
@@ -60,6 +64,8 @@ impl Default for RoomConfig {
             notify_joining: false,
             audiolevel_event: false,
             audio_level_average: 25,
+            opus_fec: true,
+            opus_dtx: false,
             allowed: None,
         }
     }
@@ -94,6 +100,8 @@ impl RoomConfig {
         flag("lock_record", &mut config.lock_record)?;
         flag("notify_joining", &mut config.notify_joining)?;
         flag("audiolevel_event", &mut config.audiolevel_event)?;
+        flag("opus_fec", &mut config.opus_fec)?;
+        flag("opus_dtx", &mut config.opus_dtx)?;
         if let Some(n) = id_field(body, "audio_level_average")? {
             config.audio_level_average = u32::try_from(n.min(127)).unwrap_or(127);
         }
@@ -122,9 +130,9 @@ impl RoomConfig {
 
     /// Its entry in `list` (the keys Janus 1.1.2 sends; the extension flags say what the
     /// gateway negotiates: the audio level and transport-wide CC, not video orientation or
-    /// playout delay; Opus FEC is in its Opus fmtp).
+    /// playout delay; Opus FEC and DTX are asked in the publishers' Opus fmtp).
     fn list_entry(&self, participants: usize) -> Value {
-        json!({
+        let mut entry = json!({
             "room": self.room,
             "description": self.description,
             "pin_required": self.pin.is_some(),
@@ -138,7 +146,7 @@ impl RoomConfig {
             "notify_joining": self.notify_joining,
             "audiocodec": self.audiocodec,
             "videocodec": self.videocodec,
-            "opus_fec": true,
+            "opus_fec": self.opus_fec,
             "record": self.record,
             "lock_record": self.lock_record,
             "num_participants": participants,
@@ -147,7 +155,11 @@ impl RoomConfig {
             "videoorient_ext": false,
             "playoutdelay_ext": false,
             "transport_wide_cc_ext": true,
-        })
+        });
+        if self.opus_dtx {
+            entry["opus_dtx"] = json!(true);
+        }
+        entry
     }
 
     /// Checks the room's secret for a management request.
