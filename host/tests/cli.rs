@@ -16,11 +16,26 @@ impl Drop for Gatehouse {
     }
 }
 
-fn config_file(name: &str, text: &str) -> std::path::PathBuf {
+/// A config file in the temp directory, removed when the test is done with it.
+struct ConfigFile(std::path::PathBuf);
+
+impl AsRef<std::ffi::OsStr> for ConfigFile {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn config_file(name: &str, text: &str) -> ConfigFile {
     let path =
         std::env::temp_dir().join(format!("gatehouse-cli-{}-{name}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
-    path
+    ConfigFile(path)
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
