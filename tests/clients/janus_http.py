@@ -99,10 +99,20 @@ async def publish(args, res: dict, janus: Janus) -> int:
         exists = await janus.request({"request": "exists", "room": args.room})
         if not exists.get("exists"):
             await janus.request({"request": "create", "room": args.room})
-        joined = await janus.request(
-            {"request": "joinandconfigure", "ptype": "publisher", "room": args.room,
-             "display": args.display, **json.loads(args.join_extra)},
-            {"type": "offer", "sdp": pc.localDescription.sdp})
+        offer = {"type": "offer", "sdp": pc.localDescription.sdp}
+        if args.configure_first:
+            # join, a configure without jsep, then publish: Janus keeps what the configure said.
+            joined = await janus.request(
+                {"request": "join", "ptype": "publisher", "room": args.room,
+                 "display": args.display, **json.loads(args.join_extra)})
+            res["configured_first"] = await janus.request(
+                {"request": "configure", **json.loads(args.configure_first)})
+            published = await janus.request({"request": "publish"}, offer)
+            joined["_jsep"] = published.get("_jsep")
+        else:
+            joined = await janus.request(
+                {"request": "joinandconfigure", "ptype": "publisher", "room": args.room,
+                 "display": args.display, **json.loads(args.join_extra)}, offer)
         res["feed"] = joined.get("id")
         res["joined"] = {k: v for k, v in joined.items() if k != "_jsep"}
         await pc.setRemoteDescription(c.RTCSessionDescription(**joined["_jsep"]))
@@ -299,6 +309,8 @@ def main() -> None:
                         help="--publish: more fields of the joinandconfigure request")
     parser.add_argument("--bitrate-at", default=None, metavar="T:BPS",
                         help="--publish: configure {bitrate: BPS} T s after connecting")
+    parser.add_argument("--configure-first", default=None, metavar="JSON",
+                        help="--publish: join, send configure {JSON} without jsep, then publish")
     parser.add_argument("--keyframe-at", type=float, default=None, metavar="T",
                         help="--publish: configure {keyframe: true} T s after connecting")
     parser.add_argument("--connect-timeout", type=float, default=10.0)

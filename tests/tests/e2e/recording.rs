@@ -73,8 +73,8 @@ async fn a_publishers_tracks_are_recorded_to_files_ffprobe_reads() {
     }
 }
 
-/// Janus `record` and `filename` on a publisher's `joinandconfigure`: that publisher alone is
-/// recorded, as `{filename}-video.ivf` and `{filename}-audio.ogg` in its room's `rec_dir`; a
+/// Janus `record` and `filename` on a publisher's `joinandconfigure` (or a `configure` before
+/// it publishes): that publisher alone is recorded, as `{filename}-video.ivf` and `{filename}-audio.ogg` in its room's `rec_dir`; a
 /// room with `lock_record` ignores `record` from a request without the room's secret and
 /// takes it with the secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +91,7 @@ async fn a_janus_publisher_that_asks_is_recorded_under_its_filename() {
         let gw = start_gateway(move |c| c.record.dir = base_dir).await?;
         let base = gw.base_url().to_owned();
         for create in [
-            json!({"request": "create", "room": 8181, "rec_dir": "own"}),
+            json!({"request": "create", "room": 8181, "rec_dir": "own", "publishers": 6}),
             json!({"request": "create", "room": 8282, "secret": "s3", "lock_record": true}),
         ] {
             let created = janus_sync(&base, create).await?;
@@ -100,12 +100,15 @@ async fn a_janus_publisher_that_asks_is_recorded_under_its_filename() {
         let asks = |name: &str| format!(r#"{{"record": true, "filename": "{name}"}}"#);
         let (alice, bob, locked) = (asks("alice"), asks("../bob"), asks("carol"));
         let unlocked = r#"{"record": true, "filename": "dave", "secret": "s3"}"#;
+        let erin = asks("erin");
         let clients = [
             janus_client(&base, 8181, "publish", 4.0, &["--join-extra", &alice])?,
             janus_client(&base, 8181, "publish", 4.0, &["--display", "unrecorded"])?,
             janus_client(&base, 8181, "publish", 4.0, &["--join-extra", &bob])?,
             janus_client(&base, 8282, "publish", 4.0, &["--join-extra", &locked])?,
             janus_client(&base, 8282, "publish", 4.0, &["--join-extra", unlocked])?,
+            // Asked in a configure before publishing: kept for the publication.
+            janus_client(&base, 8181, "publish", 4.0, &["--configure-first", &erin])?,
         ];
         for client in clients {
             client.finish().await?.expect_ok()?;
@@ -115,6 +118,7 @@ async fn a_janus_publisher_that_asks_is_recorded_under_its_filename() {
         let alice = finished_files(&own, "alice-", &wanted, 1.0).await?;
         // A filename is a plain name in the room's rec_dir, whatever path it spells.
         let bob = finished_files(&own, "___bob-", &wanted, 1.0).await?;
+        finished_files(&own, "erin-", &wanted, 1.0).await?;
         let names = |files: &[(std::path::PathBuf, _)]| -> Vec<String> {
             files
                 .iter()
@@ -134,8 +138,8 @@ async fn a_janus_publisher_that_asks_is_recorded_under_its_filename() {
             names(&alice)
         );
         ensure!(
-            files_named(&own, "")?.len() == 4,
-            "only the two publishers that asked are recorded: {:?}",
+            files_named(&own, "")?.len() == 6,
+            "only the three publishers that asked are recorded: {:?}",
             files_named(&own, "")?
         );
         finished_files(&dir, "dave-", &wanted, 1.0).await?;

@@ -1,12 +1,13 @@
-//! What publishers' encoders are told: bitrate caps (the room's `bitrate` and a publisher's
-//! own `configure {bitrate}`, which replaces the room's for that publisher, 0 lifting it), sent
-//! by REMB, and keyframe requests (`configure {keyframe}`).
+//! What publishers' encoders are told: the codec they may pick (`audiocodec`/`videocodec`),
+//! bitrate caps (the room's `bitrate` and a publisher's own `configure {bitrate}`, which
+//! replaces the room's for that publisher, 0 lifting it), sent by REMB, and keyframe requests
+//! (`configure {keyframe}`).
 
 use serde_json::Value;
 
 use crate::media::BitrateCaps;
 
-use super::{PluginError, Room, VideoRoom, code};
+use super::{PluginError, Room, VideoRoom, code, string_field};
 
 impl Room {
     /// Its publishers' caps, unless none has any.
@@ -87,4 +88,48 @@ pub(super) fn keyframe_asked(body: &Value) -> Result<bool, PluginError> {
         }
     }
     Ok(asked)
+}
+
+/// The codec a publisher asks for in `field` (one of the room's `allowed` list), or the list.
+pub(super) fn chosen_codec(
+    body: &Value,
+    field: &str,
+    allowed: &str,
+) -> Result<String, PluginError> {
+    let Some(wanted) = string_field(body, field)? else {
+        return Ok(allowed.to_owned());
+    };
+    let wanted = wanted.trim().to_ascii_lowercase();
+    if allowed
+        .split(',')
+        .any(|c| c.trim().eq_ignore_ascii_case(&wanted))
+    {
+        Ok(wanted)
+    } else {
+        Err(PluginError::new(
+            code::INVALID_ELEMENT,
+            format!("Participant asked for {field} {wanted}, but the room allows {allowed}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_publisher_may_pick_only_one_of_the_rooms_codecs() {
+        let body = json!({"videocodec": "H264"});
+        assert_eq!(
+            chosen_codec(&body, "videocodec", "vp8,h264").unwrap(),
+            "h264"
+        );
+        assert_eq!(
+            chosen_codec(&json!({}), "videocodec", "vp8,h264").unwrap(),
+            "vp8,h264"
+        );
+        let refused = chosen_codec(&json!({"videocodec": "vp9"}), "videocodec", "vp8,h264");
+        assert_eq!(refused.map_err(|e| e.code), Err(code::INVALID_ELEMENT));
+    }
 }

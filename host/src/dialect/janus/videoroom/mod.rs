@@ -190,6 +190,8 @@ pub(super) struct Participant {
     pub talking: bool,
     /// Its own `configure {bitrate}`, in place of the room's (0: no cap).
     pub bitrate: Option<u64>,
+    /// Its own `record`/`filename`, kept for the media sessions it publishes from now on.
+    pub recording: Option<crate::media::OwnRecording>,
 }
 
 #[derive(Debug, Clone)]

@@ -299,6 +299,7 @@ impl VideoRoom {
                         publishing: None,
                         talking: false,
                         bitrate,
+                        recording: None,
                     },
                 );
                 Ok((
@@ -383,9 +384,9 @@ impl VideoRoom {
                 None => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
             })?;
         // A publisher may pick one of the room's codecs (`audiocodec`/`videocodec`).
-        let audiocodec = chosen_codec(body, "audiocodec", &audiocodec)?;
-        let videocodec = chosen_codec(body, "videocodec", &videocodec)?;
-        let recording = self.publisher_recording(room, body)?;
+        let audiocodec = super::bitrate::chosen_codec(body, "audiocodec", &audiocodec)?;
+        let videocodec = super::bitrate::chosen_codec(body, "videocodec", &videocodec)?;
+        let recording = self.recording_at_publish(room, id, body)?;
         // The room's codecs only, as Janus negotiates them.
         let offer = super::super::streams::restrict_codecs(&offer, &audiocodec, &videocodec)
             .map_err(|kind| {
@@ -475,6 +476,7 @@ impl VideoRoom {
         body: &Value,
     ) -> Result<(), PluginError> {
         let display = string_field(body, "display")?;
+        let recording = self.publisher_recording(room, body)?;
         let (session, streams) = self.with_room(room, |r| {
             let p = r
                 .participants
@@ -483,6 +485,9 @@ impl VideoRoom {
             if let Some(display) = display {
                 p.display = Some(display);
             }
+            if let Some(change) = &recording {
+                p.recording = change.clone();
+            }
             Ok(p.publishing
                 .as_ref()
                 .map(|p| (p.session.clone(), p.streams.clone()))
@@ -490,7 +495,6 @@ impl VideoRoom {
         })?;
         let sends = media_switches(body, &streams.unwrap_or_default())?;
         let keyframe = super::bitrate::keyframe_asked(body)?;
-        let recording = self.publisher_recording(room, body)?;
         self.describe_streams(room, id, body)?;
         if let Some(bits_per_sec) = id_field(body, "bitrate")? {
             self.set_publisher_bitrate(room, id, bits_per_sec).await?;
@@ -558,43 +562,4 @@ pub(super) fn scope_of_mid(streams: &[Value], mid: &str) -> Result<PauseScope, P
     } else {
         PauseScope::Video
     })
-}
-
-/// The codec a publisher asks for in `field` (one of the room's `allowed` list), or the list.
-fn chosen_codec(body: &Value, field: &str, allowed: &str) -> Result<String, PluginError> {
-    let Some(wanted) = string_field(body, field)? else {
-        return Ok(allowed.to_owned());
-    };
-    let wanted = wanted.trim().to_ascii_lowercase();
-    if allowed
-        .split(',')
-        .any(|c| c.trim().eq_ignore_ascii_case(&wanted))
-    {
-        Ok(wanted)
-    } else {
-        Err(PluginError::new(
-            code::INVALID_ELEMENT,
-            format!("Participant asked for {field} {wanted}, but the room allows {allowed}"),
-        ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_publisher_may_pick_only_one_of_the_rooms_codecs() {
-        let body = json!({"videocodec": "H264"});
-        assert_eq!(
-            chosen_codec(&body, "videocodec", "vp8,h264").unwrap(),
-            "h264"
-        );
-        assert_eq!(
-            chosen_codec(&json!({}), "videocodec", "vp8,h264").unwrap(),
-            "vp8,h264"
-        );
-        let refused = chosen_codec(&json!({"videocodec": "vp9"}), "videocodec", "vp8,h264");
-        assert_eq!(refused.map_err(|e| e.code), Err(code::INVALID_ELEMENT));
-    }
 }

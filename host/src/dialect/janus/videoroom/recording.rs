@@ -91,6 +91,24 @@ impl VideoRoom {
         })))
     }
 
+    /// The recording a new media session of participant `id` starts with: its request's own
+    /// `record`, else what it asked before (`configure {record}` before publishing, or during an
+    /// earlier publication).
+    pub(super) fn recording_at_publish(
+        &self,
+        room: u64,
+        id: u64,
+        body: &Value,
+    ) -> Result<RecordingChange, PluginError> {
+        if let Some(change) = self.publisher_recording(room, body)? {
+            return Ok(Some(change));
+        }
+        let kept = self.with_room(room, |r| {
+            Ok(r.participants.get(&id).and_then(|p| p.recording.clone()))
+        })?;
+        Ok(kept.map(Some))
+    }
+
     /// Applies a publisher's recording change to its media session.
     pub(super) async fn apply_publisher_recording(
         &self,
