@@ -73,6 +73,8 @@ impl Engine {
             };
             // The output per kind, looked up once per subscriber (source keys are strings).
             let mut output_of: [Option<Option<usize>>; 2] = [None, None];
+            // Still waiting for a keyframe after this batch (a later packet may open the gate).
+            let mut awaiting = [false; 2];
             for (ingested, info) in batch.iter().zip(&infos) {
                 let kind = ingested.kind;
                 let slot = &mut output_of[usize::from(kind == MediaKind::Video)];
@@ -95,12 +97,11 @@ impl Engine {
                 }
                 let packet = &ingested.packet;
                 let mut header = packet.header.clone();
+                let waiting = &mut awaiting[usize::from(kind == MediaKind::Video)];
                 match output.forwarder.prepare(&mut header, info, now) {
-                    Ok(()) => {}
+                    Ok(()) => *waiting = false,
                     Err(Skip::AwaitingKeyframe) => {
-                        if !wants_keyframe.contains(&kind) {
-                            wants_keyframe.push(kind);
-                        }
+                        *waiting = true;
                         continue;
                     }
                     Err(_) => continue,
@@ -121,6 +122,14 @@ impl Engine {
                         faulty.push((*key, format!("forwarding panicked: {panic}")));
                         break;
                     }
+                }
+            }
+            for (kind, waiting) in [MediaKind::Audio, MediaKind::Video]
+                .into_iter()
+                .zip(awaiting)
+            {
+                if waiting && !wants_keyframe.contains(&kind) {
+                    wants_keyframe.push(kind);
                 }
             }
         }

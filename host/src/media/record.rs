@@ -6,7 +6,6 @@
 //! gateway shuts down.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -126,8 +125,7 @@ impl Recorder {
     }
 
     /// Starts `{name}-{kind}.{ext}` in `dir` for a publisher track (Janus's `filename`,
-    /// reduced to a plain file name); an existing file is not overwritten: the new one gets
-    /// the time appended.
+    /// reduced to a plain file name); an existing file is never overwritten (see `open`).
     pub fn start_named_track(
         &mut self,
         dir: &Path,
@@ -136,18 +134,13 @@ impl Recorder {
         mime_lower: &str,
     ) -> Option<RecordedTrack> {
         let format = Format::for_mime(mime_lower)?;
-        let stem = format!("{}-{kind}", file_part(name));
-        let mut path = dir.join(format!("{stem}.{}", format.extension()));
-        if path.exists() {
-            path = dir.join(format!("{stem}_{}.{}", unix_seconds(), format.extension()));
-        }
+        let path = dir.join(format!("{}-{kind}.{}", file_part(name), format.extension()));
         self.start_file(path, format)
     }
 
     fn start_file(&mut self, path: PathBuf, format: Format) -> Option<RecordedTrack> {
         let track = self.next_track;
         self.next_track += 1;
-        tracing::info!(path = %path.display(), "recording started");
         self.commands
             .send(RecordCommand::Start {
                 track,
@@ -181,16 +174,48 @@ impl Drop for Recorder {
     }
 }
 
-fn open(path: &Path, format: Format) -> rtc::shared::error::Result<Box<dyn Writer + Send>> {
+/// Opens a new file at `path`, or at `{stem}_1.{ext}`, `{stem}_2.{ext}`, … when that name is
+/// taken: a recording never overwrites another (same `filename` twice, two tracks of a kind).
+fn open(
+    path: &Path,
+    format: Format,
+) -> rtc::shared::error::Result<(PathBuf, Box<dyn Writer + Send>)> {
     let io = |e: std::io::Error| rtc::shared::error::Error::Other(e.to_string());
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let file = BufWriter::new(File::create(path).map_err(io)?);
-    Ok(match format {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let mut created = None;
+    for n in 0..1000 {
+        let candidate = match (n, &stem) {
+            (0, _) | (_, None) => path.to_path_buf(),
+            (n, Some(stem)) => path.with_file_name(format!("{stem}_{n}.{}", format.extension())),
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&candidate)
+        {
+            Ok(file) => {
+                created = Some((candidate, file));
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(e)),
+        }
+    }
+    let (path, file) = created.ok_or_else(|| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "no free file name",
+        ))
+    })?;
+    let file = BufWriter::new(file);
+    let writer: Box<dyn Writer + Send> = match format {
         Format::Ivf(codec) => Box::new(TimedIvfWriter::new(file, codec)?),
         Format::Ogg => Box::new(OggWriter::new(file, 48_000, 2)?),
-    })
+    };
+    Ok((path, writer))
 }
 
 fn run(commands: mpsc::Receiver<RecordCommand>) {
@@ -206,7 +231,8 @@ fn run(commands: mpsc::Receiver<RecordCommand>) {
                 path,
                 format,
             } => match open(&path, format) {
-                Ok(writer) => {
+                Ok((path, writer)) => {
+                    tracing::info!(path = %path.display(), "recording started");
                     writers.insert(track, (path, writer));
                 }
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot record"),
@@ -249,5 +275,25 @@ mod tests {
         );
         assert_eq!(Format::for_mime("audio/opus"), Some(Format::Ogg));
         assert_eq!(Format::for_mime("video/h264"), None);
+    }
+
+    #[test]
+    fn a_recording_never_overwrites_a_file_of_the_same_name() {
+        let dir =
+            std::env::temp_dir().join(format!("gatehouse-record-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("alice-audio.ogg");
+        let names: Vec<PathBuf> = (0..3)
+            .map(|_| open(&path, Format::Ogg).unwrap().0)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                dir.join("alice-audio.ogg"),
+                dir.join("alice-audio_1.ogg"),
+                dir.join("alice-audio_2.ogg")
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

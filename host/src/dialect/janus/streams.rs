@@ -101,12 +101,27 @@ pub fn publisher_streams(sections: &[MediaSection]) -> Vec<Value> {
 /// in-band FEC (`useinbandfec=1`, the room's `opus_fec`) and DTX (`usedtx=1`, `opus_dtx`).
 /// Other fmtp parameters are kept; an Opus payload type without an fmtp line gets one.
 pub fn opus_params(answer: &str, fec: bool, dtx: bool) -> String {
-    let opus_pts: Vec<&str> = answer
-        .lines()
+    // `a=fmtp:PT params` (or a bare `a=fmtp:PT`) as (PT, params).
+    let fmtp_of = |line: &str| -> Option<(String, String)> {
+        let rest = line.strip_prefix("a=fmtp:")?;
+        let (pt, params) = rest.split_once(' ').unwrap_or((rest, ""));
+        Some((pt.to_owned(), params.to_owned()))
+    };
+    let lines: Vec<&str> = answer.split_inclusive('\n').collect();
+    let bare = |line: &str| line.trim_end_matches(['\r', '\n']).to_owned();
+    let opus_pts: Vec<String> = lines
+        .iter()
         .filter_map(|l| {
-            let (pt, enc) = l.trim_end().strip_prefix("a=rtpmap:")?.split_once(' ')?;
-            enc.to_ascii_lowercase().starts_with("opus/").then_some(pt)
+            let l = bare(l);
+            let (pt, enc) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+            enc.to_ascii_lowercase()
+                .starts_with("opus/")
+                .then(|| pt.to_owned())
         })
+        .collect();
+    let with_fmtp: Vec<String> = lines
+        .iter()
+        .filter_map(|l| fmtp_of(&bare(l)).map(|(pt, _)| pt))
         .collect();
     let wanted = |params: &str| -> String {
         let mut kept: Vec<&str> = params
@@ -123,35 +138,35 @@ pub fn opus_params(answer: &str, fec: bool, dtx: bool) -> String {
         }
         kept.join(";")
     };
-    let has_fmtp = |pt: &str| {
-        answer
-            .lines()
-            .any(|l| l.starts_with(&format!("a=fmtp:{pt} ")))
-    };
     let mut out = String::with_capacity(answer.len() + 32);
-    for line in answer.split_inclusive('\n') {
-        let bare = line.trim_end();
-        let fmtp = bare
-            .strip_prefix("a=fmtp:")
-            .and_then(|rest| rest.split_once(' '))
-            .filter(|(pt, _)| opus_pts.contains(pt));
-        match fmtp {
+    for line in lines {
+        let text = bare(line);
+        // Each line keeps its own ending (CRLF, LF, or none for an unterminated last line).
+        let eol = &line[text.len()..];
+        match fmtp_of(&text).filter(|(pt, _)| opus_pts.contains(pt)) {
             Some((pt, params)) => {
-                let params = wanted(params);
+                let params = wanted(&params);
                 if !params.is_empty() {
-                    out.push_str(&format!("a=fmtp:{pt} {params}\r\n"));
+                    out.push_str(&format!("a=fmtp:{pt} {params}{eol}"));
                 }
             }
             None => out.push_str(line),
         }
-        if let Some((pt, _)) = bare
+        let rtpmap_pt = text
             .strip_prefix("a=rtpmap:")
             .and_then(|r| r.split_once(' '))
+            .map(|(pt, _)| pt.to_owned());
+        if let Some(pt) = rtpmap_pt
             && opus_pts.contains(&pt)
-            && !has_fmtp(pt)
+            && !with_fmtp.contains(&pt)
             && (fec || dtx)
         {
-            out.push_str(&format!("a=fmtp:{pt} {}\r\n", wanted("")));
+            let ending = if eol.is_empty() { "\r\n" } else { eol };
+            if eol.is_empty() {
+                out.push_str(ending);
+            }
+            out.push_str(&format!("a=fmtp:{pt} {}", wanted("")));
+            out.push_str(if eol.is_empty() { "" } else { ending });
         }
     }
     out
@@ -330,5 +345,19 @@ mod restrict_tests {
             "m=audio 9 UDP/TLS/RTP/SAVPF 109\r\na=rtpmap:109 OPUS/48000/2\r\na=fmtp:109 usedtx=1\r\na=mid:0\r\n"
         );
         assert_eq!(opus_params(answer, false, false), answer);
+    }
+
+    #[test]
+    fn opus_fmtp_rewrite_keeps_lf_endings_bare_fmtp_and_an_unterminated_last_line() {
+        let lf = "m=audio 9 RTP/SAVPF 111\na=rtpmap:111 opus/48000/2\na=fmtp:111\na=mid:0\n";
+        assert_eq!(
+            opus_params(lf, true, false),
+            "m=audio 9 RTP/SAVPF 111\na=rtpmap:111 opus/48000/2\na=fmtp:111 useinbandfec=1\na=mid:0\n"
+        );
+        let last = "m=audio 9 RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2";
+        assert_eq!(
+            opus_params(last, false, true),
+            "m=audio 9 RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 usedtx=1"
+        );
     }
 }

@@ -29,13 +29,17 @@ impl VideoRoom {
         id: u64,
         offer: &str,
     ) -> Result<EventReply, PluginError> {
-        let (session, previous_ufrag) = self.with_room(room, |r| {
+        let (session, previous_ufrag, opus) = self.with_room(room, |r| {
             let publishing = r
                 .participants
                 .get(&id)
                 .and_then(|p| p.publishing.as_ref())
                 .ok_or_else(|| PluginError::new(code::JOIN_FIRST, "Join the room first"))?;
-            Ok((publishing.session.clone(), publishing.remote_ufrag.clone()))
+            Ok((
+                publishing.session.clone(),
+                publishing.remote_ufrag.clone(),
+                (r.config.opus_fec, r.config.opus_dtx),
+            ))
         })?;
         let (Some(ufrag), Some(pwd)) = (
             sdp_attribute(offer, "ice-ufrag"),
@@ -83,6 +87,8 @@ impl VideoRoom {
             Ok(())
         });
         tracing::info!(room, id, "janus publisher restarted ICE");
+        // The same Opus asks as the first answer (the stored one is rtc's own).
+        let answer = super::super::streams::opus_params(&answer, opus.0, opus.1);
         Ok((
             json!({"videoroom": "event", "room": room, "configured": "ok"}),
             Some(jsep(JsepKind::Answer, &answer)),
