@@ -82,6 +82,28 @@ impl Janus {
         Ok((session, self.attach(session).await?))
     }
 
+    /// Participant `id`'s entry in `listparticipants` of `room`, asked on `handle`.
+    pub(crate) async fn participant(
+        &self,
+        session: u64,
+        handle: u64,
+        room: u64,
+        id: u64,
+    ) -> Result<Value> {
+        let (listed, _) = self
+            .message(
+                session,
+                handle,
+                json!({"request": "listparticipants", "room": room}),
+                None,
+            )
+            .await?;
+        listed["participants"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["id"] == id).cloned())
+            .with_context(|| format!("participant {id}: {listed}"))
+    }
+
     pub(crate) async fn attach(&self, session: u64) -> Result<u64> {
         let attach =
             json!({"janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"});
@@ -642,19 +664,8 @@ async fn a_publisher_whose_peer_never_connects_gets_hangup_and_is_unpublished() 
         }
         let told = seen.iter().any(unpublished);
         ensure!(told, "the other participant was not told: {seen:?}");
-        let (listed, _) = j
-            .message(
-                session,
-                admin,
-                json!({"request": "listparticipants", "room": 55}),
-                None,
-            )
-            .await?;
-        let entry = listed["participants"]
-            .as_array()
-            .and_then(|p| p.iter().find(|p| p["id"] == 77).cloned())
-            .context("participant 77")?;
-        ensure!(entry["publisher"] == false, "{listed}");
+        let entry = j.participant(session, admin, 55, 77).await?;
+        ensure!(entry["publisher"] == false, "{entry}");
         gw.shutdown().await;
         Ok(())
     })

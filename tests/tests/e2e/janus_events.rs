@@ -184,19 +184,8 @@ async fn a_hangup_request_unpublishes_the_publisher_but_keeps_it_in_the_room() {
             "the room was not told: {seen:?}"
         );
         // Unpublished, but still a participant.
-        let (listed, _) = j
-            .message(
-                session,
-                admin,
-                json!({"request": "listparticipants", "room": 89}),
-                None,
-            )
-            .await?;
-        let entry = listed["participants"]
-            .as_array()
-            .and_then(|p| p.iter().find(|p| p["id"] == 11).cloned())
-            .context("participant 11")?;
-        ensure!(entry["publisher"] == false, "{listed}");
+        let entry = j.participant(session, admin, 89, 11).await?;
+        ensure!(entry["publisher"] == false, "{entry}");
         gw.shutdown().await;
         Ok(())
     })
