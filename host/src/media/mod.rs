@@ -51,6 +51,7 @@ pub(crate) use handle::Command;
 pub use handle::{MediaHandle, MediaThread};
 pub use load::LoadGauge;
 pub use loss::LossReport;
+pub(crate) use offer::first_attribute;
 pub use peer::add_host_candidate;
 pub use room_recording::OwnRecording;
 

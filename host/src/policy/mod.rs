@@ -13,6 +13,7 @@ mod metrics;
 mod module;
 mod registry;
 mod room_rules;
+pub(crate) use room_rules::same as same_secret;
 mod runtime;
 mod watch;
 

@@ -65,16 +65,6 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
 }
 
 /// The codec of the first section of `kind`.
-/// The value of the first `a=<name>:` line of `sdp`.
-pub fn sdp_attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
-    sdp.lines().find_map(|line| {
-        line.trim_end_matches('\r')
-            .strip_prefix("a=")?
-            .strip_prefix(name)?
-            .strip_prefix(':')
-    })
-}
-
 pub fn codec_of<'a>(sections: &'a [MediaSection], kind: &str) -> Option<&'a str> {
     sections
         .iter()

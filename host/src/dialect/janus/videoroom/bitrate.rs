@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::media::BitrateCaps;
 
-use super::{PluginError, Room, VideoRoom, code, string_field};
+use super::{PluginError, Room, VideoRoom, bool_field, code, string_field};
 
 impl Room {
     /// Its publishers' caps, unless none has any.
@@ -76,15 +76,10 @@ impl VideoRoom {
 /// Whether a publisher's `configure` asks for a keyframe (`keyframe: true`, for the whole
 /// publisher or in one of its `streams` entries).
 pub(super) fn keyframe_asked(body: &Value) -> Result<bool, PluginError> {
-    let flag = |value: Option<&Value>| match value {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(on)) => Ok(*on),
-        Some(_) => Err(PluginError::invalid("keyframe", "a boolean")),
-    };
-    let mut asked = flag(body.get("keyframe"))?;
+    let mut asked = bool_field(body, "keyframe")?.unwrap_or(false);
     if let Some(Value::Array(streams)) = body.get("streams") {
         for entry in streams {
-            asked |= flag(entry.get("keyframe"))?;
+            asked |= bool_field(entry, "keyframe")?.unwrap_or(false);
         }
     }
     Ok(asked)

@@ -90,7 +90,6 @@ impl PluginError {
         json!({"videoroom": "event", "error_code": self.code, "error": self.reason})
     }
 
-    /// The gateway's refusal of a media or policy step, in VideoRoom terms.
     /// A policy's refusal of a publish for the room's limit (409) is Janus's 432.
     pub fn publishers_full(self, max: u32) -> Self {
         match self.code {
@@ -102,6 +101,7 @@ impl PluginError {
         }
     }
 
+    /// The gateway's refusal of a media or policy step, in VideoRoom terms.
     pub fn from_gate(e: GateError) -> Self {
         match e {
             GateError::Denied(denial) if denial.status == 409 => {
@@ -154,6 +154,15 @@ pub(super) fn string_field(body: &Value, name: &str) -> Result<Option<String>, P
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(PluginError::invalid(name, "a string")),
+    }
+}
+
+/// An optional boolean field: `None` when absent or null, 429-style invalid otherwise.
+pub(super) fn bool_field(body: &Value, name: &str) -> Result<Option<bool>, PluginError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(on)) => Ok(Some(*on)),
+        Some(_) => Err(PluginError::invalid(name, "a boolean")),
     }
 }
 

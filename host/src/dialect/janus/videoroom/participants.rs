@@ -4,13 +4,14 @@
 use serde_json::{Value, json};
 
 use super::super::protocol::{Jsep, JsepKind, jsep, random_id};
-use super::super::streams::{codec_of, media_sections, publisher_streams, sdp_attribute};
+use super::super::streams::{codec_of, media_sections, publisher_streams};
 use super::leaving::Departure;
 use super::{
-    Caller, Membership, Participant, PluginError, Publishing, VideoRoom, code, id_field,
-    required_id, string_field,
+    Caller, Membership, Participant, PluginError, Publishing, VideoRoom, bool_field, code,
+    id_field, required_id, string_field,
 };
 use crate::gate::RoomRequirements;
+use crate::media::first_attribute;
 use crate::media::{PauseScope, PublisherLeave};
 use crate::policy::Action;
 
@@ -165,12 +166,9 @@ impl VideoRoom {
             ) => {
                 self.configure_subscriber(room, &session, &streams, body)
                     .await?;
-                let offer = match body.get("restart") {
-                    Some(Value::Bool(true)) => {
-                        self.restart_subscriber_ice(caller, room, &session).await?
-                    }
-                    None | Some(Value::Bool(false)) | Some(Value::Null) => None,
-                    Some(_) => return Err(PluginError::invalid("restart", "a boolean")),
+                let offer = match bool_field(body, "restart")? {
+                    Some(true) => self.restart_subscriber_ice(caller, room, &session).await?,
+                    Some(false) | None => None,
                 };
                 Ok((
                     json!({"videoroom": "event", "room": room, "configured": "ok"}),
@@ -407,7 +405,7 @@ impl VideoRoom {
             max_publishers: Some(max_publishers),
             ..RoomRequirements::default()
         };
-        let remote_ufrag = sdp_attribute(&offer, "ice-ufrag").map(str::to_owned);
+        let remote_ufrag = first_attribute(&offer, "ice-ufrag").map(str::to_owned);
         let answer = self
             .gate
             .publish_feed(&facts, &room_name, &id.to_string(), offer)
@@ -529,10 +527,8 @@ pub(super) fn media_switches(
 ) -> Result<Vec<(PauseScope, bool)>, PluginError> {
     let mut switches = Vec::new();
     for (key, scope) in [("audio", PauseScope::Audio), ("video", PauseScope::Video)] {
-        match body.get(key) {
-            None | Some(Value::Null) => {}
-            Some(Value::Bool(on)) => switches.push((scope, *on)),
-            Some(_) => return Err(PluginError::invalid(key, "a boolean")),
+        if let Some(on) = bool_field(body, key)? {
+            switches.push((scope, on));
         }
     }
     if let Some(list) = body.get("streams") {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::media::OwnRecording;
 
-use super::{PluginError, VideoRoom, code, required_id, string_field};
+use super::{PluginError, VideoRoom, bool_field, code, required_id, string_field};
 
 /// What a publisher's request says about its own recording: nothing (`None`), stop
 /// (`Some(None)`) or record (`Some(Some(..))`).
@@ -72,10 +72,8 @@ impl VideoRoom {
         room: u64,
         body: &Value,
     ) -> Result<RecordingChange, PluginError> {
-        let record = match body.get("record") {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Bool(on)) => *on,
-            Some(_) => return Err(PluginError::invalid("record", "a boolean")),
+        let Some(record) = bool_field(body, "record")? else {
+            return Ok(None);
         };
         let filename = string_field(body, "filename")?;
         let subdir = self.with_room(room, |r| {

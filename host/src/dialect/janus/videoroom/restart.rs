@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::super::protocol::{JsepKind, jsep};
-use super::super::streams::sdp_attribute;
 use super::{Caller, PluginError, VideoRoom, code};
+use crate::media::first_attribute;
 
 type EventReply = (Value, Option<Value>);
 
@@ -42,8 +42,8 @@ impl VideoRoom {
             ))
         })?;
         let (Some(ufrag), Some(pwd)) = (
-            sdp_attribute(offer, "ice-ufrag"),
-            sdp_attribute(offer, "ice-pwd"),
+            first_attribute(offer, "ice-ufrag"),
+            first_attribute(offer, "ice-pwd"),
         ) else {
             return Err(PluginError::new(
                 code::INVALID_SDP,

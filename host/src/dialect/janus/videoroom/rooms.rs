@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Caller, PluginError, Room, VideoRoom, code, id_field, required_id, string_field};
+use super::{
+    Caller, PluginError, Room, VideoRoom, bool_field, code, id_field, required_id, string_field,
+};
 
 /// One room's configuration: `[[janus.rooms]]` in the gateway's TOML, or a `create` request.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -85,14 +87,10 @@ impl RoomConfig {
         config.secret = string_field(body, "secret")?;
         config.pin = string_field(body, "pin")?;
         let flag = |name: &str, value: &mut bool| -> Result<(), PluginError> {
-            match body.get(name) {
-                None | Some(Value::Null) => Ok(()),
-                Some(Value::Bool(b)) => {
-                    *value = *b;
-                    Ok(())
-                }
-                Some(_) => Err(PluginError::invalid(name, "a boolean")),
+            if let Some(on) = bool_field(body, name)? {
+                *value = on;
             }
+            Ok(())
         };
         flag("is_private", &mut config.is_private)?;
         flag("require_pvtid", &mut config.require_pvtid)?;
@@ -165,9 +163,17 @@ impl RoomConfig {
     /// Checks the room's secret for a management request.
     pub(super) fn check_secret(&self, body: &Value) -> Result<(), PluginError> {
         match &self.secret {
-            Some(secret) if body.get("secret").and_then(Value::as_str) != Some(secret) => Err(
-                PluginError::new(code::UNAUTHORIZED, "Unauthorized (wrong secret)"),
-            ),
+            Some(secret)
+                if !body
+                    .get("secret")
+                    .and_then(Value::as_str)
+                    .is_some_and(|given| crate::policy::same_secret(given, secret)) =>
+            {
+                Err(PluginError::new(
+                    code::UNAUTHORIZED,
+                    "Unauthorized (wrong secret)",
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -175,11 +181,7 @@ impl RoomConfig {
 
 /// A request's `permanent` (Janus: save the change to the config file).
 fn permanent_flag(body: &Value) -> Result<bool, PluginError> {
-    match body.get("permanent") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(PluginError::invalid("permanent", "a boolean")),
-    }
+    Ok(bool_field(body, "permanent")?.unwrap_or(false))
 }
 
 fn registry_unavailable() -> PluginError {
@@ -558,7 +560,7 @@ impl VideoRoom {
         };
         match string_field(body, "admin_key")? {
             None => Err(PluginError::missing("admin_key")),
-            Some(given) if given.as_bytes() == key.as_bytes() => Ok(()),
+            Some(given) if crate::policy::same_secret(&given, key) => Ok(()),
             Some(_) => Err(PluginError::new(
                 code::UNAUTHORIZED,
                 "Unauthorized (wrong admin_key)",

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use super::super::protocol::{JsepKind, jsep};
 use super::super::streams::media_sections;
 use super::{
-    Caller, Membership, PluginError, VideoRoom, code, id_field, required_id, string_field,
+    Caller, Membership, PluginError, VideoRoom, bool_field, code, id_field, required_id,
+    string_field,
 };
 use crate::media::{LayerChoice, SentTrack};
 use crate::policy::Action;
@@ -114,11 +115,7 @@ impl VideoRoom {
         body: &Value,
         known: &[KnownFeed],
     ) -> Result<Vec<(String, Vec<&'static str>)>, PluginError> {
-        let flag = |name: &str| match body.get(name) {
-            None | Some(Value::Null) => Ok(true),
-            Some(Value::Bool(on)) => Ok(*on),
-            Some(_) => Err(PluginError::invalid(name, "a boolean")),
-        };
+        let flag = |name: &str| bool_field(body, name).map(|on| on.unwrap_or(true));
         if body.get("feed").is_some() {
             let kinds: Vec<&'static str> = [
                 ("audio", flag("offer_audio")?),
