@@ -124,7 +124,7 @@ impl Engine {
         if let Some(track) = tracks.iter_mut().find(|t| t.track_id == init.track_id) {
             tracing::info!(session = %peer.id, room = %peer.feed.room, rid = ?layer.rid,
                 ssrc = init.ssrc, "publisher simulcast layer open");
-            track.layers.push(layer);
+            std::sync::Arc::make_mut(&mut track.layers).push(layer);
             return;
         }
         tracing::info!(session = %peer.id, room = %peer.feed.room, feed = %peer.feed.feed, kind = kind.as_str(),
@@ -154,9 +154,9 @@ impl Engine {
             track_id: init.track_id,
             receiver_id: init.receiver_id,
             kind,
-            layers: vec![layer],
+            layers: std::sync::Arc::new(vec![layer]),
             video_codec: VideoCodec::from_mime(&mime_lower),
-            mime_lower,
+            mime_lower: mime_lower.into(),
             codec,
             pacer: KeyframeRequestPacer::new(Duration::from_millis(
                 self.config.keyframe_request_interval_ms,

@@ -1,6 +1,7 @@
 //! RTP fan-out: one publisher packet to every connected subscriber of its feed (rewritten per
 //! subscriber by its `OutputForwarder`), and keyframe requests back to the publisher, paced.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -11,10 +12,11 @@ use super::engine::{Engine, contained};
 use super::feed::{Feed, FeedKey};
 use super::feedback::PacerDecision;
 use super::forward::{Skip, SourcePacketInfo};
-use super::keyframe::{VideoCodec, is_keyframe_start};
+use super::keyframe::VideoCodec;
 use super::offer::MediaKind;
 use super::peer::PeerMedia;
 use super::simulcast;
+use super::temporal::Vp8Temporal;
 
 /// A publisher packet after the per-publisher work, ready for the subscriber loop.
 struct Ingested {
@@ -22,9 +24,12 @@ struct Ingested {
     kind: MediaKind,
     /// The packet's simulcast layer, and the track's layers when it has more than one.
     layer: usize,
-    layers: Option<Vec<simulcast::Layer>>,
-    mime_lower: String,
+    layers: Option<Arc<Vec<simulcast::Layer>>>,
+    mime_lower: Arc<str>,
     video_codec: Option<VideoCodec>,
+    /// The payload's keyframe and temporal-layer fields, parsed once here.
+    is_keyframe_start: bool,
+    temporal: Option<Vp8Temporal>,
     /// Marshalled size, for the feed's traffic counters.
     bytes: u64,
 }
@@ -50,7 +55,12 @@ impl Engine {
         };
         let infos: Vec<SourcePacketInfo<'_>> = batch
             .iter()
-            .map(|i| SourcePacketInfo::classify(&i.mime_lower, i.video_codec, &i.packet.payload))
+            .map(|i| SourcePacketInfo {
+                mime_lower: &i.mime_lower,
+                video_codec: i.video_codec,
+                is_keyframe_start: i.is_keyframe_start,
+                temporal: i.temporal,
+            })
             .collect();
         let now = Instant::now();
         let mut wants_keyframe = Vec::new();
@@ -162,17 +172,18 @@ impl Engine {
             .position(|l| l.ssrc == packet.header.ssrc)?;
         let default_layer = layer == simulcast::default_layer(&track.layers);
         // Each subscriber gets one layer: the list is needed only with simulcast.
-        let layers = (track.layers.len() > 1).then(|| track.layers.clone());
+        let layers = (track.layers.len() > 1).then(|| Arc::clone(&track.layers));
         let kind = track.kind;
         let level_extension = track.audio_level.extension;
-        let mime_lower = track.mime_lower.clone();
+        let mime_lower = Arc::clone(&track.mime_lower);
         let video_codec = track.video_codec;
+        let class = SourcePacketInfo::classify(&mime_lower, video_codec, &packet.payload);
+        let (is_keyframe_start, temporal) = (class.is_keyframe_start, class.temporal);
         if let (Some(recording), Some(recorder), true) =
             (track.recording, &self.recorder, default_layer)
         {
             recorder.packet(recording, &packet);
         }
-        let is_keyframe_start = video_codec.is_some_and(|c| is_keyframe_start(c, &packet.payload));
         if let Some(peer) = self.peers.get_mut(&publisher) {
             let header = &packet.header;
             peer.loss
@@ -223,6 +234,8 @@ impl Engine {
             layers,
             mime_lower,
             video_codec,
+            is_keyframe_start,
+            temporal,
             bytes,
         })
     }

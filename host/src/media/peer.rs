@@ -226,8 +226,9 @@ pub(crate) struct PublishedTrack {
     pub receiver_id: RTCRtpReceiverId,
     pub kind: MediaKind,
     /// Its RTP streams: one, or one per simulcast layer (in the order they opened).
-    pub layers: Vec<super::simulcast::Layer>,
-    pub mime_lower: String,
+    /// Shared so a packet batch can carry them without allocating (changed only when a layer opens).
+    pub layers: std::sync::Arc<Vec<super::simulcast::Layer>>,
+    pub mime_lower: std::sync::Arc<str>,
     /// The negotiated codec (a cascade push re-offers it downstream).
     pub codec: Option<rtc::rtp_transceiver::rtp_sender::RTCRtpCodec>,
     pub video_codec: Option<VideoCodec>,

@@ -77,7 +77,7 @@ impl Engine {
             PeerMedia::Publisher { tracks } => tracks
                 .iter()
                 .filter(|t| t.recording.is_none())
-                .map(|t| (t.track_id.clone(), t.kind, t.mime_lower.clone()))
+                .map(|t| (t.track_id.clone(), t.kind, t.mime_lower.to_string()))
                 .collect(),
             PeerMedia::Subscriber { .. } => return Ok(()),
         };

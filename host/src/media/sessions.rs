@@ -354,7 +354,7 @@ impl Engine {
         match publisher.and_then(|k| self.peers.get(&k)).map(|p| &p.media) {
             Some(PeerMedia::Publisher { tracks }) => tracks
                 .iter()
-                .map(|t| (t.kind, t.mime_lower.clone()))
+                .map(|t| (t.kind, t.mime_lower.to_string()))
                 .collect(),
             _ => Vec::new(),
         }
