@@ -90,10 +90,9 @@ class Janus:
 async def publish(args, res: dict, janus: Janus) -> int:
     pc = c.new_pc()
     try:
-        vt = pc.addTransceiver(c.MovingStripesTrack(640, 480), direction="sendonly")
-        if args.video_codec != "any":
-            c.prefer_codec(vt, "video", args.video_codec)
-        c.count_rembs(vt.sender, res)
+        vt = None
+        if args.add_video_at is None:
+            vt = add_video(pc, args, res)
         pc.addTransceiver(c.SineAudioTrack(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         exists = await janus.request({"request": "exists", "room": args.room})
@@ -134,6 +133,16 @@ async def publish(args, res: dict, janus: Janus) -> int:
             res["bitrate_set"] = await janus.request({"request": "configure",
                                                       "bitrate": int(bitrate)})
             await asyncio.sleep(max(0.0, args.seconds - float(at)))
+        elif args.add_video_at is not None:
+            # Audio first; video added later by a new offer on the same PeerConnection.
+            await asyncio.sleep(args.add_video_at)
+            vt = add_video(pc, args, res)
+            await pc.setLocalDescription(await pc.createOffer())
+            renegotiated = await janus.request(
+                {"request": "configure"}, {"type": "offer", "sdp": pc.localDescription.sdp})
+            res["renegotiated"] = {k: v for k, v in renegotiated.items() if k != "_jsep"}
+            await pc.setRemoteDescription(c.RTCSessionDescription(**renegotiated["_jsep"]))
+            await asyncio.sleep(max(0.0, args.seconds - args.add_video_at))
         elif args.keyframe_at is not None:
             # The publisher's own keyframe request, T seconds after connecting.
             await asyncio.sleep(args.keyframe_at)
@@ -145,11 +154,20 @@ async def publish(args, res: dict, janus: Janus) -> int:
             await asyncio.sleep(args.seconds)
         res["ended_at"] = time.monotonic()
         # Read before leaving: the encoder goes with the transport.
-        res["encoder_target_bitrate"] = c.encoder_target_bitrate(vt.sender)
+        if vt is not None:
+            res["encoder_target_bitrate"] = c.encoder_target_bitrate(vt.sender)
         await janus.request({"request": "leave"})
         return 0
     finally:
         await c.close_pc(pc)
+
+
+def add_video(pc, args, res: dict):
+    vt = pc.addTransceiver(c.MovingStripesTrack(640, 480), direction="sendonly")
+    if args.video_codec != "any":
+        c.prefer_codec(vt, "video", args.video_codec)
+    c.count_rembs(vt.sender, res)
+    return vt
 
 
 async def pick_feed(args, res: dict, janus: Janus) -> int | None:
@@ -313,6 +331,9 @@ def main() -> None:
                         help="--publish: join, send configure {JSON} without jsep, then publish")
     parser.add_argument("--keyframe-at", type=float, default=None, metavar="T",
                         help="--publish: configure {keyframe: true} T s after connecting")
+    parser.add_argument("--add-video-at", type=float, default=None, metavar="T",
+                        help="--publish: publish audio only, then add video by a new offer "
+                             "(configure + jsep) T s after connecting")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=None)
     args = parser.parse_args()

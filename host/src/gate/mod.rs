@@ -398,6 +398,20 @@ impl Gate {
             .await?)
     }
 
+    /// A publisher's new offer on its live session (tracks added or removed, or an ICE
+    /// restart); returns the answer.
+    pub async fn reoffer_publisher(
+        &self,
+        room: &str,
+        session: &str,
+        offer_sdp: String,
+    ) -> Result<String, GateError> {
+        Ok(self
+            .media
+            .reoffer_publisher(room, session, offer_sdp)
+            .await?)
+    }
+
     /// A session's current ICE session (entity tag, client ufrag).
     pub async fn session_ice(&self, room: &str, session: &str) -> Result<SessionIce, GateError> {
         Ok(self.media.session_ice(room, session).await?)

@@ -70,6 +70,14 @@ impl Engine {
                 } => {
                     let _ = reply.send(self.session_ice(&room, &session));
                 }
+                Command::ReofferPublisher {
+                    room,
+                    session,
+                    offer_sdp,
+                    reply,
+                } => {
+                    let _ = reply.send(self.reoffer_publisher(&room, &session, offer_sdp));
+                }
                 Command::Dial(request, reply) => {
                     let result = contained(|| self.dial(request))
                         .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));

@@ -145,6 +145,12 @@ pub(crate) enum Command {
         session: String,
         reply: oneshot::Sender<Result<SessionIce, MediaError>>,
     },
+    ReofferPublisher {
+        room: String,
+        session: String,
+        offer_sdp: String,
+        reply: oneshot::Sender<Result<String, MediaError>>,
+    },
     Shutdown,
 }
 
@@ -264,6 +270,22 @@ impl MediaHandle {
         self.ask(|reply| Command::SessionIce {
             room: room.into(),
             session: session.into(),
+            reply,
+        })
+        .await?
+    }
+
+    /// A publisher's new offer on its live session; returns the answer.
+    pub async fn reoffer_publisher(
+        &self,
+        room: &str,
+        session: &str,
+        offer_sdp: String,
+    ) -> Result<String, MediaError> {
+        self.ask(|reply| Command::ReofferPublisher {
+            room: room.into(),
+            session: session.into(),
+            offer_sdp,
             reply,
         })
         .await?

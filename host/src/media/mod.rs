@@ -28,6 +28,7 @@ mod outputs;
 mod peer;
 mod record;
 mod renegotiate;
+mod reoffer;
 pub mod rewrite;
 mod room_recording;
 mod rooms;
@@ -51,7 +52,6 @@ pub(crate) use handle::Command;
 pub use handle::{MediaHandle, MediaThread};
 pub use load::LoadGauge;
 pub use loss::LossReport;
-pub(crate) use offer::first_attribute;
 pub use peer::add_host_candidate;
 pub use room_recording::OwnRecording;
 

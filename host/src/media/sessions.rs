@@ -267,7 +267,7 @@ impl Engine {
 
     /// A publisher arriving in a feed whose subscribers already negotiated a codec gets an
     /// answer that prefers that codec, so the early subscribers can be served (Live777 #406).
-    fn prefer_feed_codecs(&self, feed: &FeedKey, pc: &mut RTCPeerConnection) {
+    pub(super) fn prefer_feed_codecs(&self, feed: &FeedKey, pc: &mut RTCPeerConnection) {
         let Some(feed) = self.feeds.get(feed) else {
             return;
         };

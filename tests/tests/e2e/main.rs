@@ -11,6 +11,7 @@ mod janus_cross_dialect;
 mod janus_events;
 mod janus_multistream;
 mod janus_real_clients;
+mod janus_renegotiation;
 mod janus_sessions;
 mod janus_temporal;
 mod janus_trickle;

@@ -206,8 +206,6 @@ pub(super) struct Participant {
 #[derive(Debug, Clone)]
 pub(super) struct Publishing {
     pub session: String,
-    /// The ICE username fragment of its last offer (a new one is an ICE restart).
-    pub remote_ufrag: Option<String>,
     /// Its PeerConnection is up: only then is it listed as a publisher (as Janus does).
     pub live: bool,
     pub audio_codec: Option<String>,

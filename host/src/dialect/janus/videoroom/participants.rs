@@ -11,7 +11,6 @@ use super::{
     id_field, required_id, string_field,
 };
 use crate::gate::RoomRequirements;
-use crate::media::first_attribute;
 use crate::media::{PauseScope, PublisherLeave};
 use crate::policy::Action;
 
@@ -405,7 +404,6 @@ impl VideoRoom {
             max_publishers: Some(max_publishers),
             ..RoomRequirements::default()
         };
-        let remote_ufrag = first_attribute(&offer, "ice-ufrag").map(str::to_owned);
         let answer = self
             .gate
             .publish_feed(&facts, &room_name, &id.to_string(), offer)
@@ -414,7 +412,6 @@ impl VideoRoom {
         let sections = media_sections(&answer.answer_sdp);
         let publishing = Publishing {
             session: answer.session_id.clone(),
-            remote_ufrag,
             live: false,
             audio_codec: codec_of(&sections, "audio").map(str::to_owned),
             video_codec: codec_of(&sections, "video").map(str::to_owned),

@@ -1,12 +1,12 @@
-//! ICE restarts over Janus: a publisher's `configure` with an offer bearing new ICE
-//! credentials, and a subscriber's `configure {restart: true}` (we offer new credentials; the
-//! client answers with `start`). Other renegotiations of a publisher are refused honestly.
+//! Renegotiation over Janus: a publisher's `configure` with a new offer (tracks added or
+//! removed, or an ICE restart), and a subscriber's `configure {restart: true}` (we offer new
+//! credentials; the client answers with `start`).
 
 use serde_json::{Value, json};
 
 use super::super::protocol::{JsepKind, jsep};
+use super::super::streams::{codec_of, media_sections, publisher_streams};
 use super::{Caller, PluginError, VideoRoom, code};
-use crate::media::first_attribute;
 
 type EventReply = (Value, Option<Value>);
 
@@ -21,76 +21,97 @@ impl VideoRoom {
         .unwrap_or(false)
     }
 
-    /// A publishing participant's new offer: an ICE restart (new `ice-ufrag`) is answered with
-    /// the session's answer under new credentials; anything else is not renegotiated here.
+    /// A publishing participant's new offer: tracks added or removed, directions changed, or
+    /// new ICE credentials (an ICE restart), answered on the same session. When its streams
+    /// change, the room hears its new `publishers` entry, as from Janus.
     pub(super) async fn reoffer_publisher(
         &self,
         room: u64,
         id: u64,
         offer: &str,
     ) -> Result<EventReply, PluginError> {
-        let (session, previous_ufrag, opus) = self.with_room(room, |r| {
+        let (session, codecs, opus) = self.with_room(room, |r| {
             let publishing = r
                 .participants
                 .get(&id)
                 .and_then(|p| p.publishing.as_ref())
                 .ok_or_else(|| PluginError::new(code::JOIN_FIRST, "Join the room first"))?;
+            // What was negotiated stays: a renegotiation does not switch codecs.
+            let codecs = (
+                publishing
+                    .audio_codec
+                    .clone()
+                    .unwrap_or_else(|| r.config.audiocodec.clone()),
+                publishing
+                    .video_codec
+                    .clone()
+                    .unwrap_or_else(|| r.config.videocodec.clone()),
+            );
             Ok((
                 publishing.session.clone(),
-                publishing.remote_ufrag.clone(),
+                codecs,
                 (r.config.opus_fec, r.config.opus_dtx),
             ))
         })?;
-        let (Some(ufrag), Some(pwd)) = (
-            first_attribute(offer, "ice-ufrag"),
-            first_attribute(offer, "ice-pwd"),
-        ) else {
-            return Err(PluginError::new(
-                code::INVALID_SDP,
-                "the offer has no ice-ufrag/ice-pwd",
-            ));
-        };
-        if previous_ufrag.as_deref() == Some(ufrag) {
-            return Err(PluginError::new(
-                code::UNKNOWN_ERROR,
-                "renegotiating a publisher without an ICE restart is not supported by this gateway",
-            ));
-        }
-        let room_name = room.to_string();
-        self.gate
-            .ice_restart(
-                &room_name,
-                &session,
-                ufrag.to_owned(),
-                pwd.to_owned(),
-                Vec::new(),
-            )
-            .await
-            .map_err(PluginError::from_gate)?;
+        let offer = super::super::streams::restrict_codecs(offer, &codecs.0, &codecs.1).map_err(
+            |kind| {
+                PluginError::new(
+                    code::INVALID_SDP,
+                    format!("the new offer's {kind} drops the codec this publisher negotiated"),
+                )
+            },
+        )?;
         let answer = self
             .gate
-            .room(&room_name)
+            .reoffer_publisher(&room.to_string(), &session, offer)
             .await
-            .ok()
-            .flatten()
-            .and_then(|r| r.sessions.into_iter().find(|s| s.id == session))
-            .and_then(|s| s.answer_sdp)
-            .ok_or_else(|| PluginError::new(code::UNKNOWN_ERROR, "the session ended"))?;
-        let _ = self.with_room(room, |r| {
-            if let Some(p) = r
-                .participants
-                .get_mut(&id)
-                .and_then(|p| p.publishing.as_mut())
-            {
-                p.remote_ufrag = Some(ufrag.to_owned());
+            .map_err(PluginError::from_gate)?;
+        let sections = media_sections(&answer);
+        let streams = publisher_streams(&sections);
+        let changed = self.with_room(room, |r| {
+            let participant = r.participants.get_mut(&id);
+            let Some(p) = participant.and_then(|p| p.publishing.as_mut()) else {
+                return Ok(None);
+            };
+            let added = p.streams.len() != streams.len()
+                || p.streams.iter().zip(&streams).any(|(a, b)| {
+                    a["mid"] != b["mid"] || a["type"] != b["type"] || a["codec"] != b["codec"]
+                });
+            if !added {
+                return Ok(None);
             }
-            Ok(())
-        });
-        tracing::info!(room, id, "janus publisher restarted ICE");
-        // The same Opus asks as the first answer (the stored one is rtc's own).
+            p.audio_codec = codec_of(&sections, "audio").map(str::to_owned);
+            p.video_codec = codec_of(&sections, "video").map(str::to_owned);
+            // Descriptions given earlier stay with their mids.
+            let described: Vec<(Value, Value)> = p
+                .streams
+                .iter()
+                .filter(|s| s.get("description").is_some())
+                .map(|s| (s["mid"].clone(), s["description"].clone()))
+                .collect();
+            p.streams = streams.clone();
+            for stream in &mut p.streams {
+                if let Some((_, text)) = described.iter().find(|(mid, _)| stream["mid"] == *mid) {
+                    stream["description"] = text.clone();
+                }
+            }
+            Ok(r.participants.get(&id).and_then(|p| p.publisher_entry()))
+        })?;
+        tracing::info!(
+            room,
+            id,
+            streams = streams.len(),
+            "janus publisher renegotiated"
+        );
+        if let Some(entry) = changed {
+            let event = json!({"videoroom": "event", "room": room, "publishers": [entry]});
+            self.notify_room(room, Some(id), &event);
+        }
         let answer = super::super::streams::opus_params(&answer, opus.0, opus.1);
         Ok((
-            json!({"videoroom": "event", "room": room, "configured": "ok"}),
+            json!({"videoroom": "event", "room": room, "configured": "ok",
+                "audio_codec": codec_of(&sections, "audio"),
+                "video_codec": codec_of(&sections, "video"), "streams": streams}),
             Some(jsep(JsepKind::Answer, &answer)),
         ))
     }

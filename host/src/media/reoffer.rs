@@ -1,0 +1,83 @@
+//! A publisher's new offer on its live session (Janus `configure` + jsep): tracks added or
+//! removed, directions changed, and new ICE credentials when the client restarts ICE. The
+//! session, its feed and its subscribers stay; the answer is the session's next local SDP.
+
+use std::time::Instant;
+
+use rtc::peer_connection::sdp::RTCSessionDescription;
+
+use super::engine::{Engine, contained};
+use super::offer;
+use super::peer::{Peer, PeerMedia};
+use super::{MediaError, Role};
+
+impl Engine {
+    /// Applies publisher `id`'s new offer and returns the answer.
+    pub(super) fn reoffer_publisher(
+        &mut self,
+        room: &str,
+        id: &str,
+        offer_sdp: String,
+    ) -> Result<String, MediaError> {
+        offer::inspect(&offer_sdp, Role::Publisher)?;
+        let key = self.find(room, id)?;
+        // Out of the map while it is renegotiated: the feed's codec preferences are read.
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return Err(MediaError::SessionNotFound(id.to_owned()));
+        };
+        // A panic inside rtc must not lose the session: it goes back into the map either way.
+        let result = contained(|| self.renegotiate_publisher(&mut peer, offer_sdp))
+            .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));
+        let new_ufrag = match &result {
+            Ok(answer) => offer::first_attribute(answer, "ice-ufrag")
+                .filter(|ufrag| *ufrag != peer.local_ufrag)
+                .map(str::to_owned),
+            Err(_) => None,
+        };
+        if let Some(ufrag) = new_ufrag {
+            // The client restarted ICE in the same offer: our answer carries new credentials.
+            peer.local_ufrag = ufrag.clone();
+            peer.ice_connected = false;
+            peer.ice_restarting = true;
+            self.demux.add_ufrag(ufrag, key);
+            tracing::info!(session = %id, "ICE restarted by a publisher's new offer");
+        }
+        self.peers.insert(key, peer);
+        self.mark_dirty(key);
+        result
+    }
+
+    fn renegotiate_publisher(
+        &mut self,
+        peer: &mut Peer,
+        offer_sdp: String,
+    ) -> Result<String, MediaError> {
+        if !matches!(peer.media, PeerMedia::Publisher { .. }) || peer.we_offered {
+            return Err(MediaError::UnusableOffer(
+                "only a publisher that made the first offer sends a new one".into(),
+            ));
+        }
+        let now = Instant::now();
+        let offer = RTCSessionDescription::offer(offer_sdp)
+            .map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
+        peer.pc
+            .set_remote_description(now, offer)
+            .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
+        // Tracks the offer adds answer with the codec the feed's subscribers negotiated.
+        self.prefer_feed_codecs(&peer.feed, &mut peer.pc);
+        let answer = peer
+            .pc
+            .create_answer(None)
+            .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
+        peer.pc
+            .set_local_description(now, answer)
+            .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
+        let sdp = peer
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| MediaError::Internal("no local description".into()))?;
+        peer.settled_sdp = sdp.clone();
+        Ok(offer::tidy_answer(&sdp))
+    }
+}
