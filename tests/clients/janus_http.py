@@ -241,6 +241,12 @@ async def play(args, res: dict, janus: Janus) -> int:
             await mute_video(args, res, janus, counter)
         if args.temporal_steps:
             await step_temporal_layers(args, res, janus, counter)
+        if args.await_update:
+            res["update"] = await answer_update(args, janus, pc)
+            before = {k: m.video for k, m in per_track.items()}
+            await asyncio.sleep(2.0)
+            res["video_growth_after_update"] = sorted(
+                m.video - before.get(k, 0) for k, m in per_track.items())
         if per_track:
             res["video_frames_per_track"] = sorted(m.video for m in per_track.values())
             counter.video = min(res["video_frames_per_track"])
@@ -254,6 +260,28 @@ async def play(args, res: dict, janus: Janus) -> int:
         return 0
     finally:
         await c.close_pc(pc)
+
+
+async def answer_update(args, janus: Janus, pc) -> dict:
+    """The first unsolicited `updated` event with an offer (Janus `autoupdate`), answered
+    with `start`."""
+    deadline = time.monotonic() + args.await_update
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return {"error": f"no updated event within {args.await_update}s"}
+        try:
+            event = await asyncio.wait_for(janus.events.get(), left)
+        except asyncio.TimeoutError:
+            continue
+        data = event.get("plugindata", {}).get("data", {})
+        if data.get("videoroom") != "updated" or not event.get("jsep"):
+            continue
+        await pc.setRemoteDescription(c.RTCSessionDescription(**event["jsep"]))
+        await pc.setLocalDescription(await pc.createAnswer())
+        answer = {"type": "answer", "sdp": pc.localDescription.sdp}
+        started = await janus.request({"request": "start"}, answer)
+        return {"streams": data.get("streams"), "started": started.get("started")}
 
 
 async def frame_rate(counter: Counter, seconds: float) -> float:
@@ -331,6 +359,9 @@ def main() -> None:
                         help="--publish: join, send configure {JSON} without jsep, then publish")
     parser.add_argument("--keyframe-at", type=float, default=None, metavar="T",
                         help="--publish: configure {keyframe: true} T s after connecting")
+    parser.add_argument("--await-update", type=float, default=0.0, metavar="S",
+                        help="--play: wait up to S s for an `updated` event with an offer "
+                             "(a publisher stopped), answer it, count 2 s more")
     parser.add_argument("--add-video-at", type=float, default=None, metavar="T",
                         help="--publish: publish audio only, then add video by a new offer "
                              "(configure + jsep) T s after connecting")

@@ -134,3 +134,71 @@ async fn a_subscription_naming_only_the_video_mid_is_offered_video_alone() {
         panic!("a_subscription_naming_only_the_video_mid_is_offered_video_alone: {e:#}");
     }
 }
+
+/// Janus `autoupdate`: a publisher of a two-feed subscription leaves; the subscriber gets an
+/// `updated` event whose offer leaves that feed's m-lines inactive, answers it with `start`,
+/// and the other feed's video goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_gets_a_new_offer_without_a_publisher_that_leaves() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_autoupdate", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let leaving = janus_client(&base, 6565, "publish", 7.0, &["--display", "leaving"])?;
+        wait_for_media(&gw, "6565", Duration::from_secs(15)).await?;
+        let staying = Publish {
+            seconds: 16.0,
+            ..Default::default()
+        }
+        .spawn(&format!("{base}/v1/whip/6565"))?;
+        let player = janus_client(
+            &base,
+            6565,
+            "play",
+            3.0,
+            &["--min-feeds", "2", "--await-update", "12"],
+        )?
+        .finish()
+        .await?;
+        let leaving = leaving.finish().await?.expect_ok()?;
+        println!(
+            "autoupdate: {}; video growth per track after it {}",
+            player.json["update"], player.json["video_growth_after_update"]
+        );
+        let player = player.expect_ok()?;
+        let update = &player.json["update"];
+        ensure!(
+            update["started"] == "ok",
+            "the new offer answered: {update}"
+        );
+        let gone = leaving.u64("feed");
+        let streams: Vec<&Value> = update["streams"].as_array().into_iter().flatten().collect();
+        ensure!(
+            !streams
+                .iter()
+                .any(|s| s["active"] == true && s["feed_id"].as_u64() == Some(gone))
+                && streams.iter().filter(|s| s["active"] == false).count() == 2
+                && streams
+                    .iter()
+                    .any(|s| s["active"] == true && s["type"] == "video"),
+            "the leaving feed inactive, the other active: {update}"
+        );
+        let growth: Vec<u64> = player.json["video_growth_after_update"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .collect();
+        ensure!(
+            growth.iter().any(|n| *n >= 20),
+            "the staying feed's video goes on after the update: {growth:?}"
+        );
+        staying.finish().await?.expect_ok()?;
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_subscriber_gets_a_new_offer_without_a_publisher_that_leaves: {e:#}");
+    }
+}

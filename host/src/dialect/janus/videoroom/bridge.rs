@@ -102,6 +102,10 @@ impl VideoRoom {
                 r.foreign_announced = now;
                 (started, stopped, !r.participants.is_empty())
             };
+            // Subscriber handles are not participants: they are updated either way.
+            for id in &stopped {
+                self.autoupdate_subscribers(room, *id);
+            }
             if !listening {
                 continue;
             }

@@ -68,6 +68,7 @@ impl VideoRoom {
             Some(id),
             &json!({"videoroom": "event", "room": room, "unpublished": id}),
         );
+        self.autoupdate_subscribers(room, id);
         Ok(())
     }
 
@@ -82,6 +83,7 @@ impl VideoRoom {
             return Err(PluginError::new(code::JOIN_FIRST, "Join the room first"));
         };
         self.set_membership(handle, None);
+        let mut stopped_feed = None;
         let (room, media_session, data) = match membership {
             Membership::Publisher { room, id } => {
                 let removed = self
@@ -97,6 +99,7 @@ impl VideoRoom {
                     );
                 }
                 let media = removed.and_then(|p| p.publishing).map(|p| p.session);
+                stopped_feed = media.as_ref().map(|_| id);
                 (
                     room,
                     media,
@@ -121,6 +124,9 @@ impl VideoRoom {
             if departure != Departure::Request {
                 session.push(close_pc_hangup(session.id, handle));
             }
+        }
+        if let Some(feed) = stopped_feed {
+            self.autoupdate_subscribers(room, feed);
         }
         Ok((data, None))
     }

@@ -3,6 +3,7 @@
 //! facts the media core does not know (descriptions, secrets, displays, private ids) and answers
 //! the synchronous requests; `participants` runs the asynchronous ones.
 
+mod autoupdate;
 mod bitrate;
 mod bridge;
 mod forwarders;
@@ -182,6 +183,8 @@ pub(super) enum Membership {
         feed: u64,
         /// Our offer's m-lines as sent in `attached`.
         streams: Vec<Value>,
+        /// Janus's `autoupdate` (default on): a new offer without a publisher that stops.
+        autoupdate: bool,
     },
 }
 
@@ -484,6 +487,7 @@ impl VideoRoom {
             let event = json!({"videoroom": "event", "room": room, "unpublished": id});
             self.notify_room(room, Some(id), &event);
             self.hangup(janus_session, handle, reason);
+            self.autoupdate_subscribers(room, id);
         }
         if let Some((handle, janus_session)) = subscriber {
             self.hangup(janus_session, handle, reason);

@@ -224,6 +224,7 @@ impl VideoRoom {
         self.adopt_gateway_room(room).await;
         let (feeds, legacy) = Self::subscription_feeds(body)?;
         let private_id = id_field(body, "private_id")?;
+        let autoupdate = bool_field(body, "autoupdate")?.unwrap_or(true);
         self.with_room(room, |r| {
             let known = r
                 .participants
@@ -261,6 +262,7 @@ impl VideoRoom {
                 session: offer.session_id,
                 feed,
                 streams: streams.clone(),
+                autoupdate,
             }),
         );
         self.apply_held_candidates(caller.handle.id).await;
@@ -294,10 +296,7 @@ impl VideoRoom {
                 .and_then(|s| s["feed_id"].as_u64())
         });
         let from_name = match switched_feed {
-            Some(id) => Some(match self.feed(room, id).await {
-                Ok((name, ..)) => name,
-                Err(_) => id.to_string(),
-            }),
+            Some(id) => Some(self.feed_name(room, id).await),
             None => None,
         };
         self.gate
@@ -339,12 +338,20 @@ impl VideoRoom {
         feed: u64,
         streams: Vec<Value>,
     ) {
+        let autoupdate = !matches!(
+            self.membership(caller.handle.id),
+            Some(Membership::Subscriber {
+                autoupdate: false,
+                ..
+            })
+        );
         let membership = Membership::Subscriber {
             room,
             janus_session: caller.session.id,
             session: session.to_owned(),
             feed,
             streams,
+            autoupdate,
         };
         self.set_membership(caller.handle.id, Some(membership));
     }
@@ -413,11 +420,7 @@ impl VideoRoom {
                     })?,
                 (None, None) => return Err(PluginError::missing("feed")),
             };
-            let name = match self.feed(room, id).await {
-                Ok((name, ..)) => name,
-                Err(_) => id.to_string(),
-            };
-            remove.push(name);
+            remove.push(self.feed_name(room, id).await);
         }
         let room_name = room.to_string();
         let renegotiated = self
