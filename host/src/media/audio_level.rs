@@ -8,9 +8,9 @@ use super::peer::PeerMedia;
 /// The extension's URI.
 pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
-/// Audio packets averaged per announcement (Janus's default `audio_active_packets`: ≈ 2 s of
-/// 20 ms Opus frames).
-const WINDOW_PACKETS: u32 = 100;
+/// Audio packets per announcement (0.2 s of 20 ms Opus frames): signaling sums them into
+/// its own, longer windows (Janus `audio_active_packets`, 100 by default).
+const WINDOW_PACKETS: u32 = 10;
 
 /// The running average of one published audio track.
 #[derive(Debug, Default, Clone)]
@@ -30,16 +30,17 @@ impl LevelWindow {
         }
     }
 
-    /// Adds one packet's level (0 loud … 127 silent); the window's average when it is full.
-    fn add(&mut self, level: u8) -> Option<u8> {
+    /// Adds one packet's level (0 loud … 127 silent); the window's packets and level sum when
+    /// it is full.
+    fn add(&mut self, level: u8) -> Option<(u32, u32)> {
         self.packets += 1;
         self.sum += u32::from(level & 0x7f);
         if self.packets < WINDOW_PACKETS {
             return None;
         }
-        let average = self.sum / self.packets;
+        let full = (self.packets, self.sum);
         (self.packets, self.sum) = (0, 0);
-        u8::try_from(average).ok()
+        Some(full)
     }
 }
 
@@ -67,11 +68,12 @@ impl Engine {
         let Some(track) = tracks.iter_mut().find(|t| t.track_id == track_id) else {
             return;
         };
-        if let Some(average) = track.audio_level.add(level) {
+        if let Some((packets, level_sum)) = track.audio_level.add(level) {
             let _ = self.audio_levels.send(AudioLevel {
                 room: peer.feed.room.clone(),
                 session: peer.id.clone(),
-                average_dbov: average,
+                packets,
+                level_sum,
             });
         }
     }
@@ -90,12 +92,16 @@ mod tests {
     }
 
     #[test]
-    fn a_full_window_gives_its_average_and_starts_again() {
+    fn a_full_window_gives_its_packets_and_level_sum_and_starts_again() {
         let mut window = LevelWindow::default();
+        let mut sum = 0;
         for i in 0..WINDOW_PACKETS - 1 {
-            assert_eq!(window.add(if i % 2 == 0 { 10 } else { 30 }), None);
+            let level = if i % 2 == 0 { 10 } else { 30 };
+            sum += u32::from(level);
+            assert_eq!(window.add(level), None);
         }
-        assert_eq!(window.add(0x80 | 20), Some(19));
+        // The voice-activity bit is not part of the level.
+        assert_eq!(window.add(0x80 | 20), Some((WINDOW_PACKETS, sum + 20)));
         assert_eq!(window.add(50), None);
     }
 }

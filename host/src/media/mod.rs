@@ -252,7 +252,11 @@ pub struct SentTrack {
 pub struct AudioLevel {
     pub room: String,
     pub session: String,
-    pub average_dbov: u8,
+    /// Packets of the track that carried a level since the last announcement.
+    pub packets: u32,
+    /// The sum of their levels (each 0 loud … 127 silent): signaling averages over its own
+    /// window (Janus `audio_active_packets`) from these.
+    pub level_sum: u32,
 }
 
 /// A plain RTP forwarder of a feed (Janus `rtp_forward`).

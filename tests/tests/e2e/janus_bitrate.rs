@@ -234,17 +234,7 @@ async fn a_rooms_opus_fec_and_dtx_are_asked_in_the_publishers_answer() {
         let offer = &gatehouse_e2e::offers().await?.whip[0];
         let mut opus_fmtp = Vec::new();
         for room in [8383, 8484] {
-            let publisher = j.attach(session).await?;
-            let (joined, answer) = j
-                .message(
-                    session,
-                    publisher,
-                    json!({"request": "joinandconfigure", "ptype": "publisher", "room": room}),
-                    Some(json!({"type": "offer", "sdp": offer})),
-                )
-                .await?;
-            ensure!(joined["videoroom"] == "joined", "{joined}");
-            let sdp = answer["sdp"].as_str().unwrap_or_default();
+            let sdp = publisher_answer(&j, session, room, offer).await?;
             let pt = sdp
                 .lines()
                 .find_map(|l| {
@@ -292,5 +282,129 @@ async fn a_rooms_opus_fec_and_dtx_are_asked_in_the_publishers_answer() {
     .await;
     if let Err(e) = result {
         panic!("a_rooms_opus_fec_and_dtx_are_asked_in_the_publishers_answer: {e:#}");
+    }
+}
+
+/// A new publisher of `room` on its own handle: the answer to `offer`.
+async fn publisher_answer(
+    j: &crate::janus_api::Janus,
+    session: u64,
+    room: u64,
+    offer: &str,
+) -> Result<String> {
+    let publisher = j.attach(session).await?;
+    let (joined, answer) = j
+        .message(
+            session,
+            publisher,
+            json!({"request": "joinandconfigure", "ptype": "publisher", "room": room}),
+            Some(json!({"type": "offer", "sdp": offer})),
+        )
+        .await?;
+    ensure!(joined["videoroom"] == "joined", "{joined}");
+    Ok(answer["sdp"].as_str().unwrap_or_default().to_owned())
+}
+
+/// A room's `audiolevel_ext` and `transport_wide_cc_ext` (on unless turned off) decide whether
+/// publishers negotiate those extensions; `list` says so, with `audio_active_packets` and
+/// `bitrate_cap`. Switches the gateway does not implement are refused when turned on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_extension_switches_decide_what_its_publishers_negotiate() {
+    use crate::janus_api::Janus;
+    const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+    const TWCC: &str = "transport-wide-cc-extensions";
+    let result: Result<()> = bounded("janus_extension_switches", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let j = Janus {
+            base: gw.base_url().to_owned(),
+        };
+        let (session, handle) = j.session_and_handle().await?;
+        for create in [
+            json!({"request": "create", "room": 8585}),
+            json!({"request": "create", "room": 8686, "audiolevel_ext": false,
+                   "transport_wide_cc_ext": false, "audio_active_packets": 50,
+                   "bitrate": 256000, "bitrate_cap": true}),
+        ] {
+            let (created, _) = j.message(session, handle, create, None).await?;
+            ensure!(created["videoroom"] == "created", "{created}");
+        }
+        // aiortc offers the audio level, not transport-wide CC: added as browsers offer it.
+        let aiortc = &gatehouse_e2e::offers().await?.whip[0];
+        ensure!(
+            aiortc.contains(AUDIO_LEVEL_URI),
+            "aiortc offers the audio level"
+        );
+        let offer = &aiortc.replacen(
+            "a=rtcp-fb:97 nack\r\n",
+            &format!(
+                "a=rtcp-fb:97 nack\r\na=rtcp-fb:97 transport-cc\r\n\
+                 a=extmap:5 http://www.ietf.org/id/draft-holmer-rmcat-{TWCC}-01\r\n"
+            ),
+            1,
+        );
+        ensure!(
+            offer.contains(TWCC),
+            "the offer has transport-wide CC: {offer}"
+        );
+        let default_answer = publisher_answer(&j, session, 8585, offer).await?;
+        let off_answer = publisher_answer(&j, session, 8686, offer).await?;
+        let extmaps = |sdp: &str| -> Vec<String> {
+            sdp.lines()
+                .filter(|l| l.starts_with("a=extmap:") || l.contains("transport-cc"))
+                .map(str::to_owned)
+                .collect()
+        };
+        println!(
+            "extensions answered: default room {:?}; switched off {:?}",
+            extmaps(&default_answer),
+            extmaps(&off_answer)
+        );
+        ensure!(
+            default_answer.contains(AUDIO_LEVEL_URI) && default_answer.contains(TWCC),
+            "default room: {:?}",
+            extmaps(&default_answer)
+        );
+        ensure!(
+            !off_answer.contains(AUDIO_LEVEL_URI)
+                && !off_answer.contains(TWCC)
+                && !off_answer.contains("transport-cc"),
+            "switched off: {:?}",
+            extmaps(&off_answer)
+        );
+        let (listed, _) = j
+            .message(session, handle, json!({"request": "list"}), None)
+            .await?;
+        let entry = listed["list"]
+            .as_array()
+            .and_then(|rooms| rooms.iter().find(|r| r["room"] == 8686).cloned())
+            .unwrap_or_default();
+        ensure!(
+            entry["audiolevel_ext"] == false
+                && entry["transport_wide_cc_ext"] == false
+                && entry["audio_active_packets"] == 50
+                && entry["bitrate_cap"] == true,
+            "{entry}"
+        );
+        let (refused, _) = j
+            .message(
+                session,
+                handle,
+                json!({"request": "create", "room": 8787, "videoorient_ext": true}),
+                None,
+            )
+            .await?;
+        ensure!(
+            refused["error_code"] == 430
+                && refused["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("videoorient_ext")),
+            "{refused}"
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_rooms_extension_switches_decide_what_its_publishers_negotiate: {e:#}");
     }
 }

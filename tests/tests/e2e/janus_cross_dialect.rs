@@ -305,7 +305,7 @@ async fn a_talking_publisher_is_announced_in_a_room_with_audiolevel_event() {
         let created = janus_sync(
             &base,
             json!({"request": "create", "room": 9191,
-            "audiolevel_event": true}),
+            "audiolevel_event": true, "audio_active_packets": 50}),
         )
         .await?;
         ensure!(created["videoroom"] == "created", "{created}");

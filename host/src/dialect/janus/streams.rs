@@ -283,9 +283,50 @@ pub fn restrict_codecs(offer: &str, audio: &str, video: &str) -> Result<String, 
     Ok(sdp)
 }
 
+/// The audio-level header extension (a room's `audiolevel_ext`).
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// The transport-wide sequence number extension (a room's `transport_wide_cc_ext`).
+pub const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/// A publisher's offer without the header extensions `uris`, so the answer cannot negotiate
+/// them; without transport-wide CC its `transport-cc` feedback goes too.
+pub fn without_extensions(offer: &str, uris: &[&str]) -> String {
+    let drops_twcc = uris.contains(&TRANSPORT_CC_URI);
+    offer
+        .split_inclusive('\n')
+        .filter(|line| {
+            let bare = line.trim_end_matches(['\r', '\n']);
+            if let Some(rest) = bare.strip_prefix("a=extmap:") {
+                let uri = rest.split_whitespace().nth(1).unwrap_or_default();
+                return !uris.contains(&uri);
+            }
+            !(drops_twcc
+                && bare.starts_with("a=rtcp-fb:")
+                && bare.split_whitespace().nth(1) == Some("transport-cc"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod restrict_tests {
     use super::*;
+
+    #[test]
+    fn extensions_a_room_turns_off_leave_the_offer_with_their_feedback() {
+        let offer = format!(
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:1 {AUDIO_LEVEL_URI}\r\n\
+             a=extmap:3 {TRANSPORT_CC_URI}\r\na=rtcp-fb:111 transport-cc\r\n\
+             a=rtcp-fb:111 nack\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
+        );
+        let level_off = without_extensions(&offer, &[AUDIO_LEVEL_URI]);
+        assert!(!level_off.contains("ssrc-audio-level"));
+        assert!(level_off.contains("transport-cc") && level_off.contains("sdes:mid"));
+        let twcc_off = without_extensions(&offer, &[TRANSPORT_CC_URI]);
+        assert!(!twcc_off.contains("transport-cc") && !twcc_off.contains("transport-wide"));
+        assert!(twcc_off.contains("a=rtcp-fb:111 nack\r\n") && twcc_off.contains("audio-level"));
+        assert_eq!(without_extensions(&offer, &[]), offer);
+    }
 
     const OFFER: &str = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=rtpmap:111 opus/48000/2\r\n\
         a=rtpmap:0 PCMU/8000\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99\r\na=rtpmap:96 VP8/90000\r\n\

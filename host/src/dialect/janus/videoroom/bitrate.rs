@@ -1,7 +1,7 @@
 //! What publishers' encoders are told: the codec they may pick (`audiocodec`/`videocodec`),
 //! bitrate caps (the room's `bitrate` and a publisher's own `configure {bitrate}`, which
-//! replaces the room's for that publisher, 0 lifting it), sent by REMB, and keyframe requests
-//! (`configure {keyframe}`).
+//! replaces the room's for that publisher, 0 lifting it, both bounded by the room's cap when
+//! it has `bitrate_cap`), sent by REMB, and keyframe requests (`configure {keyframe}`).
 
 use serde_json::Value;
 
@@ -52,13 +52,14 @@ impl VideoRoom {
         id: u64,
         bits_per_sec: u64,
     ) -> Result<(), PluginError> {
-        let session = self.with_room(room, |r| {
+        let (session, bits_per_sec) = self.with_room(room, |r| {
+            let bits = own_bitrate(bits_per_sec, r.config.bitrate, r.config.bitrate_cap);
             let p = r
                 .participants
                 .get_mut(&id)
                 .ok_or_else(|| PluginError::new(code::JOIN_FIRST, "Join the room first"))?;
-            p.bitrate = Some(bits_per_sec);
-            Ok(p.publishing.as_ref().map(|p| p.session.clone()))
+            p.bitrate = Some(bits);
+            Ok((p.publishing.as_ref().map(|p| p.session.clone()), bits))
         })?;
         if let Some(session) = session
             && bits_per_sec > 0
@@ -70,6 +71,16 @@ impl VideoRoom {
             let _ = self.gate.cap_bitrate(&room.to_string(), caps).await;
         }
         Ok(())
+    }
+}
+
+/// The cap a publisher's `configure {bitrate}` gets: what it asks (0: none), unless the room
+/// has `bitrate_cap` and a `bitrate`, which then bounds it.
+fn own_bitrate(asked: u64, room_bitrate: u64, bitrate_cap: bool) -> u64 {
+    match (bitrate_cap && room_bitrate > 0, asked) {
+        (true, 0) => room_bitrate,
+        (true, asked) => asked.min(room_bitrate),
+        (false, asked) => asked,
     }
 }
 

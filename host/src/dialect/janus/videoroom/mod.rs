@@ -13,9 +13,11 @@ mod participants;
 mod permanent;
 mod recording;
 mod restart;
+mod room_config;
 mod rooms;
 mod slowlink;
 mod subscribers;
+mod talking;
 mod trickle;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,7 +31,7 @@ use crate::gate::{Gate, GateError, RequestFacts};
 use crate::media::MediaError;
 
 pub use permanent::PermanentRooms;
-pub use rooms::RoomConfig;
+pub use room_config::RoomConfig;
 
 /// VideoRoom error codes (`janus_videoroom.c`).
 pub mod code {
@@ -200,6 +202,8 @@ pub(super) struct Participant {
     pub publishing: Option<Publishing>,
     /// Its audio level says it talks (see `VideoRoom::audio_level`).
     pub talking: bool,
+    /// Audio-level packets and their level sum since the last decision on `talking`.
+    pub level_window: (u32, u32),
     /// Its own `configure {bitrate}`, in place of the room's (0: no cap).
     pub bitrate: Option<u64>,
     /// Its own `record`/`filename`, kept for the media sessions it publishes from now on.
@@ -491,39 +495,6 @@ impl VideoRoom {
         }
         if let Some((handle, janus_session)) = subscriber {
             self.hangup(janus_session, handle, reason);
-        }
-    }
-
-    /// A publisher's audio level: `talking` / `stopped-talking` to the room when it crosses
-    /// the room's `audio_level_average` (and the room has `audiolevel_event`).
-    pub fn audio_level(&self, level: &crate::media::AudioLevel) {
-        let Ok(room) = level.room.parse::<u64>() else {
-            return;
-        };
-        let changed = self.rooms.lock().ok().and_then(|mut rooms| {
-            let r = rooms.get_mut(&room)?;
-            let talking = u32::from(level.average_dbov) <= r.config.audio_level_average;
-            let notify = r.config.audiolevel_event;
-            let p = r.participants.values_mut().find(|p| {
-                p.publishing
-                    .as_ref()
-                    .is_some_and(|pub_| pub_.session == level.session)
-            })?;
-            if p.talking == talking {
-                return None;
-            }
-            p.talking = talking;
-            notify.then_some((p.id, talking))
-        });
-        if let Some((id, talking)) = changed {
-            let event = if talking {
-                "talking"
-            } else {
-                "stopped-talking"
-            };
-            let data = json!({"videoroom": event, "room": room, "id": id,
-                "audio-level-dBov-avg": level.average_dbov});
-            self.notify_room(room, None, &data);
         }
     }
 

@@ -295,6 +295,7 @@ impl VideoRoom {
                         handle: caller.handle.id,
                         publishing: None,
                         talking: false,
+                        level_window: (0, 0),
                         bitrate,
                         recording: None,
                     },
@@ -366,7 +367,7 @@ impl VideoRoom {
         offer: String,
         body: &Value,
     ) -> Result<EventReply, PluginError> {
-        let (audiocodec, videocodec, max_publishers, opus) =
+        let (audiocodec, videocodec, max_publishers, opus, extensions_off) =
             self.with_room(room, |r| match r.participants.get(&id) {
                 Some(p) if p.publishing.is_some() => Err(PluginError::new(
                     code::ALREADY_PUBLISHED,
@@ -377,6 +378,7 @@ impl VideoRoom {
                     r.config.videocodec.clone(),
                     r.config.publishers,
                     (r.config.opus_fec, r.config.opus_dtx),
+                    r.config.extensions_off(),
                 )),
                 None => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
             })?;
@@ -397,6 +399,7 @@ impl VideoRoom {
                     format!("the offer's {kind} has none of the room's codecs ({allowed})"),
                 )
             })?;
+        let offer = super::super::streams::without_extensions(&offer, &extensions_off);
         let room_name = room.to_string();
         // The room's publisher limit is the policies' decision (409 there, 432 here).
         let mut facts = caller.facts.clone();
