@@ -34,6 +34,7 @@ class Janus:
         self.events: asyncio.Queue = asyncio.Queue()
         self.poller: asyncio.Task | None = None
         self.slowlinks: list[dict] = []
+        self.media_events: list[dict] = []
 
     async def post(self, path: str, body: dict) -> dict:
         body = {"transaction": secrets.token_hex(6), **body}
@@ -58,6 +59,9 @@ class Janus:
             for event in events if isinstance(events, list) else [events]:
                 if event.get("janus") == "slowlink":
                     self.slowlinks.append({k: event.get(k) for k in ("mid", "media", "uplink", "lost")})
+                elif event.get("janus") == "media":
+                    self.media_events.append({"at": time.monotonic(), **{
+                        k: event.get(k) for k in ("mid", "type", "receiving", "seconds")}})
                 elif event.get("janus") != "keepalive":
                     await self.events.put(event)
 
@@ -133,6 +137,16 @@ async def publish(args, res: dict, janus: Janus) -> int:
             res["bitrate_set"] = await janus.request({"request": "configure",
                                                       "bitrate": int(bitrate)})
             await asyncio.sleep(max(0.0, args.seconds - float(at)))
+        elif args.pause_video:
+            # The camera stops sending (no RTP at all) from A to B seconds after connecting.
+            start, _, end = args.pause_video.partition(":")
+            await asyncio.sleep(float(start))
+            res["video_paused_at"] = time.monotonic()
+            vt.sender.replaceTrack(None)
+            await asyncio.sleep(float(end) - float(start))
+            res["video_resumed_at"] = time.monotonic()
+            vt.sender.replaceTrack(c.MovingStripesTrack(640, 480))
+            await asyncio.sleep(max(0.0, args.seconds - float(end)))
         elif args.add_video_at is not None:
             # Audio first; video added later by a new offer on the same PeerConnection.
             await asyncio.sleep(args.add_video_at)
@@ -323,6 +337,7 @@ async def run(args, res: dict) -> int:
         return await (publish(args, res, janus) if args.publish else play(args, res, janus))
     finally:
         res["slowlinks"] = janus.slowlinks
+        res["media_events"] = janus.media_events
         await janus.close()
         await http.close()
 
@@ -362,6 +377,8 @@ def main() -> None:
     parser.add_argument("--await-update", type=float, default=0.0, metavar="S",
                         help="--play: wait up to S s for an `updated` event with an offer "
                              "(a publisher stopped), answer it, count 2 s more")
+    parser.add_argument("--pause-video", default=None, metavar="A:B",
+                        help="--publish: send no video RTP from A s after connecting to B s")
     parser.add_argument("--add-video-at", type=float, default=None, metavar="T",
                         help="--publish: publish audio only, then add video by a new offer "
                              "(configure + jsep) T s after connecting")

@@ -49,9 +49,9 @@ impl Gate {
         Ok(self.media.cap_bitrate(room, caps).await?)
     }
 
-    /// Every session's lost packets since the previous call (see `MediaHandle`).
-    pub async fn take_loss_reports(&self) -> Result<Vec<crate::media::LossReport>, GateError> {
-        Ok(self.media.take_loss_reports().await?)
+    /// Every session's link reports since the previous call (see `MediaHandle`).
+    pub async fn take_link_reports(&self) -> Result<Vec<crate::media::LinkReport>, GateError> {
+        Ok(self.media.take_link_reports().await?)
     }
 
     /// Publishers' audio levels from now on.

@@ -110,8 +110,8 @@ impl Engine {
                 } => {
                     let _ = reply.send(self.select_layer(&room, &session, choice));
                 }
-                Command::TakeLossReports(reply) => {
-                    let _ = reply.send(self.take_loss_reports());
+                Command::TakeLinkReports(reply) => {
+                    let _ = reply.send(self.take_link_reports());
                 }
                 Command::SelectTemporalLayer {
                     room,

@@ -61,7 +61,7 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
     /// Every session's lost packets since the previous such command.
-    TakeLossReports(oneshot::Sender<Vec<super::LossReport>>),
+    TakeLinkReports(oneshot::Sender<Vec<super::LinkReport>>),
     SelectTemporalLayer {
         room: String,
         session: String,
@@ -332,10 +332,10 @@ impl MediaHandle {
         .await?
     }
 
-    /// Every session's lost packets (per kind and direction) since the previous call; one
-    /// consumer (the Janus API's `slowlink` events).
-    pub async fn take_loss_reports(&self) -> Result<Vec<super::LossReport>, MediaError> {
-        self.ask(Command::TakeLossReports).await
+    /// Every session's lost packets (per kind and direction) and publishers' received ones
+    /// since the previous call; one consumer (the Janus API's `slowlink` and `media` events).
+    pub async fn take_link_reports(&self) -> Result<Vec<super::LinkReport>, MediaError> {
+        self.ask(Command::TakeLinkReports).await
     }
 
     /// Chooses the highest VP8 temporal layer a subscriber receives (`None`: all).

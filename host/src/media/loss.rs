@@ -1,6 +1,6 @@
-//! Packet loss per session and direction, for Janus `slowlink` events: sequence numbers
-//! missing from what a publisher sends us (uplink), and sequence numbers a subscriber NACKs
-//! (downlink, what it lost of what we sent).
+//! What each session's links did in the last interval, for Janus `slowlink` and `media`
+//! events: sequence numbers missing from what a publisher sends us (uplink), sequence numbers
+//! a subscriber NACKs (downlink, what it lost of what we sent), and packets a publisher sent.
 
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
@@ -13,11 +13,13 @@ use super::rewrite::seq_newer;
 /// A jump beyond this is a restarted stream, not loss.
 const MAX_GAP: u16 = 1000;
 
-/// Lost packets of one session since they were last taken.
+/// Lost (and, from a publisher, received) packets of one session since they were last taken.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct SessionLoss {
     audio: u32,
     video: u32,
+    /// Packets received per kind (audio, video).
+    received: [u32; 2],
     /// The highest sequence number seen per received SSRC.
     highest: Vec<(u32, u16)>,
 }
@@ -25,6 +27,8 @@ pub(crate) struct SessionLoss {
 impl SessionLoss {
     /// A received packet: counts the sequence numbers skipped since the highest one seen.
     pub fn received(&mut self, kind: MediaKind, ssrc: u32, seq: u16) {
+        let count = &mut self.received[usize::from(kind == MediaKind::Video)];
+        *count = count.saturating_add(1);
         let Some(entry) = self.highest.iter_mut().find(|(s, _)| *s == ssrc) else {
             self.highest.push((ssrc, seq));
             return;
@@ -47,20 +51,21 @@ impl SessionLoss {
         }
     }
 
-    fn take(&mut self) -> [(MediaKind, u32); 2] {
+    /// `(kind, lost, received)` per kind, counted from zero again.
+    fn take(&mut self) -> [(MediaKind, u32, u32); 2] {
         let taken = [
-            (MediaKind::Audio, self.audio),
-            (MediaKind::Video, self.video),
+            (MediaKind::Audio, self.audio, self.received[0]),
+            (MediaKind::Video, self.video, self.received[1]),
         ];
-        self.audio = 0;
-        self.video = 0;
+        (self.audio, self.video, self.received) = (0, 0, [0; 2]);
         taken
     }
 }
 
-/// Packets one session lost of one kind since the previous report.
+/// What one session's link of one kind did since the previous report: every publisher's
+/// track kind is reported, a subscriber's only when it lost packets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LossReport {
+pub struct LinkReport {
     pub room: String,
     pub session: String,
     /// `"audio"` or `"video"`.
@@ -70,25 +75,24 @@ pub struct LossReport {
     /// Lost on the way to us (a publisher's packets), else on the way to the client.
     pub uplink: bool,
     pub lost: u32,
+    /// Packets received (a publisher's; 0 for a subscriber): none means its media stopped.
+    pub received: u32,
 }
 
 impl Engine {
-    /// Every session's losses since the previous call (which took them).
-    pub(super) fn take_loss_reports(&mut self) -> Vec<LossReport> {
+    /// Every session's link reports since the previous call (which took them).
+    pub(super) fn take_link_reports(&mut self) -> Vec<LinkReport> {
         let mut reports = Vec::new();
         for peer in self.peers.values_mut() {
-            for (kind, lost) in peer.loss.take() {
-                if lost == 0 {
-                    continue;
-                }
+            for (kind, lost, received) in peer.loss.take() {
                 let (uplink, mid) = match &peer.media {
                     PeerMedia::Publisher { tracks } => {
-                        let receiver = tracks.iter().find(|t| t.kind == kind);
-                        (
-                            true,
-                            mid_of(&mut peer.pc, None, receiver.map(|t| t.receiver_id)),
-                        )
+                        let Some(track) = tracks.iter().find(|t| t.kind == kind) else {
+                            continue;
+                        };
+                        (true, mid_of(&mut peer.pc, None, Some(track.receiver_id)))
                     }
+                    PeerMedia::Subscriber { .. } if lost == 0 => continue,
                     PeerMedia::Subscriber { outputs } => {
                         let sender = outputs.iter().find(|o| o.kind == kind);
                         (
@@ -97,7 +101,7 @@ impl Engine {
                         )
                     }
                 };
-                reports.push(LossReport {
+                reports.push(LinkReport {
                     room: peer.feed.room.clone(),
                     session: peer.id.clone(),
                     media: match kind {
@@ -107,6 +111,7 @@ impl Engine {
                     mid,
                     uplink,
                     lost,
+                    received,
                 });
             }
         }
@@ -144,7 +149,10 @@ mod tests {
         loss.received(MediaKind::Audio, 2, 10);
         loss.received(MediaKind::Audio, 2, 13);
         let taken = loss.take();
-        assert_eq!(taken, [(MediaKind::Audio, 2), (MediaKind::Video, 2)]);
-        assert_eq!(loss.take(), [(MediaKind::Audio, 0), (MediaKind::Video, 0)]);
+        assert_eq!(taken, [(MediaKind::Audio, 2, 2), (MediaKind::Video, 2, 5)]);
+        assert_eq!(
+            loss.take(),
+            [(MediaKind::Audio, 0, 0), (MediaKind::Video, 0, 0)]
+        );
     }
 }

@@ -51,7 +51,7 @@ pub use feedback::{KEYFRAME_REQUESTS_SLOT, KeyframeRequestsToApp};
 pub(crate) use handle::Command;
 pub use handle::{MediaHandle, MediaThread};
 pub use load::LoadGauge;
-pub use loss::LossReport;
+pub use loss::LinkReport;
 pub use peer::add_host_candidate;
 pub use room_recording::OwnRecording;
 

@@ -9,6 +9,7 @@ mod janus_api;
 mod janus_bitrate;
 mod janus_cross_dialect;
 mod janus_events;
+mod janus_media_events;
 mod janus_multistream;
 mod janus_real_clients;
 mod janus_renegotiation;

@@ -67,8 +67,8 @@ impl JanusCore {
         });
         let weak_fir = Arc::downgrade(&core);
         tokio::spawn(async move {
-            // Rooms' `fir_freq` and `bitrate`, and `slowlink` events: whole seconds since
-            // start, checked once a second.
+            // Rooms' `fir_freq` and `bitrate`, `slowlink` and `media` events: whole seconds
+            // since start, checked once a second.
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut elapsed = 0u64;
             loop {
@@ -79,9 +79,7 @@ impl JanusCore {
                 };
                 core.videoroom.request_periodic_keyframes(elapsed).await;
                 core.videoroom.cap_bitrates(elapsed).await;
-                core.videoroom
-                    .report_slowlinks(core.slowlink_threshold)
-                    .await;
+                core.videoroom.report_links(core.slowlink_threshold).await;
                 core.videoroom.announce_foreign_publishers().await;
             }
         });

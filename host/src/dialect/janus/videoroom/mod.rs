@@ -9,6 +9,7 @@ mod bridge;
 mod forwarders;
 mod leaving;
 mod live;
+mod media_state;
 mod participants;
 mod permanent;
 mod recording;
@@ -218,6 +219,8 @@ pub(super) struct Publishing {
     pub audio_codec: Option<String>,
     pub video_codec: Option<String>,
     pub streams: Vec<Value>,
+    /// Kinds announced as not received (`media` with `receiving: false`) and not resumed.
+    pub silent: Vec<&'static str>,
 }
 
 impl Participant {

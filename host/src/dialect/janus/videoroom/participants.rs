@@ -419,6 +419,7 @@ impl VideoRoom {
             audio_codec: codec_of(&sections, "audio").map(str::to_owned),
             video_codec: codec_of(&sections, "video").map(str::to_owned),
             streams: publisher_streams(&sections),
+            silent: Vec::new(),
         };
         let stored = self.with_room(room, |r| {
             let p = r
