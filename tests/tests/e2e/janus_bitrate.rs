@@ -408,3 +408,62 @@ async fn a_rooms_extension_switches_decide_what_its_publishers_negotiate() {
         panic!("a_rooms_extension_switches_decide_what_its_publishers_negotiate: {e:#}");
     }
 }
+
+/// A room's `h264_profile`: of a publisher offering two H.264 profiles, the answer takes the
+/// room's; a room whose profile the offer lacks refuses it with 437.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_h264_profile_is_the_one_its_publishers_are_answered_with() {
+    use crate::janus_api::Janus;
+    let result: Result<()> = bounded("janus_h264_profile", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let j = Janus {
+            base: gw.base_url().to_owned(),
+        };
+        let (session, handle) = j.session_and_handle().await?;
+        for (room, profile) in [(8888, "42e01f"), (8989, "640032")] {
+            let create = json!({"request": "create", "room": room, "videocodec": "h264",
+                "h264_profile": profile});
+            let (created, _) = j.message(session, handle, create, None).await?;
+            ensure!(created["videoroom"] == "created", "{created}");
+        }
+        // aiortc's offer with its VP8 turned into two H.264 profiles.
+        let aiortc = &gatehouse_e2e::offers().await?.whip[0];
+        ensure!(aiortc.contains("a=rtpmap:97 VP8/90000\r\n"), "aiortc offers VP8 as 97");
+        let offer = aiortc
+            .replacen(" 97 98\r\n", " 97 98 99\r\n", 1)
+            .replacen(
+                "a=rtpmap:97 VP8/90000\r\n",
+                "a=rtpmap:97 H264/90000\r\n\
+                 a=fmtp:97 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+                 a=rtpmap:99 H264/90000\r\n\
+                 a=fmtp:99 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n",
+                1,
+            );
+        let answer = publisher_answer(&j, session, 8888, &offer).await?;
+        let video: Vec<&str> = answer
+            .lines()
+            .filter(|l| l.starts_with("m=video") || l.contains("H264") || l.contains("profile"))
+            .collect();
+        println!("h264_profile 42e01f answered: {video:?}");
+        ensure!(
+            answer.contains("profile-level-id=42e01f") && !answer.contains("42001f"),
+            "{video:?}"
+        );
+        let publisher = j.attach(session).await?;
+        let (refused, _) = j
+            .message(
+                session,
+                publisher,
+                json!({"request": "joinandconfigure", "ptype": "publisher", "room": 8989}),
+                Some(json!({"type": "offer", "sdp": offer})),
+            )
+            .await?;
+        ensure!(refused["error_code"] == 437, "{refused}");
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("a_rooms_h264_profile_is_the_one_its_publishers_are_answered_with: {e:#}");
+    }
+}

@@ -186,11 +186,53 @@ mod tests {
     }
 }
 
+/// What a room asks of its publishers' offers beyond its codec names.
+#[derive(Debug, Clone, Default)]
+pub struct OfferRules {
+    /// Header extensions left out (`audiolevel_ext`, `transport_wide_cc_ext` off).
+    pub extensions_off: Vec<&'static str>,
+    /// `h264_profile`: the only H.264 `profile-level-id` kept.
+    pub h264_profile: Option<String>,
+    /// `vp9_profile`: the only VP9 `profile-id` kept (none in the fmtp means 0).
+    pub vp9_profile: Option<String>,
+}
+
+impl OfferRules {
+    /// The offer cut to the room's codecs (`audio`/`video` lists) and to these rules; `Err`
+    /// names the kind of a section left without a codec.
+    pub fn apply(&self, offer: &str, audio: &str, video: &str) -> Result<String, String> {
+        let cut = restrict_codecs(offer, audio, video, self)?;
+        Ok(without_extensions(&cut, &self.extensions_off))
+    }
+
+    /// Whether a payload of `codec` (lowercase name) with `fmtp` has the room's profile.
+    fn allows(&self, codec: &str, fmtp: Option<&str>) -> bool {
+        let param = |name: &str| {
+            fmtp?.split(';').find_map(|kv| {
+                let (k, v) = kv.trim().split_once('=')?;
+                k.eq_ignore_ascii_case(name).then_some(v.trim())
+            })
+        };
+        match (codec, &self.h264_profile, &self.vp9_profile) {
+            ("h264", Some(want), _) => {
+                param("profile-level-id").is_some_and(|got| got.eq_ignore_ascii_case(want))
+            }
+            ("vp9", _, Some(want)) => param("profile-id").unwrap_or("0") == want.as_str(),
+            _ => true,
+        }
+    }
+}
+
 /// Keeps only the codecs a room allows (`audiocodec`/`videocodec`, comma-separated names like
-/// `opus` or `vp8,h264`) in a publisher's offer, with their retransmission formats: the media
-/// core then cannot answer with another codec. `Err` names the kind of a section that offers
-/// none of them.
-pub fn restrict_codecs(offer: &str, audio: &str, video: &str) -> Result<String, String> {
+/// `opus` or `vp8,h264`, with the profiles of `rules`) in a publisher's offer, with their
+/// retransmission formats: the media core then cannot answer with another codec. `Err` names
+/// the kind of a section that offers none of them.
+fn restrict_codecs(
+    offer: &str,
+    audio: &str,
+    video: &str,
+    rules: &OfferRules,
+) -> Result<String, String> {
     let allowed = |kind: &str| -> Vec<String> {
         let list = match kind {
             "audio" => audio,
@@ -239,10 +281,18 @@ pub fn restrict_codecs(offer: &str, audio: &str, video: &str) -> Result<String, 
                 (p == pt).then(|| params.strip_prefix("apt=").map(str::to_owned))?
             })
         };
+        let fmtp_of = |pt: &str| {
+            section.iter().find_map(|l| {
+                let (p, params) = l.strip_prefix("a=fmtp:")?.split_once(' ')?;
+                (p == pt).then_some(params)
+            })
+        };
         let primary: Vec<&str> = fields[3..]
             .iter()
             .copied()
-            .filter(|pt| codec_of(pt).is_some_and(|c| names.contains(&c)))
+            .filter(|pt| {
+                codec_of(pt).is_some_and(|c| names.contains(&c) && rules.allows(&c, fmtp_of(pt)))
+            })
             .collect();
         let kept: Vec<&str> = fields[3..]
             .iter()
@@ -335,7 +385,7 @@ mod restrict_tests {
 
     #[test]
     fn only_the_rooms_codecs_and_their_rtx_stay() {
-        let sdp = restrict_codecs(OFFER, "opus", "h264").unwrap();
+        let sdp = restrict_codecs(OFFER, "opus", "h264", &OfferRules::default()).unwrap();
         let s = media_sections(&sdp);
         assert_eq!(s[0].codec.as_deref(), Some("opus"));
         assert_eq!(s[1].codec.as_deref(), Some("h264"));
@@ -348,9 +398,35 @@ mod restrict_tests {
     }
 
     #[test]
+    fn a_rooms_h264_and_vp9_profiles_keep_only_those_payloads() {
+        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 98 100 102 104\r\n\
+            a=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\n\
+            a=rtpmap:100 VP9/90000\r\na=fmtp:100 profile-id=2\r\n\
+            a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;profile-level-id=42001f\r\n\
+            a=rtpmap:104 H264/90000\r\na=fmtp:104 profile-level-id=42E01F;packetization-mode=1\r\n";
+        let rules = OfferRules {
+            h264_profile: Some("42e01f".into()),
+            vp9_profile: Some("2".into()),
+            ..OfferRules::default()
+        };
+        let sdp = rules.apply(offer, "opus", "vp9,h264").unwrap();
+        assert!(
+            sdp.contains("m=video 9 UDP/TLS/RTP/SAVPF 100 104\r\n"),
+            "{sdp}"
+        );
+        assert!(!sdp.contains("a=rtpmap:98 ") && !sdp.contains("a=rtpmap:102 "));
+        // A room whose profile no payload has leaves the section without a codec.
+        let none = OfferRules {
+            h264_profile: Some("640032".into()),
+            ..OfferRules::default()
+        };
+        assert_eq!(none.apply(offer, "opus", "h264"), Err("video".into()));
+    }
+
+    #[test]
     fn a_section_without_an_allowed_codec_is_refused() {
         assert_eq!(
-            restrict_codecs(OFFER, "opus", "av1"),
+            restrict_codecs(OFFER, "opus", "av1", &OfferRules::default()),
             Err("video".to_owned())
         );
     }

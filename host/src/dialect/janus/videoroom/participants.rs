@@ -367,7 +367,7 @@ impl VideoRoom {
         offer: String,
         body: &Value,
     ) -> Result<EventReply, PluginError> {
-        let (audiocodec, videocodec, max_publishers, opus, extensions_off) =
+        let (audiocodec, videocodec, max_publishers, opus, rules) =
             self.with_room(room, |r| match r.participants.get(&id) {
                 Some(p) if p.publishing.is_some() => Err(PluginError::new(
                     code::ALREADY_PUBLISHED,
@@ -378,7 +378,7 @@ impl VideoRoom {
                     r.config.videocodec.clone(),
                     r.config.publishers,
                     (r.config.opus_fec, r.config.opus_dtx),
-                    r.config.extensions_off(),
+                    r.config.offer_rules(),
                 )),
                 None => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
             })?;
@@ -386,8 +386,9 @@ impl VideoRoom {
         let audiocodec = super::bitrate::chosen_codec(body, "audiocodec", &audiocodec)?;
         let videocodec = super::bitrate::chosen_codec(body, "videocodec", &videocodec)?;
         let recording = self.recording_at_publish(room, id, body)?;
-        // The room's codecs only, as Janus negotiates them.
-        let offer = super::super::streams::restrict_codecs(&offer, &audiocodec, &videocodec)
+        // The room's codecs (and profiles) only, as Janus negotiates them.
+        let offer = rules
+            .apply(&offer, &audiocodec, &videocodec)
             .map_err(|kind| {
                 let allowed = if kind == "audio" {
                     &audiocodec
@@ -399,7 +400,6 @@ impl VideoRoom {
                     format!("the offer's {kind} has none of the room's codecs ({allowed})"),
                 )
             })?;
-        let offer = super::super::streams::without_extensions(&offer, &extensions_off);
         let room_name = room.to_string();
         // The room's publisher limit is the policies' decision (409 there, 432 here).
         let mut facts = caller.facts.clone();

@@ -30,7 +30,7 @@ impl VideoRoom {
         id: u64,
         offer: &str,
     ) -> Result<EventReply, PluginError> {
-        let (session, codecs, opus, extensions_off) = self.with_room(room, |r| {
+        let (session, codecs, opus, rules) = self.with_room(room, |r| {
             let publishing = r
                 .participants
                 .get(&id)
@@ -51,18 +51,15 @@ impl VideoRoom {
                 publishing.session.clone(),
                 codecs,
                 (r.config.opus_fec, r.config.opus_dtx),
-                r.config.extensions_off(),
+                r.config.offer_rules(),
             ))
         })?;
-        let offer = super::super::streams::restrict_codecs(offer, &codecs.0, &codecs.1).map_err(
-            |kind| {
-                PluginError::new(
-                    code::INVALID_SDP,
-                    format!("the new offer's {kind} drops the codec this publisher negotiated"),
-                )
-            },
-        )?;
-        let offer = super::super::streams::without_extensions(&offer, &extensions_off);
+        let offer = rules.apply(offer, &codecs.0, &codecs.1).map_err(|kind| {
+            PluginError::new(
+                code::INVALID_SDP,
+                format!("the new offer's {kind} drops the codec this publisher negotiated"),
+            )
+        })?;
         let answer = self
             .gate
             .reoffer_publisher(&room.to_string(), &session, offer)

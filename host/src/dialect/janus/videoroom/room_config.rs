@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::super::streams::OfferRules;
 use super::{PluginError, bool_field, code, id_field, string_field};
 
 /// One room's configuration: `[[janus.rooms]]` in the gateway's TOML, or a `create` request.
@@ -26,6 +27,10 @@ pub struct RoomConfig {
     pub fir_freq: u32,
     pub audiocodec: String,
     pub videocodec: String,
+    /// The only H.264 `profile-level-id` publishers may send (e.g. `42e01f`).
+    pub h264_profile: Option<String>,
+    /// The only VP9 `profile-id` publishers may send (e.g. `2`).
+    pub vp9_profile: Option<String>,
     pub record: bool,
     pub rec_dir: Option<String>,
     /// Recording is switched only with the room's secret (`enable_recording` always asks
@@ -78,6 +83,8 @@ impl Default for RoomConfig {
             fir_freq: 0,
             audiocodec: "opus".into(),
             videocodec: "vp8".into(),
+            h264_profile: None,
+            vp9_profile: None,
             record: false,
             rec_dir: None,
             lock_record: false,
@@ -158,6 +165,8 @@ impl RoomConfig {
         if let Some(c) = string_field(body, "videocodec")? {
             config.videocodec = c;
         }
+        config.h264_profile = string_field(body, "h264_profile")?;
+        config.vp9_profile = string_field(body, "vp9_profile")?;
         config.rec_dir = string_field(body, "rec_dir")?;
         super::recording::check_rec_dir(config.rec_dir.as_deref())?;
         if let Some(list) = body.get("allowed") {
@@ -200,6 +209,12 @@ impl RoomConfig {
         if self.opus_dtx {
             entry["opus_dtx"] = json!(true);
         }
+        if let Some(profile) = &self.h264_profile {
+            entry["h264_profile"] = json!(profile);
+        }
+        if let Some(profile) = &self.vp9_profile {
+            entry["vp9_profile"] = json!(profile);
+        }
         entry
     }
 
@@ -223,17 +238,21 @@ impl RoomConfig {
 }
 
 impl RoomConfig {
-    /// The header extensions publishers' offers are stripped of (`audiolevel_ext`,
-    /// `transport_wide_cc_ext` off).
-    pub(super) fn extensions_off(&self) -> Vec<&'static str> {
+    /// What publishers' offers are cut to besides the codec names: the extensions turned off
+    /// (`audiolevel_ext`, `transport_wide_cc_ext`) and the H.264/VP9 profiles.
+    pub(super) fn offer_rules(&self) -> OfferRules {
         use super::super::streams::{AUDIO_LEVEL_URI, TRANSPORT_CC_URI};
-        [
-            (!self.audiolevel_ext).then_some(AUDIO_LEVEL_URI),
-            (!self.transport_wide_cc_ext).then_some(TRANSPORT_CC_URI),
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
+        OfferRules {
+            extensions_off: [
+                (!self.audiolevel_ext).then_some(AUDIO_LEVEL_URI),
+                (!self.transport_wide_cc_ext).then_some(TRANSPORT_CC_URI),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            h264_profile: self.h264_profile.clone(),
+            vp9_profile: self.vp9_profile.clone(),
+        }
     }
 }
 
@@ -270,10 +289,12 @@ mod tests {
     #[test]
     fn jcfg_switches_the_gateway_lacks_are_accepted_off_and_refused_on_by_name() {
         let off: RoomConfig = toml::from_str(
-            "room = 1\nvideoorient_ext = false\nvideo_svc = false\naudio_active_packets = 50",
+            "room = 1\nvideoorient_ext = false\nvideo_svc = false\naudio_active_packets = 50\n\
+             h264_profile = \"42e01f\"",
         )
         .unwrap();
         assert_eq!(off.audio_active_packets, 50);
+        assert_eq!(off.offer_rules().h264_profile.as_deref(), Some("42e01f"));
         assert!(off.audiolevel_ext && off.transport_wide_cc_ext);
         let on = toml::from_str::<RoomConfig>("room = 1\nvideoorient_ext = true")
             .unwrap_err()
