@@ -147,6 +147,19 @@ async def publish(args, res: dict, janus: Janus) -> int:
             res["video_resumed_at"] = time.monotonic()
             vt.sender.replaceTrack(c.MovingStripesTrack(640, 480))
             await asyncio.sleep(max(0.0, args.seconds - float(end)))
+        elif args.idle_video_at is not None:
+            # Video no longer sent: a new offer with its section inactive.
+            await asyncio.sleep(args.idle_video_at)
+            vt.direction = "inactive"
+            await pc.setLocalDescription(await pc.createOffer())
+            renegotiated = await janus.request(
+                {"request": "configure"}, {"type": "offer", "sdp": pc.localDescription.sdp})
+            res["renegotiated"] = {k: v for k, v in renegotiated.items() if k != "_jsep"}
+            res["renegotiated_answer_video"] = [
+                l for l in renegotiated["_jsep"]["sdp"].splitlines()
+                if l.startswith("m=video") or l in ("a=inactive", "a=recvonly", "a=sendonly")]
+            await pc.setRemoteDescription(c.RTCSessionDescription(**renegotiated["_jsep"]))
+            await asyncio.sleep(max(0.0, args.seconds - args.idle_video_at))
         elif args.add_video_at is not None:
             # Audio first; video added later by a new offer on the same PeerConnection.
             await asyncio.sleep(args.add_video_at)
@@ -379,6 +392,8 @@ def main() -> None:
                              "(a publisher stopped), answer it, count 2 s more")
     parser.add_argument("--pause-video", default=None, metavar="A:B",
                         help="--publish: send no video RTP from A s after connecting to B s")
+    parser.add_argument("--idle-video-at", type=float, default=None, metavar="T",
+                        help="--publish: T s after connecting, a new offer with video inactive")
     parser.add_argument("--add-video-at", type=float, default=None, metavar="T",
                         help="--publish: publish audio only, then add video by a new offer "
                              "(configure + jsep) T s after connecting")

@@ -6,7 +6,7 @@ use super::engine::Engine;
 use super::peer::PeerMedia;
 
 /// The extension's URI.
-pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// Audio packets per announcement (0.2 s of 20 ms Opus frames): signaling sums them into
 /// its own, longer windows (Janus `audio_active_packets`, 100 by default).

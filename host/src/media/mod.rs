@@ -43,6 +43,7 @@ mod subscription;
 mod temporal;
 mod udp;
 
+pub use audio_level::AUDIO_LEVEL_URI;
 pub use bitrate_cap::BitrateCaps;
 pub use engine::MediaStartError;
 pub use feed::DEFAULT_FEED;

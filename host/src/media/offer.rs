@@ -81,6 +81,16 @@ pub(crate) fn is_forwardable(mime_type: &str) -> bool {
 /// direction, no audio or video, two tracks of one kind, no forwardable codec) is
 /// [`MediaError::UnusableOffer`].
 pub(crate) fn inspect(sdp: &str, role: Role) -> Result<OfferSummary, MediaError> {
+    inspect_sections(sdp, role, false)
+}
+
+/// A publisher's new offer on a live session: as [`inspect`], except that sections no longer
+/// sent (`inactive`, `recvonly`: a track removed or paused) are allowed, even all of them.
+pub(crate) fn inspect_reoffer(sdp: &str) -> Result<OfferSummary, MediaError> {
+    inspect_sections(sdp, Role::Publisher, true)
+}
+
+fn inspect_sections(sdp: &str, role: Role, idle_ok: bool) -> Result<OfferSummary, MediaError> {
     let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
         .map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
     let session_direction = direction_of(parsed.attributes.iter().map(|a| a.key.as_str()));
@@ -101,6 +111,9 @@ pub(crate) fn inspect(sdp: &str, role: Role) -> Result<OfferSummary, MediaError>
             Role::Publisher => matches!(direction, "sendonly" | "sendrecv"),
             Role::Subscriber => matches!(direction, "recvonly" | "sendrecv"),
         };
+        if !acceptable && idle_ok && matches!(direction, "inactive" | "recvonly") {
+            continue;
+        }
         if !acceptable {
             let wanted = match role {
                 Role::Publisher => "sendonly or sendrecv",
@@ -126,7 +139,7 @@ pub(crate) fn inspect(sdp: &str, role: Role) -> Result<OfferSummary, MediaError>
         }
         media.push(OfferedMedia { kind, codecs });
     }
-    if media.is_empty() {
+    if media.is_empty() && !idle_ok {
         return Err(MediaError::UnusableOffer(
             "the offer has no audio or video section".into(),
         ));

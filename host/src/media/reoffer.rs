@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use rtc::peer_connection::sdp::RTCSessionDescription;
 
+use super::MediaError;
 use super::engine::{Engine, contained};
 use super::offer;
 use super::peer::{Peer, PeerMedia};
-use super::{MediaError, Role};
 
 impl Engine {
     /// Applies publisher `id`'s new offer and returns the answer.
@@ -19,7 +19,7 @@ impl Engine {
         id: &str,
         offer_sdp: String,
     ) -> Result<String, MediaError> {
-        offer::inspect(&offer_sdp, Role::Publisher)?;
+        offer::inspect_reoffer(&offer_sdp)?;
         let key = self.find(room, id)?;
         // Out of the map while it is renegotiated: the feed's codec preferences are read.
         let Some(mut peer) = self.peers.remove(&key) else {
@@ -43,6 +43,10 @@ impl Engine {
             tracing::info!(session = %id, "ICE restarted by a publisher's new offer");
         }
         self.peers.insert(key, peer);
+        if let Err(MediaError::Internal(why)) = &result {
+            // Half-negotiated (or rtc panicked): the session cannot be trusted to carry media.
+            self.doom(key, why.clone());
+        }
         self.mark_dirty(key);
         result
     }
@@ -65,13 +69,21 @@ impl Engine {
             .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
         // Tracks the offer adds answer with the codec the feed's subscribers negotiated.
         self.prefer_feed_codecs(&peer.feed, &mut peer.pc);
-        let answer = peer
+        let answered = peer
             .pc
             .create_answer(None)
-            .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
-        peer.pc
-            .set_local_description(now, answer)
-            .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
+            .and_then(|answer| peer.pc.set_local_description(now, answer));
+        if let Err(e) = answered {
+            // Back to the negotiated state, so the session goes on as before the offer.
+            let rolled_back = RTCSessionDescription::rollback(None)
+                .and_then(|rollback| peer.pc.set_remote_description(now, rollback));
+            if let Err(rollback) = rolled_back {
+                return Err(MediaError::Internal(format!(
+                    "answer failed ({e}) and the offer could not be rolled back ({rollback})"
+                )));
+            }
+            return Err(MediaError::UnusableOffer(e.to_string()));
+        }
         let sdp = peer
             .pc
             .local_description()

@@ -68,3 +68,55 @@ async fn a_publisher_that_adds_video_by_a_new_offer_is_answered_and_its_video_fo
         );
     }
 }
+
+/// The other way: a publisher's new offer turns its video section inactive (janus.js removing
+/// a track). The gateway answers it instead of refusing a section it no longer receives, and
+/// the audio goes on to a player that joins after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_stops_sending_video_by_a_new_offer_is_answered_and_its_audio_goes_on() {
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_publisher_idle_video", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let created = janus_sync(&base, json!({"request": "create", "room": 8383})).await?;
+        ensure!(created["videoroom"] == "created", "{created}");
+        let publisher = janus_client(&base, 8383, "publish", 9.0, &["--idle-video-at", "2"])?;
+        wait_for_media(&gw, "8383", Duration::from_secs(15)).await?;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let player = Play {
+            min_video_frames: 0,
+            ..Play::for_seconds(2.0)
+        }
+        .spawn(&format!("{base}/v1/whep/8383"))?
+        .finish()
+        .await?;
+        let publisher = publisher.finish().await?;
+        println!(
+            "idle video: {} answered {}; later player: {} audio, {} video frames",
+            publisher.json["renegotiated"],
+            publisher.json["renegotiated_answer_video"],
+            player.u64("audio_frames"),
+            player.u64("video_frames")
+        );
+        let publisher = publisher.expect_ok()?;
+        ensure!(
+            publisher.json["renegotiated"]["configured"] == "ok",
+            "{}",
+            publisher.json
+        );
+        let player = player.expect_ok()?;
+        ensure!(
+            player.u64("audio_frames") >= 20,
+            "audio goes on: {}",
+            player.json
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!(
+            "a_publisher_that_stops_sending_video_by_a_new_offer_is_answered_and_its_audio_goes_on: {e:#}"
+        );
+    }
+}

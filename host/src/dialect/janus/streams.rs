@@ -259,7 +259,8 @@ fn restrict_codecs(
         let section = &lines[i + 1..end];
         let fields: Vec<&str> = m.split_whitespace().collect();
         let names = allowed(fields.first().copied().unwrap_or_default());
-        if names.is_empty() || fields.len() < 4 {
+        // A stopped section (port 0) keeps whatever it lists: it carries nothing.
+        if names.is_empty() || fields.len() < 4 || fields[1] == "0" {
             out.extend(lines[i..end].iter().map(|l| (*l).to_owned()));
             i = end;
             continue;
@@ -333,8 +334,7 @@ fn restrict_codecs(
     Ok(sdp)
 }
 
-/// The audio-level header extension (a room's `audiolevel_ext`).
-pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+pub use crate::media::AUDIO_LEVEL_URI;
 /// The transport-wide sequence number extension (a room's `transport_wide_cc_ext`).
 pub const TRANSPORT_CC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
@@ -421,6 +421,14 @@ mod restrict_tests {
             ..OfferRules::default()
         };
         assert_eq!(none.apply(offer, "opus", "h264"), Err("video".into()));
+    }
+
+    #[test]
+    fn a_stopped_section_passes_whatever_it_lists() {
+        let offer = "v=0\r\nm=video 0 UDP/TLS/RTP/SAVPF 45\r\na=rtpmap:45 AV1/90000\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        let sdp = restrict_codecs(offer, "opus", "vp8", &OfferRules::default()).unwrap();
+        assert!(sdp.contains("m=video 0 UDP/TLS/RTP/SAVPF 45\r\n"), "{sdp}");
     }
 
     #[test]

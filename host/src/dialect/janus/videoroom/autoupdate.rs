@@ -4,16 +4,20 @@
 
 use serde_json::{Value, json};
 
-use super::bridge::foreign_id;
 use super::{Caller, Membership, VideoRoom};
 use crate::gate::{RequestFacts, RoomRequirements};
 
-/// A subscriber handle to update: its handle, Janus session, media session and streams.
-type Receiving = (u64, u64, String, Vec<Value>);
+/// A subscriber handle to update: its handle, Janus session and media session, and which of
+/// the stopped feeds it receives.
+type Receiving = (u64, u64, String, Vec<u64>);
 
 impl VideoRoom {
-    /// Publisher `feed` of `room` stopped: renegotiates every subscriber that receives it.
-    pub(super) fn autoupdate_subscribers(&self, room: u64, feed: u64) {
+    /// Publishers `feeds` of `room` stopped: renegotiates every subscriber receiving any of
+    /// them, once for all of them, one subscriber after another.
+    pub(super) fn autoupdate_subscribers(&self, room: u64, feeds: &[u64]) {
+        if feeds.is_empty() {
+            return;
+        }
         let receiving: Vec<Receiving> = match self.members.lock() {
             Ok(members) => members
                 .iter()
@@ -25,8 +29,13 @@ impl VideoRoom {
                         streams,
                         autoupdate: true,
                         ..
-                    } if *r == room && receives(streams, feed) => {
-                        Some((*handle, *janus_session, session.clone(), streams.clone()))
+                    } if *r == room => {
+                        let gone: Vec<u64> = feeds
+                            .iter()
+                            .copied()
+                            .filter(|f| receives(streams, *f))
+                            .collect();
+                        (!gone.is_empty()).then(|| (*handle, *janus_session, session.clone(), gone))
                     }
                     _ => None,
                 })
@@ -42,17 +51,21 @@ impl VideoRoom {
                 return;
             };
             for subscriber in receiving {
-                videoroom.autoupdate(room, feed, subscriber).await;
+                videoroom.autoupdate(room, subscriber).await;
             }
         });
     }
 
-    async fn autoupdate(
-        &self,
-        room: u64,
-        feed: u64,
-        (handle, janus_session, session, streams): Receiving,
-    ) {
+    async fn autoupdate(&self, room: u64, (handle, janus_session, session, gone): Receiving) {
+        // What it receives now: an update of its own may have come in between.
+        let streams = match self.membership(handle) {
+            Some(Membership::Subscriber {
+                session: current,
+                streams,
+                ..
+            }) if current == session => streams,
+            _ => return,
+        };
         let Some(janus) = self.sessions.get(janus_session) else {
             return;
         };
@@ -65,7 +78,8 @@ impl VideoRoom {
             transaction: String::new(),
             facts: gateway_facts(),
         };
-        let body = json!({"streams": [{"feed": feed}]});
+        let entries: Vec<serde_json::Value> = gone.iter().map(|f| json!({"feed": f})).collect();
+        let body = json!({ "streams": entries });
         match self
             .update_subscription(&caller, "unsubscribe", &body, room, &session, streams)
             .await
@@ -73,9 +87,9 @@ impl VideoRoom {
             Ok((data, offer)) => {
                 tracing::info!(
                     room,
-                    feed,
+                    ?gone,
                     session,
-                    "janus subscriber updated: publisher gone"
+                    "janus subscriber updated: publishers gone"
                 );
                 janus.push(super::super::protocol::plugin_message(
                     "event",
@@ -86,28 +100,27 @@ impl VideoRoom {
                     offer,
                 ));
             }
-            Err(e) => tracing::debug!(room, feed, session, error = %e.reason,
+            Err(e) => tracing::debug!(room, ?gone, session, error = %e.reason,
                 "janus subscriber not updated"),
         }
     }
 
     /// The gateway feed name of Janus feed `id`, also once its publisher is gone: a Janus
-    /// participant's id, or the feed of another dialect whose id it is.
+    /// participant's id, or the feed of another dialect whose id it is (or was).
     pub(super) async fn feed_name(&self, room: u64, id: u64) -> String {
         if let Ok((name, ..)) = self.feed(room, id).await {
             return name;
         }
-        let Ok(Some(snapshot)) = self.gate.room(&room.to_string()).await else {
-            return id.to_string();
-        };
-        let janus_named = id.to_string();
-        snapshot
-            .sessions
-            .iter()
-            .map(|s| &s.feed)
-            .find(|f| **f != janus_named && foreign_id(f) == id)
-            .cloned()
-            .unwrap_or(janus_named)
+        self.with_room(room, |r| {
+            Ok(r.foreign_stopped
+                .iter()
+                .rev()
+                .find(|(stopped, _)| *stopped == id)
+                .map(|(_, name)| name.clone()))
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| id.to_string())
     }
 }
 

@@ -5,11 +5,16 @@
 //! Participants hear of them as of Janus publishers: `publishers` when one starts,
 //! `unpublished` when it stops (checked once a second).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use super::super::streams::{media_sections, publisher_streams};
 use super::{Room, RoomConfig, VideoRoom};
 use crate::media::Role;
+
+/// Stopped publishers of other dialects whose feed names a room remembers.
+const FOREIGN_STOPPED_KEPT: usize = 32;
 
 /// A publisher of another dialect, as Janus clients see it.
 #[derive(Debug, Clone)]
@@ -92,20 +97,28 @@ impl VideoRoom {
                 let Some(r) = rooms.get_mut(&room) else {
                     continue;
                 };
-                let now: std::collections::BTreeSet<u64> = feeds.iter().map(|f| f.id).collect();
+                let now: BTreeMap<u64, String> =
+                    feeds.iter().map(|f| (f.id, f.feed.clone())).collect();
                 let started: Vec<Value> = feeds
                     .iter()
-                    .filter(|f| !r.foreign_announced.contains(&f.id))
+                    .filter(|f| !r.foreign_announced.contains_key(&f.id))
                     .map(ForeignFeed::publisher_entry)
                     .collect();
-                let stopped: Vec<u64> = r.foreign_announced.difference(&now).copied().collect();
-                r.foreign_announced = now;
+                let stopped: Vec<u64> = r
+                    .foreign_announced
+                    .keys()
+                    .filter(|id| !now.contains_key(id))
+                    .copied()
+                    .collect();
+                let announced = std::mem::replace(&mut r.foreign_announced, now);
+                r.foreign_stopped
+                    .extend(announced.into_iter().filter(|(id, _)| stopped.contains(id)));
+                let excess = r.foreign_stopped.len().saturating_sub(FOREIGN_STOPPED_KEPT);
+                r.foreign_stopped.drain(..excess);
                 (started, stopped, !r.participants.is_empty())
             };
             // Subscriber handles are not participants: they are updated either way.
-            for id in &stopped {
-                self.autoupdate_subscribers(room, *id);
-            }
+            self.autoupdate_subscribers(room, &stopped);
             if !listening {
                 continue;
             }
@@ -137,6 +150,7 @@ impl VideoRoom {
                 participants: Default::default(),
                 permanent: false,
                 foreign_announced: Default::default(),
+                foreign_stopped: Default::default(),
             });
         }
         exists

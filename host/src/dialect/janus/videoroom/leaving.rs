@@ -68,7 +68,7 @@ impl VideoRoom {
             Some(id),
             &json!({"videoroom": "event", "room": room, "unpublished": id}),
         );
-        self.autoupdate_subscribers(room, id);
+        self.autoupdate_subscribers(room, &[id]);
         Ok(())
     }
 
@@ -126,7 +126,7 @@ impl VideoRoom {
             }
         }
         if let Some(feed) = stopped_feed {
-            self.autoupdate_subscribers(room, feed);
+            self.autoupdate_subscribers(room, &[feed]);
         }
         Ok((data, None))
     }

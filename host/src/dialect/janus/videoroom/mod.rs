@@ -249,8 +249,12 @@ pub(super) struct Room {
     pub participants: BTreeMap<u64, Participant>,
     /// Kept in the rooms file (created or edited with `permanent: true`, or loaded from it).
     pub permanent: bool,
-    /// Publishers of other dialects the participants were told of (see `bridge`).
-    pub foreign_announced: std::collections::BTreeSet<u64>,
+    /// Publishers of other dialects the participants were told of, by id, with their feed
+    /// names (see `bridge`).
+    pub foreign_announced: BTreeMap<u64, String>,
+    /// Ids and feed names of the last such publishers that stopped, oldest first, for
+    /// subscriptions still naming them (see `autoupdate`).
+    pub foreign_stopped: Vec<(u64, String)>,
 }
 
 /// The rooms a VideoRoom starts with.
@@ -349,6 +353,7 @@ impl VideoRoom {
                     participants,
                     permanent,
                     foreign_announced: Default::default(),
+                    foreign_stopped: Default::default(),
                 },
             )
         };
@@ -494,7 +499,7 @@ impl VideoRoom {
             let event = json!({"videoroom": "event", "room": room, "unpublished": id});
             self.notify_room(room, Some(id), &event);
             self.hangup(janus_session, handle, reason);
-            self.autoupdate_subscribers(room, id);
+            self.autoupdate_subscribers(room, &[id]);
         }
         if let Some((handle, janus_session)) = subscriber {
             self.hangup(janus_session, handle, reason);

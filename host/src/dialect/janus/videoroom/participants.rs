@@ -66,10 +66,10 @@ impl VideoRoom {
             (_, None) => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
             ("configure" | "publish", Some(Membership::Publisher { room, id })) => match offer {
                 Some(sdp) if request == "configure" && self.is_publishing(room, id) => {
-                    let (mut data, answer) = self.reoffer_publisher(room, id, &sdp).await?;
+                    // The request's other fields first: a mistake there must not leave the
+                    // new offer applied and its answer unsent.
                     self.configure_publisher(room, id, body).await?;
-                    data["configured"] = json!("ok");
-                    Ok((data, answer))
+                    self.reoffer_publisher(room, id, &sdp, body).await
                 }
                 Some(sdp) => {
                     let (mut data, answer) = self.publish(caller, room, id, sdp, body).await?;
@@ -272,8 +272,11 @@ impl VideoRoom {
                     .filter_map(|p| p.publisher_entry())
                     .collect();
                 // Listed in `joined`: not announced again as new.
-                r.foreign_announced
-                    .extend(foreign.iter().filter_map(|f| f["id"].as_u64()));
+                r.foreign_announced.extend(
+                    foreign
+                        .iter()
+                        .filter_map(|f| Some((f["id"].as_u64()?, f["display"].as_str()?.into()))),
+                );
                 publishers.extend(foreign);
                 // Participants not publishing (listed when the room notifies joins).
                 let attendees: Vec<Value> = r
@@ -427,6 +430,7 @@ impl VideoRoom {
                 .get_mut(&id)
                 .ok_or_else(|| PluginError::new(code::JOIN_FIRST, "Join the room first"))?;
             p.publishing = Some(publishing.clone());
+            p.level_window = (0, 0);
             Ok(())
         });
         if let Err(e) = stored {

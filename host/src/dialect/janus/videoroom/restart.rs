@@ -29,6 +29,7 @@ impl VideoRoom {
         room: u64,
         id: u64,
         offer: &str,
+        body: &Value,
     ) -> Result<EventReply, PluginError> {
         let (session, codecs, opus, rules) = self.with_room(room, |r| {
             let publishing = r
@@ -70,14 +71,14 @@ impl VideoRoom {
         let changed = self.with_room(room, |r| {
             let participant = r.participants.get_mut(&id);
             let Some(p) = participant.and_then(|p| p.publishing.as_mut()) else {
-                return Ok(None);
+                return Ok(false);
             };
-            let added = p.streams.len() != streams.len()
+            let streams_changed = p.streams.len() != streams.len()
                 || p.streams.iter().zip(&streams).any(|(a, b)| {
                     a["mid"] != b["mid"] || a["type"] != b["type"] || a["codec"] != b["codec"]
                 });
-            if !added {
-                return Ok(None);
+            if !streams_changed {
+                return Ok(false);
             }
             p.audio_codec = codec_of(&sections, "audio").map(str::to_owned);
             p.video_codec = codec_of(&sections, "video").map(str::to_owned);
@@ -88,13 +89,24 @@ impl VideoRoom {
                 .filter(|s| s.get("description").is_some())
                 .map(|s| (s["mid"].clone(), s["description"].clone()))
                 .collect();
-            p.streams = streams.clone();
+            p.streams = streams;
             for stream in &mut p.streams {
                 if let Some((_, text)) = described.iter().find(|(mid, _)| stream["mid"] == *mid) {
                     stream["description"] = text.clone();
                 }
             }
-            Ok(r.participants.get(&id).and_then(|p| p.publisher_entry()))
+            Ok(true)
+        })?;
+        // Descriptions of streams this offer added (the earlier pass knew only the old ones).
+        self.describe_streams(room, id, body)?;
+        let (entry, streams) = self.with_room(room, |r| {
+            let p = r.participants.get(&id);
+            Ok((
+                p.and_then(|p| p.publisher_entry()),
+                p.and_then(|p| p.publishing.as_ref())
+                    .map(|p| p.streams.clone())
+                    .unwrap_or_default(),
+            ))
         })?;
         tracing::info!(
             room,
@@ -102,7 +114,7 @@ impl VideoRoom {
             streams = streams.len(),
             "janus publisher renegotiated"
         );
-        if let Some(entry) = changed {
+        if let (true, Some(entry)) = (changed, entry) {
             let event = json!({"videoroom": "event", "room": room, "publishers": [entry]});
             self.notify_room(room, Some(id), &event);
         }

@@ -122,6 +122,7 @@ impl VideoRoom {
                 participants: Default::default(),
                 permanent,
                 foreign_announced: Default::default(),
+                foreign_stopped: Default::default(),
             },
         );
         if permanent && let Err(e) = self.save_permanent(&rooms) {
