@@ -73,6 +73,7 @@ impl Gate {
         room: &str,
         feeds: &[String],
         only_kinds: Vec<(String, Vec<&'static str>)>,
+        stream_per_feed: bool,
     ) -> Result<DialOffer, GateError> {
         self.decide(facts, Action::Subscribe, room).await?;
         let (feed, more_feeds) = match feeds {
@@ -89,6 +90,7 @@ impl Gate {
                 role: Role::Subscriber,
                 link: None,
                 token: None,
+                stream_per_feed,
             })
             .await
             .map_err(|e| match e {

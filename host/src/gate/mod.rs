@@ -522,6 +522,7 @@ impl Gate {
                 role,
                 link: Some(link),
                 token: token.clone(),
+                stream_per_feed: false,
             })
             .await
             .map_err(|e| match e {

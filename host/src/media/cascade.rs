@@ -14,7 +14,8 @@ use super::feed::{CodecIntent, DEFAULT_FEED, Feed, FeedKey};
 use super::offer::{self, MediaKind};
 use super::outputs::negotiated_outputs;
 use super::peer::{IceMode, Peer, PeerMedia};
-use super::sessions::{AddedTrack, intent_from_offered, nacks_of, rtc_kind, send_track};
+use super::send_track::{send_track, stream_id};
+use super::sessions::{AddedTrack, intent_from_offered, nacks_of, rtc_kind};
 use super::{DialOffer, DialRequest, MediaError, OfferRequest, Role};
 
 /// A cascade session's remote end, kept on its [`Peer`].
@@ -134,7 +135,12 @@ impl Engine {
                 };
                 let main_only = only(&feed_key.feed);
                 let mut sending: Vec<(FeedKey, AddedTrack)> = self
-                    .add_push_tracks(&feed_key, &id, &mut pc, main_only.as_deref())?
+                    .add_push_tracks(
+                        &feed_key,
+                        &stream_id(&feed_key, request.stream_per_feed),
+                        &mut pc,
+                        main_only.as_deref(),
+                    )?
                     .into_iter()
                     .map(|t| (feed_key.clone(), t))
                     .collect();
@@ -144,7 +150,8 @@ impl Engine {
                         continue;
                     }
                     let kinds = only(more);
-                    let added = self.add_push_tracks(&key, &id, &mut pc, kinds.as_deref())?;
+                    let stream = stream_id(&key, request.stream_per_feed);
+                    let added = self.add_push_tracks(&key, &stream, &mut pc, kinds.as_deref())?;
                     sending.extend(added.into_iter().map(|t| (key.clone(), t)));
                 }
                 (
@@ -180,6 +187,7 @@ impl Engine {
             .collect();
         peer.unanswered_tracks = sending;
         peer.we_offered = true;
+        peer.stream_per_feed = request.stream_per_feed;
         self.add_peer(peer);
         Ok(DialOffer {
             session_id: id,
@@ -189,11 +197,11 @@ impl Engine {
     }
 
     /// One send track per kind the feed's publisher sends (of `only`, when given), with its
-    /// exact codec.
+    /// exact codec, in the media stream `stream`.
     pub(super) fn add_push_tracks(
         &mut self,
         feed_key: &FeedKey,
-        session: &str,
+        stream: &str,
         pc: &mut rtc::peer_connection::RTCPeerConnection,
         only: Option<&[&str]>,
     ) -> Result<Vec<AddedTrack>, MediaError> {
@@ -266,7 +274,7 @@ impl Engine {
         for intent in intents {
             let ssrc = rand::random::<u32>();
             let sender = pc
-                .add_track(send_track(&feed_key.room, session, &intent, ssrc))
+                .add_track(send_track(stream, &intent, ssrc))
                 .map_err(|e| MediaError::Internal(format!("push track: {e}")))?;
             send_only(pc, sender);
             added.push((intent.kind, ssrc, sender, intent));

@@ -34,6 +34,7 @@ mod room_recording;
 mod rooms;
 mod rtp_forward;
 mod rtx;
+mod send_track;
 mod sent_stream;
 mod sessions;
 mod simulcast;
@@ -149,6 +150,9 @@ pub struct DialRequest {
     /// A cascade's remote end; `None` when a client answers our offer (Janus subscribers).
     pub link: Option<CascadeLink>,
     pub token: Option<String>,
+    /// A subscriber receives each feed in a media stream of its own (Janus `use_msid`); else
+    /// all in one, named after the room.
+    pub stream_per_feed: bool,
 }
 
 /// Our offer for a [`DialRequest`], to POST to the remote.

@@ -301,6 +301,8 @@ pub(crate) struct Peer {
     /// We offered this session (a cascade or a server-offer subscriber): as the full ICE agent
     /// we send the checks, so the remote's candidates must route to it.
     pub we_offered: bool,
+    /// Each feed's tracks in a media stream of their own (see `sessions::stream_id`).
+    pub stream_per_feed: bool,
     /// Send tracks of a session we offered, turned into outputs once the answer fixed their
     /// payload types.
     pub unanswered_tracks: Vec<(super::feed::FeedKey, super::sessions::AddedTrack)>,
@@ -364,6 +366,7 @@ impl Peer {
             cascade: None,
             muted: Vec::new(),
             we_offered: false,
+            stream_per_feed: false,
             unanswered_tracks: Vec::new(),
             srtp_keys: None,
             egress: None,

@@ -102,7 +102,8 @@ impl Engine {
             {
                 continue;
             }
-            let added = self.add_push_tracks(&feed, id, pc, None)?;
+            let stream = super::send_track::stream_id(&feed, peer.stream_per_feed);
+            let added = self.add_push_tracks(&feed, &stream, pc, None)?;
             peer.unanswered_tracks
                 .extend(added.into_iter().map(|t| (feed.clone(), t)));
         }

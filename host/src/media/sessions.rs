@@ -3,14 +3,10 @@
 
 use std::time::Instant;
 
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::sansio::Protocol;
 
 use super::engine::Engine;
@@ -40,30 +36,6 @@ pub(super) fn rtc_codec(intent: &CodecIntent) -> RTCRtpCodec {
         sdp_fmtp_line: intent.fmtp.clone(),
         rtcp_feedback: Vec::new(),
     }
-}
-
-/// The track a subscriber leg sends a feed's `intent` codec on, with SSRC `ssrc`.
-pub(super) fn send_track(
-    room: &str,
-    session: &str,
-    intent: &CodecIntent,
-    ssrc: u32,
-) -> MediaStreamTrack {
-    let kind = intent.kind.as_str();
-    MediaStreamTrack::new(
-        room.to_owned(),
-        format!("{kind}-{session}"),
-        format!("gatehouse-{kind}"),
-        rtc_kind(intent.kind),
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: rtc_codec(intent),
-            ..Default::default()
-        }],
-    )
 }
 
 /// A send track added to a subscriber: `(kind, SSRC, sender, codec)`.
@@ -199,7 +171,7 @@ impl Engine {
         };
         let id = uuid::Uuid::new_v4().simple().to_string();
         let subscriber_tracks = match request.role {
-            Role::Subscriber => self.add_subscriber_tracks(&feed_key, &id, &summary, &mut pc)?,
+            Role::Subscriber => self.add_subscriber_tracks(&feed_key, &summary, &mut pc)?,
             Role::Publisher => Vec::new(),
         };
         let answer = pc
@@ -303,7 +275,6 @@ impl Engine {
     fn add_subscriber_tracks(
         &mut self,
         feed_key: &FeedKey,
-        session: &str,
         summary: &OfferSummary,
         pc: &mut RTCPeerConnection,
     ) -> Result<Vec<AddedTrack>, MediaError> {
@@ -341,7 +312,11 @@ impl Engine {
             feed.set_intent_if_absent(intent.clone());
             let ssrc = rand::random::<u32>();
             let sender = pc
-                .add_track(send_track(&feed_key.room, session, &intent, ssrc))
+                .add_track(super::send_track::send_track(
+                    &super::send_track::stream_id(feed_key, false),
+                    &intent,
+                    ssrc,
+                ))
                 .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
             added.push((kind, ssrc, sender, intent));
         }

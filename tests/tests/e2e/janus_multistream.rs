@@ -202,3 +202,125 @@ async fn a_subscriber_gets_a_new_offer_without_a_publisher_that_leaves() {
         panic!("a_subscriber_gets_a_new_offer_without_a_publisher_that_leaves: {e:#}");
     }
 }
+
+/// `use_msid`: a subscriber asking for it gets each publisher's tracks in a media stream of
+/// their own (played in sync); without it, every track is in one stream. Either way no two
+/// tracks of an offer share a track id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_msid_puts_each_publishers_tracks_in_a_stream_of_their_own() {
+    use crate::janus_api::Janus;
+    let _guard = media_lock().await;
+    let result: Result<()> = bounded("janus_use_msid", LIMIT, async {
+        let gw = start_gateway(|_| {}).await?;
+        let base = gw.base_url();
+        let janus = janus_client(&base, 6767, "publish", 10.0, &["--display", "janus"])?;
+        wait_for_media(&gw, "6767", Duration::from_secs(15)).await?;
+        let whip = Publish {
+            seconds: 9.0,
+            ..Default::default()
+        }
+        .spawn(&format!("{base}/v1/whip/6767"))?;
+        let j = Janus {
+            base: base.to_owned(),
+        };
+        let (session, handle) = j.session_and_handle().await?;
+        let mut feeds: Vec<u64> = Vec::new();
+        for _ in 0..50 {
+            let (listed, _) = j
+                .message(
+                    session,
+                    handle,
+                    serde_json::json!({"request": "listparticipants", "room": 6767}),
+                    None,
+                )
+                .await?;
+            feeds = listed["participants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["publisher"] == true)
+                .filter_map(|p| p["id"].as_u64())
+                .collect();
+            if feeds.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        ensure!(feeds.len() == 2, "two publishers: {feeds:?}");
+        // (feed of each m-line, its msid stream, its msid track), per subscriber.
+        let mut offers = Vec::new();
+        for use_msid in [true, false] {
+            let subscriber = j.attach(session).await?;
+            let streams: Vec<Value> = feeds
+                .iter()
+                .map(|f| serde_json::json!({"feed": f}))
+                .collect();
+            let (attached, jsep) = j
+                .message(
+                    session,
+                    subscriber,
+                    serde_json::json!({"request": "join", "ptype": "subscriber", "room": 6767,
+                        "streams": streams, "use_msid": use_msid}),
+                    None,
+                )
+                .await?;
+            let sdp = jsep["sdp"].as_str().unwrap_or_default();
+            let lines: Vec<(u64, String, String)> = sdp
+                .split("\r\nm=")
+                .skip(1)
+                .filter_map(|section| {
+                    let mid = section.lines().find_map(|l| l.strip_prefix("a=mid:"))?;
+                    let (stream, track) = section
+                        .lines()
+                        .find_map(|l| l.strip_prefix("a=msid:"))?
+                        .split_once(' ')?;
+                    let feed = attached["streams"]
+                        .as_array()?
+                        .iter()
+                        .find(|s| s["mid"] == mid)?["feed_id"]
+                        .as_u64()?;
+                    Some((feed, stream.to_owned(), track.to_owned()))
+                })
+                .collect();
+            println!("use_msid {use_msid}: (feed, stream, track) {lines:?}");
+            offers.push(lines);
+        }
+        for lines in &offers {
+            ensure!(lines.len() == 4, "two m-lines per feed: {lines:?}");
+            let tracks: std::collections::BTreeSet<&String> = lines.iter().map(|l| &l.2).collect();
+            ensure!(tracks.len() == lines.len(), "track ids unique: {lines:?}");
+        }
+        let stream_of = |lines: &[(u64, String, String)], feed: u64| -> Vec<String> {
+            let mut s: Vec<String> = lines
+                .iter()
+                .filter(|l| l.0 == feed)
+                .map(|l| l.1.clone())
+                .collect();
+            s.dedup();
+            s
+        };
+        let (a, b) = (
+            stream_of(&offers[0], feeds[0]),
+            stream_of(&offers[0], feeds[1]),
+        );
+        ensure!(
+            a.len() == 1 && b.len() == 1 && a != b,
+            "use_msid: one stream per feed: {:?}",
+            offers[0]
+        );
+        let all: std::collections::BTreeSet<&String> = offers[1].iter().map(|l| &l.1).collect();
+        ensure!(
+            all.len() == 1,
+            "without use_msid, one stream: {:?}",
+            offers[1]
+        );
+        whip.finish().await?.expect_ok()?;
+        janus.finish().await?.expect_ok()?;
+        gw.shutdown().await;
+        Ok(())
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("use_msid_puts_each_publishers_tracks_in_a_stream_of_their_own: {e:#}");
+    }
+}

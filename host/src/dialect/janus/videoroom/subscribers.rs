@@ -225,6 +225,8 @@ impl VideoRoom {
         let (feeds, legacy) = Self::subscription_feeds(body)?;
         let private_id = id_field(body, "private_id")?;
         let autoupdate = bool_field(body, "autoupdate")?.unwrap_or(true);
+        // Each publisher's tracks in a stream of their own (grouped, in sync), as Janus does.
+        let use_msid = bool_field(body, "use_msid")?.unwrap_or(false);
         self.with_room(room, |r| {
             let known = r
                 .participants
@@ -249,7 +251,7 @@ impl VideoRoom {
         let only_kinds = Self::asked_kinds(body, &known)?;
         let offer = self
             .gate
-            .offer_subscriber(&caller.facts, &room_name, &names, only_kinds)
+            .offer_subscriber(&caller.facts, &room_name, &names, only_kinds, use_msid)
             .await
             .map_err(PluginError::from_gate)?;
         let streams = Self::offer_streams(&offer.offer_sdp, &offer.tracks, &known);
