@@ -4,12 +4,31 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use gatehouse_e2e::{Publish, bounded, media_lock, start_gateway, wait_for_media};
+use gatehouse_e2e::{Client, Publish, bounded, media_lock, start_gateway, wait_for_media};
 use serde_json::Value;
 
 use crate::janus_cross_dialect::janus_client;
 
 const LIMIT: Duration = Duration::from_secs(120);
+
+/// Two publishers in Janus room `room`: a Janus one (`janus_args` after `--publish`, for
+/// `janus_secs`) and, once its media flows, a WHIP one for `whip_secs`.
+async fn janus_and_whip_publishers(
+    gw: &gatehouse::Gateway,
+    room: u64,
+    (janus_secs, janus_args): (f64, &[&str]),
+    whip_secs: f64,
+) -> Result<(Client, Client)> {
+    let base = gw.base_url();
+    let janus = janus_client(&base, room, "publish", janus_secs, janus_args)?;
+    wait_for_media(gw, &room.to_string(), Duration::from_secs(15)).await?;
+    let whip = Publish {
+        seconds: whip_secs,
+        ..Default::default()
+    }
+    .spawn(&format!("{base}/v1/whip/{room}"))?;
+    Ok((janus, whip))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_joining_two_feeds_decodes_both_on_one_peerconnection() {
@@ -17,14 +36,8 @@ async fn a_subscriber_joining_two_feeds_decodes_both_on_one_peerconnection() {
     let result: Result<()> = bounded("janus_two_feeds", LIMIT, async {
         let gw = start_gateway(|_| {}).await?;
         let base = gw.base_url();
-        // A Janus publisher and a WHIP one in room 6464.
-        let janus = janus_client(&base, 6464, "publish", 12.0, &["--display", "janus"])?;
-        wait_for_media(&gw, "6464", Duration::from_secs(15)).await?;
-        let whip = Publish {
-            seconds: 11.0,
-            ..Default::default()
-        }
-        .spawn(&format!("{base}/v1/whip/6464"))?;
+        let (janus, whip) =
+            janus_and_whip_publishers(&gw, 6464, (12.0, &["--display", "janus"]), 11.0).await?;
         let player = janus_client(&base, 6464, "play", 4.0, &["--min-feeds", "2"])?
             .finish()
             .await?
@@ -144,13 +157,8 @@ async fn a_subscriber_gets_a_new_offer_without_a_publisher_that_leaves() {
     let result: Result<()> = bounded("janus_autoupdate", LIMIT, async {
         let gw = start_gateway(|_| {}).await?;
         let base = gw.base_url();
-        let leaving = janus_client(&base, 6565, "publish", 7.0, &["--display", "leaving"])?;
-        wait_for_media(&gw, "6565", Duration::from_secs(15)).await?;
-        let staying = Publish {
-            seconds: 16.0,
-            ..Default::default()
-        }
-        .spawn(&format!("{base}/v1/whip/6565"))?;
+        let (leaving, staying) =
+            janus_and_whip_publishers(&gw, 6565, (7.0, &["--display", "leaving"]), 16.0).await?;
         let player = janus_client(
             &base,
             6565,
@@ -213,13 +221,8 @@ async fn use_msid_puts_each_publishers_tracks_in_a_stream_of_their_own() {
     let result: Result<()> = bounded("janus_use_msid", LIMIT, async {
         let gw = start_gateway(|_| {}).await?;
         let base = gw.base_url();
-        let janus = janus_client(&base, 6767, "publish", 10.0, &["--display", "janus"])?;
-        wait_for_media(&gw, "6767", Duration::from_secs(15)).await?;
-        let whip = Publish {
-            seconds: 9.0,
-            ..Default::default()
-        }
-        .spawn(&format!("{base}/v1/whip/6767"))?;
+        let (janus, whip) =
+            janus_and_whip_publishers(&gw, 6767, (10.0, &["--display", "janus"]), 9.0).await?;
         let j = Janus {
             base: base.to_owned(),
         };

@@ -5,6 +5,7 @@ mod cascade;
 mod client_mistakes;
 mod contract_support;
 mod cross_dialect;
+mod janus_answers;
 mod janus_api;
 mod janus_bitrate;
 mod janus_cross_dialect;
