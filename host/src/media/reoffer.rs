@@ -1,6 +1,7 @@
-//! A publisher's new offer on its live session (Janus `configure` + jsep): tracks added or
-//! removed, directions changed, and new ICE credentials when the client restarts ICE. The
-//! session, its feed and its subscribers stay; the answer is the session's next local SDP.
+//! A client's new offer on a live session it made the first offer of: a Janus publisher's
+//! `configure` + jsep (tracks added or removed, directions changed) and an ICE restart (WHIP
+//! `PATCH`, or new credentials inside such an offer). The session, its feed and its
+//! subscribers stay; the answer is the session's next local SDP.
 
 use std::time::Instant;
 
@@ -21,12 +22,34 @@ impl Engine {
     ) -> Result<String, MediaError> {
         offer::inspect_reoffer(&offer_sdp)?;
         let key = self.find(room, id)?;
+        let publisher = self
+            .peers
+            .get(&key)
+            .is_some_and(|p| matches!(p.media, PeerMedia::Publisher { .. }));
+        if !publisher {
+            return Err(MediaError::UnusableOffer(
+                "only a publisher sends a new offer on its session".into(),
+            ));
+        }
+        let answer = self.answer_new_offer(key, offer_sdp)?;
+        Ok(offer::tidy_answer(&answer))
+    }
+
+    /// Applies a new offer from the client of session `key` and returns our answer (rtc's
+    /// SDP). New ICE credentials in it restart ICE: the answer then carries ours, which the
+    /// client's checks name from now on. A failed answer rolls the offer back; if even that
+    /// fails, the session ends.
+    pub(super) fn answer_new_offer(
+        &mut self,
+        key: u64,
+        offer_sdp: String,
+    ) -> Result<String, MediaError> {
         // Out of the map while it is renegotiated: the feed's codec preferences are read.
         let Some(mut peer) = self.peers.remove(&key) else {
-            return Err(MediaError::SessionNotFound(id.to_owned()));
+            return Err(MediaError::SessionNotFound(key.to_string()));
         };
         // A panic inside rtc must not lose the session: it goes back into the map either way.
-        let result = contained(|| self.renegotiate_publisher(&mut peer, offer_sdp))
+        let result = contained(|| self.apply_new_offer(&mut peer, offer_sdp))
             .unwrap_or_else(|panic| Err(MediaError::Internal(panic)));
         let new_ufrag = match &result {
             Ok(answer) => offer::first_attribute(answer, "ice-ufrag")
@@ -35,30 +58,33 @@ impl Engine {
             Err(_) => None,
         };
         if let Some(ufrag) = new_ufrag {
-            // The client restarted ICE in the same offer: our answer carries new credentials.
             peer.local_ufrag = ufrag.clone();
             peer.ice_connected = false;
             peer.ice_restarting = true;
             self.demux.add_ufrag(ufrag, key);
-            tracing::info!(session = %id, "ICE restarted by a publisher's new offer");
+            tracing::info!(session = %peer.id, "ICE restarted");
         }
-        self.peers.insert(key, peer);
-        if let Err(MediaError::Internal(why)) = &result {
+        let doomed = match &result {
             // Half-negotiated (or rtc panicked): the session cannot be trusted to carry media.
-            self.doom(key, why.clone());
+            Err(MediaError::Internal(why)) => Some(why.clone()),
+            _ => None,
+        };
+        self.peers.insert(key, peer);
+        if let Some(why) = doomed {
+            self.doom(key, why);
         }
         self.mark_dirty(key);
         result
     }
 
-    fn renegotiate_publisher(
+    fn apply_new_offer(
         &mut self,
         peer: &mut Peer,
         offer_sdp: String,
     ) -> Result<String, MediaError> {
-        if !matches!(peer.media, PeerMedia::Publisher { .. }) || peer.we_offered {
+        if peer.we_offered {
             return Err(MediaError::UnusableOffer(
-                "only a publisher that made the first offer sends a new one".into(),
+                "this session's offers come from the gateway".into(),
             ));
         }
         let now = Instant::now();
@@ -67,8 +93,10 @@ impl Engine {
         peer.pc
             .set_remote_description(now, offer)
             .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
-        // Tracks the offer adds answer with the codec the feed's subscribers negotiated.
-        self.prefer_feed_codecs(&peer.feed, &mut peer.pc);
+        if matches!(peer.media, PeerMedia::Publisher { .. }) {
+            // Tracks the offer adds answer with the codec the feed's subscribers negotiated.
+            self.prefer_feed_codecs(&peer.feed, &mut peer.pc);
+        }
         let answered = peer
             .pc
             .create_answer(None)
@@ -90,6 +118,6 @@ impl Engine {
             .map(|d| d.sdp)
             .ok_or_else(|| MediaError::Internal("no local description".into()))?;
         peer.settled_sdp = sdp.clone();
-        Ok(offer::tidy_answer(&sdp))
+        Ok(sdp)
     }
 }

@@ -398,27 +398,12 @@ impl Engine {
             .map(|d| d.sdp.clone())
             .ok_or_else(|| MediaError::IceRestart("no remote description".into()))?;
         let restarted = offer::with_new_ice_credentials(&previous, ufrag, pwd);
-        let now = Instant::now();
-        let offer = RTCSessionDescription::offer(restarted)
+        let sdp = self
+            .answer_new_offer(key, restarted)
             .map_err(|e| MediaError::IceRestart(e.to_string()))?;
-        peer.pc
-            .set_remote_description(now, offer)
-            .map_err(|e| MediaError::IceRestart(e.to_string()))?;
-        let answer = peer
-            .pc
-            .create_answer(None)
-            .map_err(|e| MediaError::IceRestart(e.to_string()))?;
-        peer.pc
-            .set_local_description(now, answer)
-            .map_err(|e| MediaError::IceRestart(e.to_string()))?;
-        let sdp = peer
-            .pc
-            .local_description()
-            .map(|d| d.sdp)
-            .ok_or_else(|| MediaError::IceRestart("no local description".into()))?;
-        let new_ufrag = offer::first_attribute(&sdp, "ice-ufrag")
-            .ok_or_else(|| MediaError::IceRestart("answer has no ice-ufrag".into()))?
-            .to_owned();
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Err(MediaError::SessionNotFound(id.to_owned()));
+        };
         let new_pwd = offer::first_attribute(&sdp, "ice-pwd")
             .ok_or_else(|| MediaError::IceRestart("answer has no ice-pwd".into()))?
             .to_owned();
@@ -427,21 +412,13 @@ impl Engine {
                 tracing::debug!(session = %id, error = %e, "remote candidate ignored");
             }
         }
-        peer.local_ufrag = new_ufrag.clone();
-        peer.settled_sdp = sdp.clone();
-        peer.ice_connected = false;
-        peer.ice_restarting = true;
-        let answer = IceRestartAnswer {
+        Ok(IceRestartAnswer {
             candidates: self.factory.candidate_lines(&sdp),
-            ufrag: new_ufrag.clone(),
+            ufrag: peer.local_ufrag.clone(),
             pwd: new_pwd,
             mid: peer.first_mid.clone(),
             etag: peer.etag(),
-        };
-        self.demux.add_ufrag(new_ufrag, key);
-        self.mark_dirty(key);
-        tracing::info!(session = %id, "ICE restarted");
-        Ok(answer)
+        })
     }
 
     pub(super) fn session_ice(&mut self, room: &str, id: &str) -> Result<SessionIce, MediaError> {

@@ -58,7 +58,7 @@ impl VideoRoom {
         let offer = rules.apply(offer, &codecs.0, &codecs.1).map_err(|kind| {
             PluginError::new(
                 code::INVALID_SDP,
-                format!("the new offer's {kind} drops the codec this publisher negotiated"),
+                format!("the new offer's {kind} has none of the codecs this publisher may send"),
             )
         })?;
         let answer = self
