@@ -289,10 +289,8 @@ impl Engine {
         answer_sdp: String,
         session_url: Option<String>,
     ) -> Result<(), MediaError> {
-        let key = self.find(room, id)?;
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return Err(MediaError::SessionNotFound(id.to_owned()));
-        };
+        let history = self.factory.nack_buffer_packets;
+        let (key, peer) = self.find_peer(room, id)?;
         let remote_addresses = candidate_addresses(&answer_sdp);
         let settled = answer_sdp.clone();
         let answer = RTCSessionDescription::answer(answer_sdp)
@@ -308,7 +306,6 @@ impl Engine {
         let sending = std::mem::take(&mut peer.unanswered_tracks);
         let mut sources: Vec<FeedKey> = sending.iter().map(|(s, _)| s.clone()).collect();
         sources.dedup();
-        let history = self.factory.nack_buffer_packets;
         if let PeerMedia::Subscriber { outputs } = &mut peer.media {
             for (source, track) in sending {
                 outputs.extend(negotiated_outputs(

@@ -256,6 +256,19 @@ impl Engine {
             .ok_or_else(|| MediaError::SessionNotFound(id.to_owned()))
     }
 
+    /// Session `id` of `room` and its key.
+    pub(super) fn find_peer(
+        &mut self,
+        room: &str,
+        id: &str,
+    ) -> Result<(u64, &mut Peer), MediaError> {
+        let key = self.find(room, id)?;
+        self.peers
+            .get_mut(&key)
+            .map(|peer| (key, peer))
+            .ok_or_else(|| MediaError::SessionNotFound(id.to_owned()))
+    }
+
     fn read_socket(&mut self, index: usize, buf: &mut [u8]) {
         loop {
             let Some(socket) = self.sockets.get(index) else {

@@ -341,10 +341,7 @@ impl Engine {
         id: &str,
         candidates: Vec<RemoteCandidate>,
     ) -> Result<(), MediaError> {
-        let key = self.find(room, id)?;
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return Err(MediaError::SessionNotFound(id.to_owned()));
-        };
+        let (key, peer) = self.find_peer(room, id)?;
         if peer.pc.remote_description().is_none() {
             // A client answering our offer may trickle before its answer is applied.
             let room_left = EARLY_CANDIDATES_KEPT.saturating_sub(peer.early_candidates.len());
@@ -388,10 +385,7 @@ impl Engine {
         pwd: &str,
         candidates: Vec<RemoteCandidate>,
     ) -> Result<IceRestartAnswer, MediaError> {
-        let key = self.find(room, id)?;
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return Err(MediaError::SessionNotFound(id.to_owned()));
-        };
+        let (key, peer) = self.find_peer(room, id)?;
         let previous = peer
             .pc
             .remote_description()
@@ -422,10 +416,7 @@ impl Engine {
     }
 
     pub(super) fn session_ice(&mut self, room: &str, id: &str) -> Result<SessionIce, MediaError> {
-        let key = self.find(room, id)?;
-        let Some(peer) = self.peers.get(&key) else {
-            return Err(MediaError::SessionNotFound(id.to_owned()));
-        };
+        let (_, peer) = self.find_peer(room, id)?;
         let remote_ufrag = peer
             .pc
             .remote_description()

@@ -91,10 +91,7 @@ impl Engine {
         room: &str,
         id: &str,
     ) -> Result<(super::feed::FeedKey, Vec<&mut super::peer::OutputTrack>), MediaError> {
-        let key = self.find(room, id)?;
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return Err(MediaError::SessionNotFound(id.to_owned()));
-        };
+        let (_, peer) = self.find_peer(room, id)?;
         let PeerMedia::Subscriber { outputs } = &mut peer.media else {
             return Err(MediaError::UnusableOffer(
                 "only a subscriber chooses a layer".into(),

@@ -19,10 +19,7 @@ impl Engine {
         scope: PauseScope,
         paused: bool,
     ) -> Result<(), MediaError> {
-        let key = self.find(room, id)?;
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return Err(MediaError::SessionNotFound(id.to_owned()));
-        };
+        let (_, peer) = self.find_peer(room, id)?;
         let PeerMedia::Subscriber { outputs } = &mut peer.media else {
             return Err(MediaError::UnusableOffer("only a subscriber pauses".into()));
         };
@@ -56,10 +53,7 @@ impl Engine {
         scope: PauseScope,
         muted: bool,
     ) -> Result<(), MediaError> {
-        let key = self.find(room, id)?;
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return Err(MediaError::SessionNotFound(id.to_owned()));
-        };
+        let (_, peer) = self.find_peer(room, id)?;
         if !matches!(peer.media, PeerMedia::Publisher { .. }) {
             return Err(MediaError::UnusableOffer(
                 "only a publisher is muted".into(),
