@@ -493,6 +493,43 @@ async function stepUpdate(ctx) {
   };
 }
 
+/// S3 asks for bob while its first offer (alice) is unanswered: the request is answered with
+/// `updating` (no jsep); the offer with both feeds follows `start`, unsolicited.
+async function stepQueuedUpdate(ctx) {
+  const handle = await attach(ctx, "s3");
+  const peer = (ctx.peers.s3 = new JsepPeer("s3", ctx.args));
+  const attached = await handle.joinSubscriber({ room: ctx.args.room, streams: [{ feed: ctx.alice.feed }] });
+  check(attached.jsep && attached.jsep.type === "offer", "attached without a jsep offer");
+  const queued = await handle.update({ subscribe: [{ feed: ctx.bob.feed }] });
+  check(!queued.jsep, `an offer came while the first was unanswered: ${JSON.stringify(queued.streams)}`);
+  const started = await handle.start({ jsep: await peer.answerOffer(attached.jsep) });
+  const withOffer = (d) => d.jsep && d.jsep.type === "offer";
+  const next = await waitEvent(handle, VideoRoomPlugin.EVENT.VIDEOROOM_UPDATED, withOffer, 5000);
+  check(next, "no updated event with an offer after start");
+  const restarted = await handle.start({ jsep: await peer.answerOffer(next.data.jsep) });
+  const both = (s) => framesAt(s, 640) > 10 && framesAt(s, 320) > 10;
+  const { stats, ms } = await waitStats(peer, both, FRAME_WAIT_MS, "alice (640) and bob (320) both decoding");
+  const left = await handle.leave();
+  return {
+    queued_reply_has_jsep: Boolean(queued.jsep), started: started.started, started_again: restarted.started,
+    offered_streams: (next.data.streams ?? []).map((s) => ({ type: s.type, feed: ctx.feedNames[s.feed_id] ?? null })),
+    both_decoding_ms: ms, frames_640: framesAt(stats, 640), frames_320: framesAt(stats, 320),
+    left: Boolean(left),
+  };
+}
+
+/// Bob renames himself: alice (a participant of the room) is told; listparticipants shows it.
+async function stepDisplay(ctx) {
+  const configured = await ctx.bob.handle.configure({ display: "bobby" });
+  const renamed = (d) => d.feed === ctx.bob.feed && d.display === "bobby";
+  const ev = await waitEvent(ctx.alice.handle, VideoRoomPlugin.EVENT.VIDEOROOM_DISPLAY, renamed, 3000);
+  check(ev, "alice's handle got no videoroom_display event for bob");
+  const list = await ctx.handles.manager.listParticipants({ room: ctx.args.room });
+  const bob = list.participants.find((p) => p.feed === ctx.bob.feed);
+  check(bob?.display === "bobby", `listparticipants shows bob as ${JSON.stringify(bob?.display)}`);
+  return { configured: configured.configured, event: ev.data, listed_display: bob.display };
+}
+
 async function stepTeardown(ctx) {
   const { room } = ctx.args;
   const manager = ctx.handles.manager;
@@ -553,6 +590,8 @@ async function main() {
     await step("g_s1_pause", () => stepPause(ctx));
     await step("h_s2_legacy", () => stepS2(ctx));
     await step("h2_s1_update", () => stepUpdate(ctx));
+    await step("h3_queued_update", () => stepQueuedUpdate(ctx));
+    await step("h4_display", () => stepDisplay(ctx));
     await step("i_teardown", () => stepTeardown(ctx));
     result.ok = true;
   } catch (e) {

@@ -53,6 +53,8 @@ async fn janode_runs_the_videoroom_scenario_with_decoded_frames() {
             "g_s1_pause",
             "h_s2_legacy",
             "h2_s1_update",
+            "h3_queued_update",
+            "h4_display",
             "i_teardown",
         ] {
             ensure!(step(name)["ok"] == true, "step {name}: {}", step(name));
@@ -66,6 +68,14 @@ async fn janode_runs_the_videoroom_scenario_with_decoded_frames() {
             step("g_s1_pause")["growth_while_paused"]
                 .as_u64()
                 .is_some_and(|g| g <= 2)
+        );
+        let queued = step("h3_queued_update");
+        ensure!(queued["queued_reply_has_jsep"] == false, "{queued}");
+        println!(
+            "queued update: offered {}, both decoding after {} ms; display event {}",
+            queued["offered_streams"],
+            queued["both_decoding_ms"],
+            step("h4_display")["event"]
         );
         let update = step("h2_s1_update");
         println!(

@@ -2,8 +2,8 @@
 //! not joined with `autoupdate: false`) gets an `updated` event with a new offer in which the
 //! publisher's m-lines are inactive; the client answers it with `start`.
 
-use serde_json::{Value, json};
-
+use super::offer_queue::FeedChange;
+use super::updates::{Asked, receives};
 use super::{Caller, Membership, VideoRoom};
 use crate::gate::{RequestFacts, RoomRequirements};
 
@@ -58,14 +58,12 @@ impl VideoRoom {
 
     async fn autoupdate(&self, room: u64, (handle, janus_session, session, gone): Receiving) {
         // What it receives now: an update of its own may have come in between.
-        let streams = match self.membership(handle) {
+        match self.membership(handle) {
             Some(Membership::Subscriber {
-                session: current,
-                streams,
-                ..
-            }) if current == session => streams,
+                session: current, ..
+            }) if current == session => {}
             _ => return,
-        };
+        }
         let Some(janus) = self.sessions.get(janus_session) else {
             return;
         };
@@ -78,28 +76,30 @@ impl VideoRoom {
             transaction: String::new(),
             facts: gateway_facts(),
         };
-        let entries: Vec<serde_json::Value> = gone.iter().map(|f| json!({"feed": f})).collect();
-        let body = json!({ "streams": entries });
-        match self
-            .update_subscription(&caller, "unsubscribe", &body, room, &session, streams)
-            .await
-        {
-            Ok((data, offer)) => {
+        let change = FeedChange {
+            remove: gone.clone(),
+            ..FeedChange::default()
+        };
+        // Queued behind an unanswered offer, it goes out after the answer, without an event now.
+        match self.ask_offer(&caller, change).await {
+            Ok(Asked::Offer(offer)) => {
                 tracing::info!(
                     room,
                     ?gone,
                     session,
                     "janus subscriber updated: publishers gone"
                 );
+                let (data, jsep) = offer.updated();
                 janus.push(super::super::protocol::plugin_message(
                     "event",
                     janus.id,
                     caller.handle.id,
                     None,
                     data,
-                    offer,
+                    jsep,
                 ));
             }
+            Ok(Asked::Queued | Asked::Unchanged) => {}
             Err(e) => tracing::debug!(room, ?gone, session, error = %e.reason,
                 "janus subscriber not updated"),
         }
@@ -136,11 +136,4 @@ fn gateway_facts() -> RequestFacts {
         pin: None,
         room_rules: RoomRequirements::default(),
     }
-}
-
-/// Whether an active m-line of `streams` carries `feed`.
-fn receives(streams: &[Value], feed: u64) -> bool {
-    streams
-        .iter()
-        .any(|s| s["feed_id"].as_u64() == Some(feed) && s["active"] != false)
 }

@@ -10,6 +10,7 @@ mod forwarders;
 mod leaving;
 mod live;
 mod media_state;
+mod offer_queue;
 mod participants;
 mod permanent;
 mod recording;
@@ -20,6 +21,7 @@ mod slowlink;
 mod subscribers;
 mod talking;
 mod trickle;
+mod updates;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -282,6 +284,7 @@ pub struct VideoRoom {
     admin_key: Option<String>,
     lock_rtp_forward: bool,
     held_candidates: trickle::HeldCandidates,
+    offers: offer_queue::SubscriberOffers,
 }
 
 /// The work of an asynchronous request, run after its `ack` was sent; it delivers the event.
@@ -372,6 +375,7 @@ impl VideoRoom {
             admin_key,
             lock_rtp_forward,
             held_candidates: Default::default(),
+            offers: Default::default(),
         });
         let recorded: Vec<u64> = videoroom
             .rooms
@@ -421,10 +425,15 @@ impl VideoRoom {
         let body = body.clone();
         Outcome::Async(Box::pin(async move {
             let closes_pc = request == "leave" && this.media_session(caller.handle.id).is_some();
+            let answers = request == "start" && jsep.is_some();
             let result = this.async_request(&caller, &request, &body, jsep).await;
             match result {
                 Ok((data, jsep)) => {
                     caller.event(data, jsep);
+                    if answers {
+                        // After `started`: the offer for what waited for this answer.
+                        this.offer_waiting(&caller).await;
+                    }
                     if closes_pc {
                         let hangup = leaving::close_pc_hangup(caller.session.id, caller.handle.id);
                         caller.session.push(hangup);
@@ -438,6 +447,7 @@ impl VideoRoom {
     /// A handle goes away (detach, hangup of its session, socket closed): it leaves its room.
     pub async fn handle_gone(&self, session: &Session, handle: u64) {
         self.held_candidates.forget(handle);
+        self.offers.forget(handle);
         let _ = self.leave(session, handle, leaving::Departure::Gone).await;
     }
 

@@ -166,7 +166,7 @@ impl VideoRoom {
                 self.configure_subscriber(room, &session, &streams, body)
                     .await?;
                 let offer = match bool_field(body, "restart")? {
-                    Some(true) => self.restart_subscriber_ice(caller, room, &session).await?,
+                    Some(true) => self.restart_subscriber_ice(caller).await?,
                     Some(false) | None => None,
                 };
                 Ok((
@@ -189,14 +189,9 @@ impl VideoRoom {
             }
             (
                 "subscribe" | "unsubscribe" | "update",
-                Some(Membership::Subscriber {
-                    room,
-                    session,
-                    streams,
-                    ..
-                }),
+                Some(Membership::Subscriber { room, streams, .. }),
             ) => {
-                self.update_subscription(caller, request, body, room, &session, streams)
+                self.update_subscription(caller, request, body, room, &streams)
                     .await
             }
             (other, Some(_)) => Err(PluginError::new(
@@ -480,22 +475,30 @@ impl VideoRoom {
     ) -> Result<(), PluginError> {
         let display = string_field(body, "display")?;
         let recording = self.publisher_recording(room, body)?;
-        let (session, streams) = self.with_room(room, |r| {
+        let ((session, streams), renamed) = self.with_room(room, |r| {
             let p = r
                 .participants
                 .get_mut(&id)
                 .ok_or_else(|| PluginError::new(code::JOIN_FIRST, "Join the room first"))?;
-            if let Some(display) = display {
-                p.display = Some(display);
-            }
+            // Janus announces a new name only to those who knew an old one.
+            let renamed = match display {
+                Some(display) => p.display.replace(display.clone()).map(|_| display),
+                None => None,
+            };
             if let Some(change) = &recording {
                 p.recording = change.clone();
             }
-            Ok(p.publishing
+            let publishing = p
+                .publishing
                 .as_ref()
                 .map(|p| (p.session.clone(), p.streams.clone()))
-                .unzip())
+                .unzip();
+            Ok((publishing, renamed))
         })?;
+        if let Some(display) = renamed {
+            let event = json!({"videoroom": "event", "id": id, "display": display});
+            self.notify_room(room, Some(id), &event);
+        }
         let sends = media_switches(body, &streams.unwrap_or_default())?;
         let keyframe = super::bitrate::keyframe_asked(body)?;
         self.describe_streams(room, id, body)?;

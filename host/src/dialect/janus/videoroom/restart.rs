@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 
 use super::super::protocol::{JsepKind, jsep};
 use super::super::streams::{codec_of, media_sections, publisher_streams};
+use super::offer_queue::FeedChange;
+use super::updates::Asked;
 use super::{Caller, PluginError, VideoRoom, code};
 
 type EventReply = (Value, Option<Value>);
@@ -127,26 +129,19 @@ impl VideoRoom {
         ))
     }
 
-    /// A subscriber's `configure {restart: true}`: a new offer with new ICE credentials.
+    /// A subscriber's `configure {restart: true}`: a new offer with new ICE credentials, or
+    /// none yet while our previous offer is unanswered (it follows the answer, as in Janus).
     pub(super) async fn restart_subscriber_ice(
         &self,
         caller: &Caller,
-        room: u64,
-        session: &str,
     ) -> Result<Option<Value>, PluginError> {
-        let renegotiated = self
-            .gate
-            .renegotiate(
-                &caller.facts,
-                &room.to_string(),
-                session,
-                Vec::new(),
-                Vec::new(),
-                true,
-            )
-            .await
-            .map_err(PluginError::from_gate)?;
-        tracing::info!(room, session, "janus subscriber restarting ICE");
-        Ok(Some(jsep(JsepKind::Offer, &renegotiated.offer_sdp)))
+        let restart = FeedChange {
+            restart_ice: true,
+            ..FeedChange::default()
+        };
+        Ok(match self.ask_offer(caller, restart).await? {
+            Asked::Offer(offer) => Some(offer.jsep),
+            Asked::Queued | Asked::Unchanged => None,
+        })
     }
 }

@@ -13,10 +13,10 @@ use super::{
 use crate::media::{LayerChoice, SentTrack};
 use crate::policy::Action;
 
-type EventReply = (Value, Option<Value>);
+pub(super) type EventReply = (Value, Option<Value>);
 
 /// A feed a subscription names: its gateway name, Janus id, display and `streams`.
-type KnownFeed = (String, u64, Option<String>, Vec<Value>);
+pub(super) type KnownFeed = (String, u64, Option<String>, Vec<Value>);
 
 impl VideoRoom {
     /// A subscriber's `configure`: media on/off per kind (`audio`/`video` booleans, or
@@ -179,7 +179,11 @@ impl VideoRoom {
     /// The `streams` of a subscription: each m-line of our offer with the feed it carries
     /// (matched by SSRC), that feed's display and m-line; m-lines carrying nothing are
     /// inactive.
-    fn offer_streams(offer_sdp: &str, tracks: &[SentTrack], known: &[KnownFeed]) -> Vec<Value> {
+    pub(super) fn offer_streams(
+        offer_sdp: &str,
+        tracks: &[SentTrack],
+        known: &[KnownFeed],
+    ) -> Vec<Value> {
         media_sections(offer_sdp)
             .iter()
             .map(|s| {
@@ -267,6 +271,7 @@ impl VideoRoom {
                 autoupdate,
             }),
         );
+        self.offers.offered(caller.handle.id);
         self.apply_held_candidates(caller.handle.id).await;
         let mut data = json!({"videoroom": "attached", "room": room, "streams": streams});
         if legacy {
@@ -332,7 +337,7 @@ impl VideoRoom {
     }
 
     /// Records what the caller's handle now receives.
-    fn set_subscription(
+    pub(super) fn set_subscription(
         &self,
         caller: &Caller,
         room: u64,
@@ -356,99 +361,6 @@ impl VideoRoom {
             autoupdate,
         };
         self.set_membership(caller.handle.id, Some(membership));
-    }
-
-    /// `subscribe`, `unsubscribe` and `update`: feeds taken on or off this subscriber's
-    /// PeerConnection, then an `updated` event with every m-line and the new offer (answered
-    /// with `start`). Removed m-lines stay listed, inactive.
-    pub(super) async fn update_subscription(
-        &self,
-        caller: &Caller,
-        request: &str,
-        body: &Value,
-        room: u64,
-        session: &str,
-        streams: Vec<Value>,
-    ) -> Result<EventReply, PluginError> {
-        let (subscribe, unsubscribe) = match request {
-            "subscribe" => (
-                Some(
-                    body.get("streams")
-                        .ok_or_else(|| PluginError::missing("streams"))?,
-                ),
-                None,
-            ),
-            "unsubscribe" => (
-                None,
-                Some(
-                    body.get("streams")
-                        .ok_or_else(|| PluginError::missing("streams"))?,
-                ),
-            ),
-            _ => (body.get("subscribe"), body.get("unsubscribe")),
-        };
-        if subscribe.is_none() && unsubscribe.is_none() {
-            return Err(PluginError::missing("subscribe"));
-        }
-        let list = |value: Option<&Value>, what: &str| -> Result<Vec<Value>, PluginError> {
-            match value {
-                None => Ok(Vec::new()),
-                Some(Value::Array(items)) if items.is_empty() => Err(PluginError::new(
-                    code::INVALID_ELEMENT,
-                    format!("Empty {what} list"),
-                )),
-                Some(Value::Array(items)) => Ok(items.clone()),
-                Some(_) => Err(PluginError::invalid(what, "an array")),
-            }
-        };
-        let mut known: Vec<KnownFeed> = Vec::new();
-        let mut add = Vec::new();
-        for entry in list(subscribe, "subscription")? {
-            let id = required_id(&entry, "feed")?;
-            let (name, display, feed_streams) = self.feed(room, id).await?;
-            add.push(name.clone());
-            known.push((name, id, display, feed_streams));
-        }
-        let mut remove = Vec::new();
-        for entry in list(unsubscribe, "unsubscription")? {
-            let id = match (id_field(&entry, "feed")?, string_field(&entry, "sub_mid")?) {
-                (Some(id), _) => id,
-                (None, Some(mid)) => streams
-                    .iter()
-                    .find(|s| s["mid"] == mid.as_str())
-                    .and_then(|s| s["feed_id"].as_u64())
-                    .ok_or_else(|| {
-                        PluginError::new(code::INVALID_ELEMENT, format!("No such sub_mid '{mid}'"))
-                    })?,
-                (None, None) => return Err(PluginError::missing("feed")),
-            };
-            remove.push(self.feed_name(room, id).await);
-        }
-        let room_name = room.to_string();
-        let renegotiated = self
-            .gate
-            .renegotiate(&caller.facts, &room_name, session, add, remove, false)
-            .await
-            .map_err(PluginError::from_gate)?;
-        // Feeds received from before keep their ids and displays.
-        for stream in &streams {
-            if let Some(id) = stream["feed_id"].as_u64()
-                && !known.iter().any(|k| k.1 == id)
-                && let Ok((name, display, feed_streams)) = self.feed(room, id).await
-            {
-                known.push((name, id, display, feed_streams));
-            }
-        }
-        let updated = Self::offer_streams(&renegotiated.offer_sdp, &renegotiated.tracks, &known);
-        let feed = updated
-            .iter()
-            .find_map(|s| s["feed_id"].as_u64())
-            .unwrap_or_default();
-        self.set_subscription(caller, room, session, feed, updated.clone());
-        Ok((
-            json!({"videoroom": "updated", "room": room, "streams": updated}),
-            Some(jsep(JsepKind::Offer, &renegotiated.offer_sdp)),
-        ))
     }
 }
 
