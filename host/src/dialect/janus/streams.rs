@@ -16,6 +16,8 @@ pub struct MediaSection {
     pub disabled: bool,
     /// The first `a=ssrc` of the section (what the sender of this m-line writes).
     pub ssrc: Option<u32>,
+    /// Its direction attribute (`sendrecv`, `sendonly`, `recvonly`, `inactive`), if any.
+    pub direction: Option<String>,
 }
 
 /// The m-lines of `sdp`, in order.
@@ -38,6 +40,7 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
                     codec: None,
                     disabled: fields.get(1) == Some(&"0"),
                     ssrc: None,
+                    direction: None,
                 },
                 fields.get(3).map(|pt| (*pt).to_owned()),
             ));
@@ -48,6 +51,11 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
         };
         if let Some(mid) = line.strip_prefix("a=mid:") {
             section.mid = mid.trim().to_owned();
+        } else if let Some(direction) = ["sendrecv", "sendonly", "recvonly", "inactive"]
+            .into_iter()
+            .find(|d| line.strip_prefix("a=") == Some(*d))
+        {
+            section.direction = Some(direction.to_owned());
         } else if let Some(ssrc) = line.strip_prefix("a=ssrc:")
             && section.ssrc.is_none()
         {
@@ -72,12 +80,16 @@ pub fn codec_of<'a>(sections: &'a [MediaSection], kind: &str) -> Option<&'a str>
         .and_then(|s| s.codec.as_deref())
 }
 
-/// A publisher's `streams` entries.
+/// A publisher's `streams` entries, from our answer to it. An m-line it no longer sends on
+/// (our side inactive) stays listed as `disabled`, as in Janus; rejected ones are left out.
 pub fn publisher_streams(sections: &[MediaSection]) -> Vec<Value> {
     sections
         .iter()
         .filter(|s| !s.disabled)
         .map(|s| {
+            if matches!(s.direction.as_deref(), Some("inactive" | "sendonly")) {
+                return json!({"type": s.kind, "mindex": s.mindex, "mid": s.mid, "disabled": true});
+            }
             let mut entry = json!({"type": s.kind, "mindex": s.mindex, "mid": s.mid});
             if let Some(codec) = &s.codec {
                 entry["codec"] = json!(codec);
@@ -183,6 +195,19 @@ mod tests {
         assert_eq!((s[0].ssrc, s[1].ssrc), (None, Some(1234)));
         assert_eq!(codec_of(&s, "video"), Some("vp8"));
         assert_eq!(publisher_streams(&s).len(), 2);
+    }
+
+    #[test]
+    fn an_m_line_the_publisher_no_longer_sends_on_is_listed_disabled() {
+        let answer = SDP.replace("a=mid:v1\r\n", "a=mid:v1\r\na=inactive\r\n");
+        let sections = media_sections(&answer);
+        assert_eq!(sections[1].direction.as_deref(), Some("inactive"));
+        let streams = publisher_streams(&sections);
+        assert_eq!(
+            streams[1],
+            json!({"type": "video", "mindex": 1, "mid": "v1", "disabled": true})
+        );
+        assert_eq!(streams[0]["codec"], "opus");
     }
 }
 

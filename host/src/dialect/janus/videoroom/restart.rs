@@ -77,7 +77,9 @@ impl VideoRoom {
             };
             let streams_changed = p.streams.len() != streams.len()
                 || p.streams.iter().zip(&streams).any(|(a, b)| {
-                    a["mid"] != b["mid"] || a["type"] != b["type"] || a["codec"] != b["codec"]
+                    ["mid", "type", "codec", "disabled"]
+                        .iter()
+                        .any(|key| a.get(key) != b.get(key))
                 });
             if !streams_changed {
                 return Ok(false);

@@ -76,7 +76,9 @@ impl VideoRoom {
                 .get(&feed)
                 .and_then(|p| Some((p.display.clone(), p.publishing.as_ref()?.streams.clone()))))
         })?;
-        if let Some((display, streams)) = janus {
+        if let Some((display, mut streams)) = janus {
+            // What a subscriber can take: disabled m-lines carry nothing.
+            streams.retain(|s| s["disabled"] != true);
             return Ok((feed.to_string(), display, streams));
         }
         self.foreign_feeds(room)
