@@ -5,10 +5,14 @@
 //
 //   node run_janusjs.mjs --server http://HOST:PORT/janus --room N [--seconds 5] [--timeout 90]
 //                        [--setup 30] [--debug] [--wire] [--dump-sdp FILE] [--stun-default]
-//                        [--chromium PATH] [--ice-restart]
+//                        [--chromium PATH] [--ice-restart] [--e2ee]
 // --ice-restart: after the watch, both handles restart ICE (publisher re-offer, subscriber
 // configure {restart}); `ice_restart` reports the server's ICE ufrags and the subscriber's
 // decoded frames before and 3 s after.
+// --e2ee: end-to-end "encryption" with janus.js insertable streams (a sender transform that
+// XORs each frame past its first bytes, a receiver transform undoing it), so janus.js says
+// `e2ee` in its jsep; a room the run creates requires it (`require_e2ee`). Frames decode only
+// if the server forwarded the transformed frames untouched.
 //
 // One page (janusjs_page.html, served with janus.js and adapter.js from a throw-away HTTP
 // server on 127.0.0.1, a secure context for getUserMedia; the Janus server is reached
@@ -53,7 +57,7 @@ function parseArgs(argv) {
   const a = {
     server: null, room: null, seconds: 5, timeout: 90, setup: 30, debug: false,
     stunDefault: false, wire: false, dumpSdp: null, chromium: "/usr/bin/chromium",
-    iceRestart: false,
+    iceRestart: false, e2ee: false,
   };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
@@ -69,6 +73,7 @@ function parseArgs(argv) {
     else if (k === "--wire") { a.wire = true; }
     else if (k === "--dump-sdp") { a.dumpSdp = v; i++; }
     else if (k === "--ice-restart") { a.iceRestart = true; }
+    else if (k === "--e2ee") { a.e2ee = true; }
     else throw new Error(`unknown argument ${k}`);
   }
   if (!a.server || !/^https?:\/\//.test(a.server)) throw new Error("--server http://HOST:PORT/janus is required");
@@ -128,6 +133,7 @@ async function readState(page) {
         subscribeSentMs: g.subscribeSentMs, webrtcupSubscriberMs: g.webrtcupSubscriberMs,
         trickleSent: g.trickleSent, trickleReplies: g.trickleReplies, trickleReceived: g.trickleReceived,
         sdp: g.sdp, iceState: g.iceState, connState: g.connState, remoteTracks: g.remoteTracks, stats,
+        jsepE2ee: g.jsepE2ee,
       };
     });
   } catch (e) {
@@ -180,6 +186,7 @@ async function main() {
     result.stats = s.stats;
     result.ice_state = s.iceState;
     result.remote_tracks = s.remoteTracks;
+    result.jsep_e2ee = s.jsepE2ee;
     result.events = s.events;
     result.trickle = { sent: s.trickleSent, replies: s.trickleReplies, received_from_server: s.trickleReceived };
     if (args.dumpSdp && s.sdp) {
@@ -213,6 +220,7 @@ async function main() {
     await page.evaluate((o) => { window.gh.start(o); }, {
       server: args.server, room: args.room, debug: args.debug ? "all" : false,
       iceServers: args.stunDefault ? undefined : [], setupMs: args.setup * 1000,
+      e2ee: args.e2ee,
     });
     const setupDeadline = Date.now() + (args.setup + 2) * 1000;
     while (Date.now() < setupDeadline) {

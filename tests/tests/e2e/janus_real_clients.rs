@@ -95,10 +95,10 @@ async fn janode_runs_the_videoroom_scenario_with_decoded_frames() {
 /// Debian's Janus 1.1.2 running inside a network namespace of the test's own (a veth pair:
 /// the test side `.1`, Janus `.2`). Janus never gathers loopback and pins its sockets to its
 /// NIC, so it needs a real interface; the namespace keeps that interface the test's own.
-struct NamespacedJanus {
+pub(crate) struct NamespacedJanus {
     namespace: String,
     host_ip: String,
-    janus_ip: String,
+    pub(crate) janus_ip: String,
     run_dir: std::path::PathBuf,
     pid: Option<u32>,
 }
@@ -115,7 +115,7 @@ fn run(program: &str, args: &[&str]) -> Result<()> {
 }
 
 impl NamespacedJanus {
-    fn start(ws_port: u16, http_port: u16) -> Result<Self> {
+    pub(crate) fn start(ws_port: u16, http_port: u16) -> Result<Self> {
         let id = std::process::id() % 200 + 20;
         let namespace = format!("gh-janus-{}", std::process::id());
         let (host_if, ns_if) = (format!("ghjh{id}"), format!("ghjn{id}"));

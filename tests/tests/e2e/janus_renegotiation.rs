@@ -73,7 +73,8 @@ async fn a_publisher_that_adds_video_by_a_new_offer_is_answered_and_its_video_fo
 /// a track). The gateway answers it instead of refusing a section it no longer receives, and
 /// the audio goes on to a player that joins after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_publisher_that_stops_sending_video_by_a_new_offer_has_it_listed_disabled_and_its_audio_goes_on() {
+async fn a_publisher_that_stops_sending_video_by_a_new_offer_has_it_listed_disabled_and_its_audio_goes_on()
+ {
     let _guard = media_lock().await;
     let result: Result<()> = bounded("janus_publisher_idle_video", LIMIT, async {
         let gw = start_gateway(|_| {}).await?;
@@ -102,7 +103,10 @@ async fn a_publisher_that_stops_sending_video_by_a_new_offer_has_it_listed_disab
         let renegotiated = &publisher.json["renegotiated"];
         ensure!(renegotiated["configured"] == "ok", "{}", publisher.json);
         // Janus keeps the m-line listed, disabled; audio stays as it was.
-        let streams = renegotiated["streams"].as_array().cloned().unwrap_or_default();
+        let streams = renegotiated["streams"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let of = |kind: &str| streams.iter().find(|s| s["type"] == kind).cloned();
         ensure!(
             of("video").is_some_and(|v| v["disabled"] == true && v.get("codec").is_none()),

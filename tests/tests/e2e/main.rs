@@ -9,6 +9,7 @@ mod janus_answers;
 mod janus_api;
 mod janus_bitrate;
 mod janus_cross_dialect;
+mod janus_e2ee;
 mod janus_events;
 mod janus_media_events;
 mod janus_multistream;

@@ -271,6 +271,9 @@ impl JanusCore {
                         "JSEP error: invalid SDP",
                     ));
                 }
+                if jsep.as_ref().is_some_and(|j| j.e2ee) {
+                    handle.set_e2ee(true);
+                }
                 let caller = Caller {
                     session: session.clone(),
                     handle: handle.clone(),

@@ -60,6 +60,8 @@ impl CoreError {
 pub struct Jsep {
     pub kind: JsepKind,
     pub sdp: String,
+    /// janus.js's `e2ee` (insertable streams): the media is end-to-end encrypted.
+    pub e2ee: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +159,8 @@ impl CoreRequest {
                 )
             })?
             .to_owned();
-        Ok(Some(Jsep { kind, sdp }))
+        let e2ee = jsep.get("e2ee") == Some(&Value::Bool(true));
+        Ok(Some(Jsep { kind, sdp, e2ee }))
     }
 }
 

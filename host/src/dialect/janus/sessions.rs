@@ -30,6 +30,20 @@ pub struct Session {
 /// One plugin handle (attached to the VideoRoom).
 pub struct Handle {
     pub id: u64,
+    /// Its PeerConnection's media is end-to-end encrypted: set by a client's jsep with
+    /// `e2ee` (and by the plugin for subscribers), kept until the PeerConnection goes, as in
+    /// Janus; every jsep sent to the handle says so.
+    e2ee: std::sync::atomic::AtomicBool,
+}
+
+impl Handle {
+    pub fn e2ee(&self) -> bool {
+        self.e2ee.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_e2ee(&self, on: bool) {
+        self.e2ee.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Session {
@@ -100,7 +114,10 @@ impl Session {
     }
 
     pub fn attach(&self) -> Arc<Handle> {
-        let handle = Arc::new(Handle { id: random_id() });
+        let handle = Arc::new(Handle {
+            id: random_id(),
+            e2ee: Default::default(),
+        });
         if let Ok(mut handles) = self.handles.lock() {
             handles.insert(handle.id, handle.clone());
         }

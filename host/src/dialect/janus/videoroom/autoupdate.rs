@@ -90,14 +90,7 @@ impl VideoRoom {
                     "janus subscriber updated: publishers gone"
                 );
                 let (data, jsep) = offer.updated();
-                janus.push(super::super::protocol::plugin_message(
-                    "event",
-                    janus.id,
-                    caller.handle.id,
-                    None,
-                    data,
-                    jsep,
-                ));
+                caller.notify(data, jsep);
             }
             Ok(Asked::Queued | Asked::Unchanged) => {}
             Err(e) => tracing::debug!(room, ?gone, session, error = %e.reason,

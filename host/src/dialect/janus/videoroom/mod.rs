@@ -6,6 +6,7 @@
 mod autoupdate;
 mod bitrate;
 mod bridge;
+mod e2ee;
 mod forwarders;
 mod leaving;
 mod live;
@@ -55,6 +56,7 @@ pub mod code {
     pub const NOT_PUBLISHED: u16 = 435;
     pub const ID_EXISTS: u16 = 436;
     pub const INVALID_SDP: u16 = 437;
+    pub const INVALID_FEED: u16 = 438;
 }
 
 /// A VideoRoom error, shown as `{"videoroom":"event","error_code","error"}`.
@@ -223,6 +225,8 @@ pub(super) struct Publishing {
     pub streams: Vec<Value>,
     /// Kinds announced as not received (`media` with `receiving: false`) and not resumed.
     pub silent: Vec<&'static str>,
+    /// Its media is end-to-end encrypted (see `e2ee`).
+    pub e2ee: bool,
 }
 
 impl Participant {
@@ -308,14 +312,27 @@ pub struct Caller {
 impl Caller {
     /// Sends an event to this handle, answering its transaction.
     fn event(&self, data: Value, jsep: Option<Value>) {
-        self.session.push(super::protocol::plugin_message(
+        self.send(Some(&self.transaction), data, jsep);
+    }
+
+    /// Sends an event to this handle that answers no request of its own.
+    fn notify(&self, data: Value, jsep: Option<Value>) {
+        self.send(None, data, jsep);
+    }
+
+    fn send(&self, transaction: Option<&str>, data: Value, mut jsep: Option<Value>) {
+        if let Some(jsep) = jsep.as_mut().filter(|_| self.handle.e2ee()) {
+            jsep["e2ee"] = json!(true);
+        }
+        let event = super::protocol::plugin_message(
             "event",
             self.session.id,
             self.handle.id,
-            Some(&self.transaction),
+            transaction,
             data,
             jsep,
-        ));
+        );
+        self.session.push(event);
     }
 }
 

@@ -60,6 +60,7 @@ impl VideoRoom {
             },
             // Janus answers `left` before the PeerConnection's `hangup`: the dispatcher sends it.
             ("leave", Some(_)) => {
+                caller.handle.set_e2ee(false);
                 self.leave(&caller.session, caller.handle.id, Departure::Request)
                     .await
             }
@@ -88,6 +89,7 @@ impl VideoRoom {
             },
             ("unpublish", Some(Membership::Publisher { room, id })) => {
                 self.unpublish(room, id).await?;
+                caller.handle.set_e2ee(false); // its PeerConnection is gone
                 Ok((
                     json!({"videoroom": "event", "room": room, "unpublished": "ok"}),
                     None,
@@ -99,6 +101,7 @@ impl VideoRoom {
                     Some(Jsep {
                         kind: JsepKind::Answer,
                         sdp,
+                        ..
                     }) => {
                         // An answer to a renegotiation (`update`) finds the session connected:
                         // `webrtcup` was sent once already.
@@ -380,6 +383,7 @@ impl VideoRoom {
                 )),
                 None => Err(PluginError::new(code::JOIN_FIRST, "Join the room first")),
             })?;
+        self.check_publisher_e2ee(room, caller)?;
         // A publisher may pick one of the room's codecs (`audiocodec`/`videocodec`).
         let audiocodec = super::bitrate::chosen_codec(body, "audiocodec", &audiocodec)?;
         let videocodec = super::bitrate::chosen_codec(body, "videocodec", &videocodec)?;
@@ -418,6 +422,7 @@ impl VideoRoom {
             video_codec: codec_of(&sections, "video").map(str::to_owned),
             streams: publisher_streams(&sections),
             silent: Vec::new(),
+            e2ee: caller.handle.e2ee(),
         };
         let stored = self.with_room(room, |r| {
             let p = r

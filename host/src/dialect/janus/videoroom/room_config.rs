@@ -47,17 +47,18 @@ pub struct RoomConfig {
     pub audiolevel_ext: bool,
     /// Negotiate transport-wide congestion control with publishers.
     pub transport_wide_cc_ext: bool,
+    /// Publishers must say their media is end-to-end encrypted (janus.js `e2ee` in the jsep),
+    /// and subscriptions cannot mix such feeds with others.
+    pub require_e2ee: bool,
     /// jcfg switches this gateway does not implement: `false` is accepted, `true` refused
     /// with the key named (video orientation and playout delay are not negotiated, VP9 SVC
-    /// layers not selected, end-to-end encryption not required, no dummy publisher).
+    /// layers not selected, no dummy publisher).
     #[serde(deserialize_with = "off_only", skip_serializing)]
     pub videoorient_ext: bool,
     #[serde(deserialize_with = "off_only", skip_serializing)]
     pub playoutdelay_ext: bool,
     #[serde(deserialize_with = "off_only", skip_serializing)]
     pub video_svc: bool,
-    #[serde(deserialize_with = "off_only", skip_serializing)]
-    pub require_e2ee: bool,
     #[serde(deserialize_with = "off_only", skip_serializing)]
     pub dummy_publisher: bool,
     /// Publishers' Opus encoders asked for in-band FEC (`useinbandfec=1` in the answer).
@@ -136,6 +137,7 @@ impl RoomConfig {
         flag("bitrate_cap", &mut config.bitrate_cap)?;
         flag("audiolevel_ext", &mut config.audiolevel_ext)?;
         flag("transport_wide_cc_ext", &mut config.transport_wide_cc_ext)?;
+        flag("require_e2ee", &mut config.require_e2ee)?;
         for key in UNSUPPORTED_SWITCHES {
             if bool_field(body, key)? == Some(true) {
                 return Err(PluginError::new(
@@ -188,7 +190,7 @@ impl RoomConfig {
             "bitrate": self.bitrate,
             "fir_freq": self.fir_freq,
             "require_pvtid": self.require_pvtid,
-            "require_e2ee": false,
+            "require_e2ee": self.require_e2ee,
             "dummy_publisher": false,
             "bitrate_cap": self.bitrate_cap,
             "notify_joining": self.notify_joining,
@@ -257,11 +259,10 @@ impl RoomConfig {
 }
 
 /// The jcfg switches only `false` is accepted for (see [`RoomConfig::videoorient_ext`]).
-const UNSUPPORTED_SWITCHES: [&str; 5] = [
+const UNSUPPORTED_SWITCHES: [&str; 4] = [
     "videoorient_ext",
     "playoutdelay_ext",
     "video_svc",
-    "require_e2ee",
     "dummy_publisher",
 ];
 

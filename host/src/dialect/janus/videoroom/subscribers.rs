@@ -251,7 +251,9 @@ impl VideoRoom {
             let (name, display, feed_streams) = self.feed(room, *id).await?;
             known.push((name, *id, display, feed_streams));
         }
+        let e2ee = self.subscription_e2ee(room, &feeds)?;
         self.admit_join(caller, room, Action::Subscribe).await?;
+        caller.handle.set_e2ee(e2ee);
         let room_name = room.to_string();
         let names: Vec<String> = known.iter().map(|k| k.0.clone()).collect();
         let only_kinds = Self::asked_kinds(body, &known)?;
@@ -295,6 +297,7 @@ impl VideoRoom {
     ) -> Result<EventReply, PluginError> {
         let to = Self::switch_feed(body)?;
         let (feed_name, display, feed_streams) = self.feed(room, to).await?;
+        self.check_same_e2ee(room, to, caller)?;
         // `sub_mid` names the m-line(s) to switch: those receiving that m-line's feed. Without
         // it every m-line switches (the legacy form).
         let sub_mid = body["streams"][0]["sub_mid"].as_str();

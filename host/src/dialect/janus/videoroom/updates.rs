@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::super::protocol::{JsepKind, jsep, plugin_message};
+use super::super::protocol::{JsepKind, jsep};
 use super::offer_queue::{FeedChange, OfferTurn};
 use super::subscribers::{EventReply, KnownFeed};
 use super::{
@@ -49,7 +49,9 @@ impl VideoRoom {
         room: u64,
         streams: &[Value],
     ) -> Result<EventReply, PluginError> {
-        let change = self.requested_change(request, body, room, streams).await?;
+        let change = self
+            .requested_change(caller, request, body, room, streams)
+            .await?;
         Ok(match self.ask_offer(caller, change).await? {
             Asked::Offer(offer) => offer.updated(),
             Asked::Unchanged => (json!({"videoroom": "updated", "room": room}), None),
@@ -82,9 +84,7 @@ impl VideoRoom {
             match self.offer_change(caller, change, true).await {
                 Ok(Some(offer)) => {
                     let (data, jsep) = offer.updated();
-                    let event =
-                        plugin_message("event", caller.session.id, handle, None, data, jsep);
-                    caller.session.push(event);
+                    caller.notify(data, jsep);
                     return;
                 }
                 Ok(None) => {}
@@ -169,6 +169,7 @@ impl VideoRoom {
     /// adds exist, the `sub_mid`s it removes name m-lines of `streams`.
     async fn requested_change(
         &self,
+        caller: &Caller,
         request: &str,
         body: &Value,
         room: u64,
@@ -186,6 +187,7 @@ impl VideoRoom {
         for entry in entries(subscribe, "subscription")? {
             let id = required_id(&entry, "feed")?;
             self.feed(room, id).await?;
+            self.check_same_e2ee(room, id, caller)?;
             change.add.push(id);
         }
         for entry in entries(unsubscribe, "unsubscription")? {
