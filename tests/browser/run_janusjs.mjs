@@ -5,10 +5,13 @@
 //
 //   node run_janusjs.mjs --server http://HOST:PORT/janus --room N [--seconds 5] [--timeout 90]
 //                        [--setup 30] [--debug] [--wire] [--dump-sdp FILE] [--stun-default]
-//                        [--chromium PATH] [--ice-restart] [--e2ee]
+//                        [--chromium PATH] [--ice-restart] [--e2ee] [--playout-delay MIN:MAX]
 // --ice-restart: after the watch, both handles restart ICE (publisher re-offer, subscriber
 // configure {restart}); `ice_restart` reports the server's ICE ufrags and the subscriber's
 // decoded frames before and 3 s after.
+// --playout-delay MIN:MAX: after the watch, the subscriber (or with --playout-delay-by
+// publisher, the publisher) configures min_delay/max_delay (10 ms units); `playout_delay` reports Chromium's average jitter-buffer target delay (ms)
+// over 2 s before and over 3 s from 1 s after.
 // --e2ee: end-to-end "encryption" with janus.js insertable streams (a sender transform that
 // XORs each frame past its first bytes, a receiver transform undoing it), so janus.js says
 // `e2ee` in its jsep; a room the run creates requires it (`require_e2ee`). Frames decode only
@@ -57,7 +60,7 @@ function parseArgs(argv) {
   const a = {
     server: null, room: null, seconds: 5, timeout: 90, setup: 30, debug: false,
     stunDefault: false, wire: false, dumpSdp: null, chromium: "/usr/bin/chromium",
-    iceRestart: false, e2ee: false,
+    iceRestart: false, e2ee: false, playoutDelay: null, playoutDelayBy: "subscriber",
   };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
@@ -74,6 +77,8 @@ function parseArgs(argv) {
     else if (k === "--dump-sdp") { a.dumpSdp = v; i++; }
     else if (k === "--ice-restart") { a.iceRestart = true; }
     else if (k === "--e2ee") { a.e2ee = true; }
+    else if (k === "--playout-delay") { a.playoutDelay = v.split(":").map(Number); i++; }
+    else if (k === "--playout-delay-by") { a.playoutDelayBy = v; i++; }
     else throw new Error(`unknown argument ${k}`);
   }
   if (!a.server || !/^https?:\/\//.test(a.server)) throw new Error("--server http://HOST:PORT/janus is required");
@@ -256,6 +261,32 @@ async function main() {
       } catch (e) {
         result.ice_restart = { before, error: String(e && e.message ? e.message : e).split("\n")[0] };
         if (!result.error) result.error = `ICE restart: ${result.ice_restart.error}`;
+      }
+    }
+
+    if (args.playoutDelay && st && st.phase === "media") {
+      // Average target delay (ms) between two stats snapshots of the subscriber's video.
+      const sub = async () => (await page.evaluate(() => window.gh.stats())).sub ?? {};
+      const target = (a, b) => {
+        const n = (b.jitterBufferEmittedCount ?? 0) - (a.jitterBufferEmittedCount ?? 0);
+        const t = (b.jitterBufferTargetDelay ?? 0) - (a.jitterBufferTargetDelay ?? 0);
+        return n > 0 ? Math.round((t / n) * 1000) : null;
+      };
+      try {
+        const s0 = await sub();
+        await sleep(2000);
+        const s1 = await sub();
+        const [min, max] = args.playoutDelay;
+        await page.evaluate(([lo, hi, who]) => window.gh.playoutDelay(lo, hi, who), [min, max, args.playoutDelayBy]);
+        await sleep(1000);
+        const s2 = await sub();
+        await sleep(3000);
+        const s3 = await sub();
+        result.playout_delay = { by: args.playoutDelayBy, min, max, before_ms: target(s0, s1), after_ms: target(s2, s3),
+          frames_after: (s3.framesDecoded ?? 0) - (s2.framesDecoded ?? 0) };
+      } catch (e) {
+        result.playout_delay = { error: String(e && e.message ? e.message : e).split("\n")[0] };
+        if (!result.error) result.error = `playout delay: ${result.playout_delay.error}`;
       }
     }
 

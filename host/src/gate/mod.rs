@@ -436,17 +436,14 @@ impl Gate {
         Ok(self.media.layers(room, session).await?)
     }
 
-    /// Chooses the highest VP8 temporal layer a subscriber receives (`None`: all).
-    pub async fn select_temporal_layer(
+    /// Changes how a session's video is forwarded (temporal layer, playout delay).
+    pub async fn tune_video(
         &self,
         room: &str,
         session: &str,
-        layer: Option<u8>,
+        tuning: crate::media::VideoTuning,
     ) -> Result<(), GateError> {
-        Ok(self
-            .media
-            .select_temporal_layer(room, session, layer)
-            .await?)
+        Ok(self.media.tune_video(room, session, tuning).await?)
     }
 
     /// Chooses the simulcast layer a subscriber receives (its session URL is the capability).

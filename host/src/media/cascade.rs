@@ -298,7 +298,7 @@ impl Engine {
         peer.pc
             .set_remote_description(Instant::now(), answer)
             .map_err(|e| MediaError::UnusableOffer(e.to_string()))?;
-        peer.settled_sdp = settled;
+        peer.settle(settled);
         let early = std::mem::take(&mut peer.early_candidates);
         if let Some(cascade) = &mut peer.cascade {
             cascade.link.session_url = session_url;

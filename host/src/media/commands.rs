@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::engine::{Engine, contained};
-use super::{Command, MediaError};
+use super::{Command, MediaError, VideoTuning};
 
 impl Engine {
     /// Runs queued commands; false once shutdown was requested.
@@ -113,13 +113,21 @@ impl Engine {
                 Command::TakeLinkReports(reply) => {
                     let _ = reply.send(self.take_link_reports());
                 }
-                Command::SelectTemporalLayer {
+                Command::TuneVideo {
                     room,
                     session,
-                    layer,
+                    tuning,
                     reply,
                 } => {
-                    let _ = reply.send(self.select_temporal_layer(&room, &session, layer));
+                    let result = match tuning {
+                        VideoTuning::MaxTemporalLayer(layer) => {
+                            self.select_temporal_layer(&room, &session, layer)
+                        }
+                        VideoTuning::PlayoutDelay { source, delay } => {
+                            self.set_playout_delay(&room, &session, source.as_deref(), delay)
+                        }
+                    };
+                    let _ = reply.send(result);
                 }
                 Command::Pause {
                     room,

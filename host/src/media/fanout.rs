@@ -75,6 +75,7 @@ impl Engine {
             if !sub.can_receive_media(now) {
                 continue;
             }
+            let playout_delay_ext = sub.playout_delay_ext;
             let (Some(egress), Some(route)) = (sub.egress.as_mut(), sub.route) else {
                 continue;
             };
@@ -115,6 +116,15 @@ impl Engine {
                         continue;
                     }
                     Err(_) => continue,
+                }
+                if let Some(id) = playout_delay_ext
+                    && kind == MediaKind::Video
+                    && let Some(delay) = output
+                        .playout_delay
+                        .as_ref()
+                        .or(feed.playout_delay.as_ref())
+                {
+                    delay.write(&mut header, id);
                 }
                 let sent = contained(|| {
                     datagrams.send_rtp(sockets, egress, route, &header, &packet.payload)
@@ -206,6 +216,7 @@ impl Engine {
         // Extensions are per leg: drop them once here so the per-subscriber header copies
         // allocate nothing.
         packet.header.extensions.clear();
+        packet.header.extensions_padding = 0;
         packet.header.extension = false;
         if self.config.keyframe_cache
             && kind == MediaKind::Video
@@ -263,6 +274,7 @@ impl Engine {
             return;
         };
         let (mime_lower, video_codec) = (track.mime_lower.clone(), track.video_codec);
+        let feed_delay = feed.playout_delay.clone();
         let cached = feed.keyframe_cache.keyframe();
         if cached.is_empty() {
             return;
@@ -284,6 +296,7 @@ impl Engine {
         if output.forwarder.counters.forwarded > 0 {
             return; // connected again (ICE restart): it already has the live stream
         }
+        let playout_delay_ext = sub.playout_delay_ext;
         let (Some(egress), Some(route)) = (sub.egress.as_mut(), sub.route) else {
             return;
         };
@@ -293,6 +306,12 @@ impl Engine {
             let mut header = packet.header.clone();
             if output.forwarder.prepare(&mut header, &info, now).is_err() {
                 continue;
+            }
+            if let (Some(id), Some(delay)) = (
+                playout_delay_ext,
+                output.playout_delay.as_ref().or(feed_delay.as_ref()),
+            ) {
+                delay.write(&mut header, id);
             }
             match self
                 .datagrams

@@ -55,6 +55,8 @@ pub(crate) struct Feed {
     pub nacks: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Plain RTP copies of the publisher's packets (Janus `rtp_forward`).
     pub rtp_forwarders: Vec<super::rtp_forward::RtpForwarder>,
+    /// The publisher's playout delay for subscribers without their own.
+    pub playout_delay: Option<super::playout_delay::DelaySetting>,
 }
 
 impl Feed {
@@ -71,6 +73,7 @@ impl Feed {
             keyframe_cache: KeyframeCache::default(),
             nacks: Default::default(),
             rtp_forwarders: Vec::new(),
+            playout_delay: None,
         }
     }
 

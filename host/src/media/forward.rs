@@ -207,6 +207,7 @@ impl OutputForwarder {
         header.timestamp = ts;
         header.extension = false;
         header.extensions.clear();
+        header.extensions_padding = 0;
         header.extension_profile = 0;
         Ok(())
     }

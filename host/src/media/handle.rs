@@ -11,7 +11,7 @@ use super::engine::{self, MediaStartError};
 use super::{
     AudioLevel, CascadeEnded, DialOffer, DialRequest, IceRestartAnswer, LayerChoice, LoadGauge,
     MediaError, OfferRequest, PauseScope, PublisherLeave, RemoteCandidate, Renegotiated, Role,
-    RoomSnapshot, RtpForwarderInfo, SessionAnswer, SessionEnded, SessionIce, Traffic,
+    RoomSnapshot, RtpForwarderInfo, SessionAnswer, SessionEnded, SessionIce, Traffic, VideoTuning,
 };
 use crate::config::{RecordConfig, WebrtcConfig};
 
@@ -62,10 +62,10 @@ pub(crate) enum Command {
     },
     /// Every session's lost packets since the previous such command.
     TakeLinkReports(oneshot::Sender<Vec<super::LinkReport>>),
-    SelectTemporalLayer {
+    TuneVideo {
         room: String,
         session: String,
-        layer: Option<u8>,
+        tuning: VideoTuning,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
     Pause {
@@ -338,17 +338,17 @@ impl MediaHandle {
         self.ask(Command::TakeLinkReports).await
     }
 
-    /// Chooses the highest VP8 temporal layer a subscriber receives (`None`: all).
-    pub async fn select_temporal_layer(
+    /// Changes how a session's video is forwarded (see [`VideoTuning`]).
+    pub async fn tune_video(
         &self,
         room: &str,
         session: &str,
-        layer: Option<u8>,
+        tuning: VideoTuning,
     ) -> Result<(), MediaError> {
-        self.ask(|reply| Command::SelectTemporalLayer {
+        self.ask(|reply| Command::TuneVideo {
             room: room.into(),
             session: session.into(),
-            layer,
+            tuning,
             reply,
         })
         .await?

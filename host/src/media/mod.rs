@@ -26,6 +26,7 @@ mod offer;
 mod outbox;
 mod outputs;
 mod peer;
+mod playout_delay;
 mod record;
 mod renegotiate;
 mod reoffer;
@@ -55,6 +56,7 @@ pub use handle::{MediaHandle, MediaThread};
 pub use load::LoadGauge;
 pub use loss::LinkReport;
 pub use peer::add_host_candidate;
+pub use playout_delay::{PLAYOUT_DELAY_URI, PlayoutDelay};
 pub use room_recording::OwnRecording;
 
 /// Whether a session sends media into a room or receives it.
@@ -274,6 +276,21 @@ pub struct RtpForwarderInfo {
     pub destination: std::net::SocketAddr,
     pub ssrc: u32,
     pub payload_type: Option<u8>,
+}
+
+/// A change to how a session's video is forwarded (Janus subscriber and publisher
+/// `configure`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoTuning {
+    /// The highest VP8 temporal layer a subscriber receives (`None`: all).
+    MaxTemporalLayer(Option<u8>),
+    /// The playout delay written on forwarded video (`None`: none): a subscriber's, for what
+    /// it receives from `source` (every feed when `None`), or a publisher's, for its
+    /// subscribers without their own.
+    PlayoutDelay {
+        source: Option<String>,
+        delay: Option<PlayoutDelay>,
+    },
 }
 
 /// Which of a subscriber's outputs a pause applies to.

@@ -48,6 +48,7 @@ pub(crate) fn negotiated_outputs(
                 sender_id,
                 forwarder,
                 sent,
+                playout_delay: None,
             })
         })
         .collect()

@@ -108,6 +108,18 @@ impl PeerFactory {
         media_engine
             .register_default_codecs()
             .map_err(internal("codecs"))?;
+        if role == Role::Subscriber {
+            // Subscribers' players can be told how much to buffer (Janus `min_delay`).
+            media_engine
+                .register_header_extension(
+                    rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+                        uri: super::playout_delay::PLAYOUT_DELAY_URI.to_owned(),
+                    },
+                    rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
+                    None,
+                )
+                .map_err(internal("playout delay extension"))?;
+        }
         if role == Role::Publisher {
             // Publishers' audio levels tell who talks (Janus `talking` events).
             media_engine
@@ -253,6 +265,8 @@ pub(crate) struct OutputTrack {
     pub forwarder: OutputForwarder,
     /// What was sent, for NACKs and sender reports.
     pub sent: SentStream,
+    /// Its own playout delay (video), before its publisher's.
+    pub playout_delay: Option<super::playout_delay::DelaySetting>,
 }
 
 /// Role-specific state of a session.
@@ -320,6 +334,8 @@ pub(crate) struct Peer {
     /// The SDP that settled its media: our answer, or the remote's answer to our offer (once
     /// it came; our offer before). Kept so snapshots need not re-render the description.
     pub settled_sdp: String,
+    /// The playout-delay extension's id in `settled_sdp` (subscribers' video), if negotiated.
+    pub playout_delay_ext: Option<u8>,
     /// Packets lost to or from it since last taken.
     pub loss: super::loss::SessionLoss,
 }
@@ -372,8 +388,15 @@ impl Peer {
             egress: None,
             route: None,
             settled_sdp: local_sdp.to_owned(),
+            playout_delay_ext: super::playout_delay::negotiated_id(local_sdp),
             loss: Default::default(),
         })
+    }
+
+    /// The SDP that settles its media now (see [`Peer::settled_sdp`]).
+    pub fn settle(&mut self, sdp: String) {
+        self.playout_delay_ext = super::playout_delay::negotiated_id(&sdp);
+        self.settled_sdp = sdp;
     }
 
     pub fn role(&self) -> Role {

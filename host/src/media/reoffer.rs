@@ -117,7 +117,7 @@ impl Engine {
             .local_description()
             .map(|d| d.sdp)
             .ok_or_else(|| MediaError::Internal("no local description".into()))?;
-        peer.settled_sdp = sdp.clone();
+        peer.settle(sdp.clone());
         Ok(sdp)
     }
 }

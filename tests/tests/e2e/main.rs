@@ -13,6 +13,7 @@ mod janus_e2ee;
 mod janus_events;
 mod janus_media_events;
 mod janus_multistream;
+mod janus_playout_delay;
 mod janus_real_clients;
 mod janus_renegotiation;
 mod janus_sessions;

@@ -163,11 +163,18 @@ impl VideoRoom {
                     room,
                     session,
                     streams,
+                    feed,
                     ..
                 }),
             ) => {
                 self.configure_subscriber(room, &session, &streams, body)
                     .await?;
+                if let Some(streams) = self
+                    .configure_subscriber_delays(room, &session, &streams, body)
+                    .await?
+                {
+                    self.set_subscription(caller, room, &session, feed, streams);
+                }
                 let offer = match bool_field(body, "restart")? {
                     Some(true) => self.restart_subscriber_ice(caller).await?,
                     Some(false) | None => None,
@@ -423,6 +430,7 @@ impl VideoRoom {
             streams: publisher_streams(&sections),
             silent: Vec::new(),
             e2ee: caller.handle.e2ee(),
+            playout_delay: super::playout::unset(),
         };
         let stored = self.with_room(room, |r| {
             let p = r
@@ -513,6 +521,8 @@ impl VideoRoom {
         let Some(session) = session else {
             return Ok(()); // nothing published yet: nothing to switch
         };
+        self.configure_publisher_delay(room, id, &session, body)
+            .await?;
         for (scope, on) in sends {
             self.gate
                 .mute_publisher(&room.to_string(), &session, scope, !on)

@@ -47,16 +47,16 @@ pub struct RoomConfig {
     pub audiolevel_ext: bool,
     /// Negotiate transport-wide congestion control with publishers.
     pub transport_wide_cc_ext: bool,
+    /// Subscribers' `min_delay`/`max_delay` reach their players (playout-delay extension).
+    pub playoutdelay_ext: bool,
     /// Publishers must say their media is end-to-end encrypted (janus.js `e2ee` in the jsep),
     /// and subscriptions cannot mix such feeds with others.
     pub require_e2ee: bool,
     /// jcfg switches this gateway does not implement: `false` is accepted, `true` refused
-    /// with the key named (video orientation and playout delay are not negotiated, VP9 SVC
-    /// layers not selected, no dummy publisher).
+    /// with the key named (video orientation is not negotiated, VP9 SVC layers not
+    /// selected, no dummy publisher).
     #[serde(deserialize_with = "off_only", skip_serializing)]
     pub videoorient_ext: bool,
-    #[serde(deserialize_with = "off_only", skip_serializing)]
-    pub playoutdelay_ext: bool,
     #[serde(deserialize_with = "off_only", skip_serializing)]
     pub video_svc: bool,
     #[serde(deserialize_with = "off_only", skip_serializing)]
@@ -96,7 +96,7 @@ impl Default for RoomConfig {
             audiolevel_ext: true,
             transport_wide_cc_ext: true,
             videoorient_ext: false,
-            playoutdelay_ext: false,
+            playoutdelay_ext: true,
             video_svc: false,
             require_e2ee: false,
             dummy_publisher: false,
@@ -138,6 +138,7 @@ impl RoomConfig {
         flag("audiolevel_ext", &mut config.audiolevel_ext)?;
         flag("transport_wide_cc_ext", &mut config.transport_wide_cc_ext)?;
         flag("require_e2ee", &mut config.require_e2ee)?;
+        flag("playoutdelay_ext", &mut config.playoutdelay_ext)?;
         for key in UNSUPPORTED_SWITCHES {
             if bool_field(body, key)? == Some(true) {
                 return Err(PluginError::new(
@@ -205,7 +206,7 @@ impl RoomConfig {
             "audio_level_average": self.audio_level_average,
             "audiolevel_event": self.audiolevel_event,
             "videoorient_ext": false,
-            "playoutdelay_ext": false,
+            "playoutdelay_ext": self.playoutdelay_ext,
             "transport_wide_cc_ext": self.transport_wide_cc_ext,
         });
         if self.opus_dtx {
@@ -259,12 +260,7 @@ impl RoomConfig {
 }
 
 /// The jcfg switches only `false` is accepted for (see [`RoomConfig::videoorient_ext`]).
-const UNSUPPORTED_SWITCHES: [&str; 4] = [
-    "videoorient_ext",
-    "playoutdelay_ext",
-    "video_svc",
-    "dummy_publisher",
-];
+const UNSUPPORTED_SWITCHES: [&str; 3] = ["videoorient_ext", "video_svc", "dummy_publisher"];
 
 /// Reads a switch that may only be `false` (see [`RoomConfig::videoorient_ext`]).
 fn off_only<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {

@@ -10,7 +10,7 @@ use super::{
     Caller, Membership, PluginError, VideoRoom, bool_field, code, id_field, required_id,
     string_field,
 };
-use crate::media::{LayerChoice, SentTrack};
+use crate::media::{LayerChoice, SentTrack, VideoTuning};
 use crate::policy::Action;
 
 pub(super) type EventReply = (Value, Option<Value>);
@@ -58,7 +58,11 @@ impl VideoRoom {
         if let Some(temporal) = temporal {
             let layer = u8::try_from(temporal).unwrap_or(u8::MAX);
             self.gate
-                .select_temporal_layer(&room_name, session, Some(layer))
+                .tune_video(
+                    &room_name,
+                    session,
+                    VideoTuning::MaxTemporalLayer(Some(layer)),
+                )
                 .await
                 .map_err(PluginError::from_gate)?;
         }
