@@ -100,19 +100,17 @@ impl Gate {
     }
 
     /// Adds feeds `add` of `room` to a subscriber we offered and removes `remove`: the new
-    /// offer (answered through [`Gate::answer_offer`]). Added feeds need the subscribe right.
+    /// offer (answered through [`Gate::answer_offer`]). The subscribe right for added feeds is
+    /// decided by the caller when the client asks ([`Gate::decide`]), which may be before the
+    /// offer is made (Janus queues changes behind an unanswered offer).
     pub async fn renegotiate(
         &self,
-        facts: &RequestFacts,
         room: &str,
         session: &str,
         add: Vec<String>,
         remove: Vec<String>,
         restart_ice: bool,
     ) -> Result<crate::media::Renegotiated, GateError> {
-        if !add.is_empty() {
-            self.decide(facts, Action::Subscribe, room).await?;
-        }
         Ok(self
             .media
             .renegotiate(room, session, add, remove, restart_ice)

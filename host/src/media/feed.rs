@@ -101,6 +101,7 @@ impl Feed {
         if self.publisher == Some(session) {
             self.publisher = None;
             self.keyframe_cache.clear();
+            self.playout_delay = None; // the publisher's setting, gone with it
             self.publisher_left_at = Some(SystemTime::now());
             return true;
         }

@@ -80,14 +80,15 @@ pub fn codec_of<'a>(sections: &'a [MediaSection], kind: &str) -> Option<&'a str>
         .and_then(|s| s.codec.as_deref())
 }
 
-/// A publisher's `streams` entries, from our answer to it. An m-line it no longer sends on
-/// (our side inactive) stays listed as `disabled`, as in Janus; rejected ones are left out.
+/// A publisher's `streams` entries, from the answer to its offer (ours, or a cascade's
+/// upstream server's). An `inactive` m-line (nothing sent on it) stays listed as `disabled`,
+/// as in Janus; rejected ones are left out.
 pub fn publisher_streams(sections: &[MediaSection]) -> Vec<Value> {
     sections
         .iter()
         .filter(|s| !s.disabled)
         .map(|s| {
-            if matches!(s.direction.as_deref(), Some("inactive" | "sendonly")) {
+            if s.direction.as_deref() == Some("inactive") {
                 return json!({"type": s.kind, "mindex": s.mindex, "mid": s.mid, "disabled": true});
             }
             let mut entry = json!({"type": s.kind, "mindex": s.mindex, "mid": s.mid});
@@ -208,6 +209,12 @@ mod tests {
             json!({"type": "video", "mindex": 1, "mid": "v1", "disabled": true})
         );
         assert_eq!(streams[0]["codec"], "opus");
+        // An upstream server's answer to a cascade pull sends on its m-lines: all live.
+        let upstream = SDP.replace("a=mid:v1\r\n", "a=mid:v1\r\na=sendonly\r\n");
+        assert_eq!(
+            publisher_streams(&media_sections(&upstream))[1]["codec"],
+            "vp8"
+        );
     }
 }
 

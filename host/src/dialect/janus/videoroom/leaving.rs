@@ -32,9 +32,23 @@ impl VideoRoom {
     /// there was a PeerConnection (and so a `hangup` event to send).
     pub async fn hang_up(&self, handle: u64) -> bool {
         match self.membership(handle) {
-            Some(Membership::Publisher { room, id }) => self.unpublish(room, id).await.is_ok(),
-            Some(Membership::Subscriber { room, session, .. }) => {
+            Some(Membership::Publisher { room, id }) => {
+                let janus_session = self.with_room(room, |r| {
+                    Ok(r.participants.get(&id).map(|p| p.janus_session))
+                });
+                if let Ok(Some(janus_session)) = janus_session {
+                    self.pc_gone(janus_session, handle);
+                }
+                self.unpublish(room, id).await.is_ok()
+            }
+            Some(Membership::Subscriber {
+                room,
+                session,
+                janus_session,
+                ..
+            }) => {
                 self.set_membership(handle, None);
+                self.pc_gone(janus_session, handle);
                 let _ = self
                     .gate
                     .end_session(&room.to_string(), &session, PublisherLeave::IdleSubscribers)
@@ -83,6 +97,7 @@ impl VideoRoom {
             return Err(PluginError::new(code::JOIN_FIRST, "Join the room first"));
         };
         self.set_membership(handle, None);
+        self.pc_gone(session.id, handle);
         let mut stopped_feed = None;
         let (room, media_session, data) = match membership {
             Membership::Publisher { room, id } => {

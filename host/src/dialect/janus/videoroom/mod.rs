@@ -58,6 +58,8 @@ pub(super) enum Membership {
         streams: Vec<Value>,
         /// Janus's `autoupdate` (default on): a new offer without a publisher that stops.
         autoupdate: bool,
+        /// `min_delay`/`max_delay` per video m-line (see `playout`).
+        delays: Vec<(String, (i64, i64))>,
     },
 }
 
@@ -315,10 +317,6 @@ impl VideoRoom {
             match result {
                 Ok((data, jsep)) => {
                     caller.event(data, jsep);
-                    if answers {
-                        // After `started`: the offer for what waited for this answer.
-                        this.offer_waiting(&caller).await;
-                    }
                     if closes_pc {
                         let hangup = leaving::close_pc_hangup(caller.session.id, caller.handle.id);
                         caller.session.push(hangup);
@@ -326,14 +324,31 @@ impl VideoRoom {
                 }
                 Err(e) => caller.event(e.data(), None),
             }
+            if answers {
+                // After `started` (or the answer's refusal, which the client will not retry):
+                // the offer for what waited, so nothing waits for an answer that never comes.
+                this.offer_waiting(&caller).await;
+            }
         }))
     }
 
     /// A handle goes away (detach, hangup of its session, socket closed): it leaves its room.
     pub async fn handle_gone(&self, session: &Session, handle: u64) {
         self.held_candidates.forget(handle);
-        self.offers.forget(handle);
         let _ = self.leave(session, handle, leaving::Departure::Gone).await;
+    }
+
+    /// A handle's PeerConnection is gone: no offer of ours waits for its answer, and its
+    /// media is no longer end-to-end encrypted (as Janus forgets both with the PC).
+    fn pc_gone(&self, janus_session: u64, handle: u64) {
+        self.offers.forget(handle);
+        if let Some(handle) = self
+            .sessions
+            .get(janus_session)
+            .and_then(|s| s.handle(handle))
+        {
+            handle.set_e2ee(false);
+        }
     }
 
     /// The gateway room and session of a handle's PeerConnection, if it has one.
@@ -393,10 +408,12 @@ impl VideoRoom {
         if let Some((handle, janus_session, id)) = publisher {
             let event = json!({"videoroom": "event", "room": room, "unpublished": id});
             self.notify_room(room, Some(id), &event);
+            self.pc_gone(janus_session, handle);
             self.hangup(janus_session, handle, reason);
             self.autoupdate_subscribers(room, &[id]);
         }
         if let Some((handle, janus_session)) = subscriber {
+            self.pc_gone(janus_session, handle);
             self.hangup(janus_session, handle, reason);
         }
     }
@@ -430,6 +447,22 @@ impl VideoRoom {
 
     fn membership(&self, handle: u64) -> Option<Membership> {
         self.members.lock().ok()?.get(&handle).cloned()
+    }
+
+    /// Changes a subscriber handle's membership in place, if it still subscribes on media
+    /// session `media_session` (it may have left, or subscribed anew, meanwhile).
+    fn update_subscriber(
+        &self,
+        handle: u64,
+        media_session: &str,
+        change: impl FnOnce(&mut Membership),
+    ) {
+        if let Ok(mut members) = self.members.lock()
+            && let Some(membership) = members.get_mut(&handle)
+            && matches!(membership, Membership::Subscriber { session, .. } if session == media_session)
+        {
+            change(membership);
+        }
     }
 
     fn set_membership(&self, handle: u64, membership: Option<Membership>) {

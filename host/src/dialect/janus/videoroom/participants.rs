@@ -60,7 +60,6 @@ impl VideoRoom {
             },
             // Janus answers `left` before the PeerConnection's `hangup`: the dispatcher sends it.
             ("leave", Some(_)) => {
-                caller.handle.set_e2ee(false);
                 self.leave(&caller.session, caller.handle.id, Departure::Request)
                     .await
             }
@@ -89,7 +88,7 @@ impl VideoRoom {
             },
             ("unpublish", Some(Membership::Publisher { room, id })) => {
                 self.unpublish(room, id).await?;
-                caller.handle.set_e2ee(false); // its PeerConnection is gone
+                self.pc_gone(caller.session.id, caller.handle.id);
                 Ok((
                     json!({"videoroom": "event", "room": room, "unpublished": "ok"}),
                     None,
@@ -163,18 +162,14 @@ impl VideoRoom {
                     room,
                     session,
                     streams,
-                    feed,
                     ..
                 }),
             ) => {
+                super::playout::check_delays(body)?;
                 self.configure_subscriber(room, &session, &streams, body)
                     .await?;
-                if let Some(streams) = self
-                    .configure_subscriber_delays(room, &session, &streams, body)
-                    .await?
-                {
-                    self.set_subscription(caller, room, &session, feed, streams);
-                }
+                self.configure_subscriber_delays(caller, room, &session, &streams, body)
+                    .await?;
                 let offer = match bool_field(body, "restart")? {
                     Some(true) => self.restart_subscriber_ice(caller).await?,
                     Some(false) | None => None,
@@ -487,6 +482,7 @@ impl VideoRoom {
         body: &Value,
     ) -> Result<(), PluginError> {
         let display = string_field(body, "display")?;
+        super::playout::check_delays(body)?;
         let recording = self.publisher_recording(room, body)?;
         let ((session, streams), renamed) = self.with_room(room, |r| {
             let p = r

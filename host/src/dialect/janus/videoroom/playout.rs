@@ -4,9 +4,9 @@
 //! a negative value turns it off, raising `min` past `max` raises `max` (and the reverse),
 //! and it takes effect once both are set. Rooms with `playoutdelay_ext` off ignore them.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{PluginError, VideoRoom};
+use super::{Caller, Membership, PluginError, VideoRoom};
 use crate::media::{PlayoutDelay, VideoTuning};
 
 /// `(min, max)`, -1 for unset.
@@ -36,11 +36,10 @@ fn updated(current: Range, min: Option<i64>, max: Option<i64>) -> Range {
     (low, high)
 }
 
-/// The delay a range asks for, once both ends are set.
+/// The delay a range asks for, once both ends are set (capped to what the extension carries).
 fn delay_of((low, high): Range) -> Option<PlayoutDelay> {
-    let low = u16::try_from(low).ok()?;
-    let high = u16::try_from(high).ok()?;
-    Some(PlayoutDelay::new(low, high))
+    let cap = |v: i64| u16::try_from(v.min(0x0fff)).ok();
+    Some(PlayoutDelay::new(cap(low)?, cap(high)?))
 }
 
 /// A request's (or stream entry's) `min_delay` and `max_delay`.
@@ -55,61 +54,71 @@ fn asked(entry: &Value) -> Result<(Option<i64>, Option<i64>), PluginError> {
     Ok((field("min_delay")?, field("max_delay")?))
 }
 
-/// A subscriber m-line's current range (Janus lists it as `playout-delay` in the summary).
-fn range_of(stream: &Value) -> Range {
-    let delay = &stream["playout-delay"];
-    match (delay["min-delay"].as_i64(), delay["max-delay"].as_i64()) {
-        (Some(low), Some(high)) => (low, high),
-        _ => UNSET,
+/// Every `min_delay`/`max_delay` a `configure` asks for: top level (no mid: every video
+/// m-line) and per `streams` entry.
+fn delay_asks(body: &Value) -> Result<Vec<Ask>, PluginError> {
+    let mut asks = Vec::new();
+    let (min, max) = asked(body)?;
+    if min.is_some() || max.is_some() {
+        asks.push((None, min, max));
     }
+    for entry in body["streams"].as_array().into_iter().flatten() {
+        let (min, max) = asked(entry)?;
+        if min.is_some() || max.is_some() {
+            asks.push((entry["mid"].as_str().map(str::to_owned), min, max));
+        }
+    }
+    Ok(asks)
+}
+
+/// A mid (or all), and the `min_delay`/`max_delay` asked for it.
+type Ask = (Option<String>, Option<i64>, Option<i64>);
+
+/// Checks a `configure`'s delays before anything of it is applied.
+pub(super) fn check_delays(body: &Value) -> Result<(), PluginError> {
+    delay_asks(body).map(drop)
 }
 
 impl VideoRoom {
-    /// A subscriber's `configure` delays: top level for every video m-line, or per `mid` in
-    /// `streams`. Returns the m-lines with their new `playout-delay`, if any changed.
+    /// A subscriber's `configure` delays, for the video m-lines among `streams` they name.
     pub(super) async fn configure_subscriber_delays(
         &self,
+        caller: &Caller,
         room: u64,
         session: &str,
         streams: &[Value],
         body: &Value,
-    ) -> Result<Option<Vec<Value>>, PluginError> {
-        let mut asks: Vec<(Option<String>, Option<i64>, Option<i64>)> = Vec::new();
-        let (min, max) = asked(body)?;
-        if min.is_some() || max.is_some() {
-            asks.push((None, min, max));
-        }
-        for entry in body["streams"].as_array().into_iter().flatten() {
-            let (min, max) = asked(entry)?;
-            if min.is_some() || max.is_some() {
-                let mid = entry["mid"].as_str().map(str::to_owned);
-                asks.push((mid, min, max));
-            }
-        }
+    ) -> Result<(), PluginError> {
+        let asks = delay_asks(body)?;
         if asks.is_empty() || !self.with_room(room, |r| Ok(r.config.playoutdelay_ext))? {
-            return Ok(None);
+            return Ok(());
         }
-        let mut streams = streams.to_vec();
+        let mut delays = match self.membership(caller.handle.id) {
+            Some(Membership::Subscriber { delays, .. }) => delays,
+            _ => Vec::new(),
+        };
         for (mid, min, max) in asks {
-            for stream in streams.iter_mut().filter(|s| {
+            let lines = streams.iter().filter(|s| {
                 s["type"] == "video" && mid.as_ref().is_none_or(|m| s["mid"] == m.as_str())
-            }) {
-                let range = updated(range_of(stream), min, max);
-                let delay = delay_of(range);
-                match delay {
-                    Some(d) => {
-                        stream["playout-delay"] = json!({"min-delay": d.min, "max-delay": d.max})
+            });
+            for stream in lines {
+                let line = stream["mid"].as_str().unwrap_or_default().to_owned();
+                let range = match delays.iter_mut().find(|(m, _)| *m == line) {
+                    Some((_, range)) => {
+                        *range = updated(*range, min, max);
+                        *range
                     }
                     None => {
-                        if let Some(entry) = stream.as_object_mut() {
-                            entry.remove("playout-delay");
-                        }
+                        let range = updated(UNSET, min, max);
+                        delays.push((line, range));
+                        range
                     }
-                }
+                };
                 let Some(feed) = stream["feed_id"].as_u64() else {
                     continue;
                 };
                 let source = Some(self.feed_name(room, feed).await);
+                let delay = delay_of(range);
                 self.gate
                     .tune_video(
                         &room.to_string(),
@@ -120,7 +129,12 @@ impl VideoRoom {
                     .map_err(PluginError::from_gate)?;
             }
         }
-        Ok(Some(streams))
+        self.update_subscriber(caller.handle.id, session, |membership| {
+            if let Membership::Subscriber { delays: kept, .. } = membership {
+                *kept = delays;
+            }
+        });
+        Ok(())
     }
 
     /// A publisher's `configure` delays (top level, or the first `streams` entry that has
@@ -132,13 +146,11 @@ impl VideoRoom {
         session: &str,
         body: &Value,
     ) -> Result<(), PluginError> {
-        let mut ask = asked(body)?;
-        for entry in body["streams"].as_array().into_iter().flatten() {
-            if ask == (None, None) {
-                ask = asked(entry)?;
-            }
-        }
-        if ask == (None, None) || !self.with_room(room, |r| Ok(r.config.playoutdelay_ext))? {
+        let Some((_, min, max)) = delay_asks(body)?.into_iter().next() else {
+            return Ok(());
+        };
+        let ask = (min, max);
+        if !self.with_room(room, |r| Ok(r.config.playoutdelay_ext))? {
             return Ok(());
         }
         let range = self.with_room(room, |r| {

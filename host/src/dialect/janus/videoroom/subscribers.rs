@@ -257,7 +257,6 @@ impl VideoRoom {
         }
         let e2ee = self.subscription_e2ee(room, &feeds)?;
         self.admit_join(caller, room, Action::Subscribe).await?;
-        caller.handle.set_e2ee(e2ee);
         let room_name = room.to_string();
         let names: Vec<String> = known.iter().map(|k| k.0.clone()).collect();
         let only_kinds = Self::asked_kinds(body, &known)?;
@@ -277,9 +276,11 @@ impl VideoRoom {
                 feed,
                 streams: streams.clone(),
                 autoupdate,
+                delays: Vec::new(),
             }),
         );
         self.offers.offered(caller.handle.id);
+        caller.handle.set_e2ee(e2ee);
         self.apply_held_candidates(caller.handle.id).await;
         let mut data = json!({"videoroom": "attached", "room": room, "streams": streams});
         if legacy {
@@ -336,7 +337,7 @@ impl VideoRoom {
                 s
             })
             .collect();
-        self.set_subscription(caller, room, session, to, streams.clone());
+        self.set_subscription(caller, session, to, streams.clone());
         tracing::info!(room, from, to, "janus subscriber switched");
         Ok((
             json!({"videoroom": "event", "switched": "ok", "room": room,
@@ -345,31 +346,26 @@ impl VideoRoom {
         ))
     }
 
-    /// Records what the caller's handle now receives.
+    /// Records what the caller's handle now receives on media session `session`, unless it
+    /// left (or subscribed anew) meanwhile.
     pub(super) fn set_subscription(
         &self,
         caller: &Caller,
-        room: u64,
         session: &str,
         feed: u64,
         streams: Vec<Value>,
     ) {
-        let autoupdate = !matches!(
-            self.membership(caller.handle.id),
-            Some(Membership::Subscriber {
-                autoupdate: false,
+        self.update_subscriber(caller.handle.id, session, |membership| {
+            if let Membership::Subscriber {
+                feed: received,
+                streams: lines,
                 ..
-            })
-        );
-        let membership = Membership::Subscriber {
-            room,
-            janus_session: caller.session.id,
-            session: session.to_owned(),
-            feed,
-            streams,
-            autoupdate,
-        };
-        self.set_membership(caller.handle.id, Some(membership));
+            } = membership
+            {
+                *received = feed;
+                *lines = streams;
+            }
+        });
     }
 }
 

@@ -10,6 +10,7 @@ use super::subscribers::{EventReply, KnownFeed};
 use super::{
     Caller, Membership, PluginError, VideoRoom, code, id_field, required_id, string_field,
 };
+use crate::policy::Action;
 
 /// A new offer for a subscriber: its room, every m-line, and the jsep.
 pub(super) struct NewOffer {
@@ -128,14 +129,7 @@ impl VideoRoom {
         let add: Vec<String> = known.iter().map(|k| k.0.clone()).collect();
         let renegotiated = self
             .gate
-            .renegotiate(
-                &caller.facts,
-                &room.to_string(),
-                &session,
-                add,
-                remove,
-                change.restart_ice,
-            )
+            .renegotiate(&room.to_string(), &session, add, remove, change.restart_ice)
             .await
             .map_err(PluginError::from_gate)?;
         // Feeds received from before keep their ids and displays.
@@ -152,7 +146,7 @@ impl VideoRoom {
             .iter()
             .find_map(|s| s["feed_id"].as_u64())
             .unwrap_or_default();
-        self.set_subscription(caller, room, &session, feed, updated.clone());
+        self.set_subscription(caller, &session, feed, updated.clone());
         let mut jsep = jsep(JsepKind::Offer, &renegotiated.offer_sdp);
         if change.restart_ice {
             jsep["restart"] = json!(true);
@@ -189,6 +183,13 @@ impl VideoRoom {
             self.feed(room, id).await?;
             self.check_same_e2ee(room, id, caller)?;
             change.add.push(id);
+        }
+        if !change.add.is_empty() {
+            // Decided now, with this request's credentials: the offer may come later.
+            self.gate
+                .decide(&caller.facts, Action::Subscribe, &room.to_string())
+                .await
+                .map_err(PluginError::from_gate)?;
         }
         for entry in entries(unsubscribe, "unsubscription")? {
             let id = match (id_field(&entry, "feed")?, string_field(&entry, "sub_mid")?) {
