@@ -108,30 +108,27 @@ impl PeerFactory {
         media_engine
             .register_default_codecs()
             .map_err(internal("codecs"))?;
-        if role == Role::Subscriber {
-            // Subscribers' players can be told how much to buffer (Janus `min_delay`).
-            media_engine
-                .register_header_extension(
-                    rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
-                        uri: super::playout_delay::PLAYOUT_DELAY_URI.to_owned(),
-                    },
-                    rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
-                    None,
-                )
-                .map_err(internal("playout delay extension"))?;
-        }
-        if role == Role::Publisher {
-            // Publishers' audio levels tell who talks (Janus `talking` events).
-            media_engine
-                .register_header_extension(
-                    rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
-                        uri: super::audio_level::AUDIO_LEVEL_URI.to_owned(),
-                    },
-                    rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio,
-                    None,
-                )
-                .map_err(internal("audio level extension"))?;
-        }
+        use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+        // Subscribers' players can be told how much to buffer (Janus `min_delay`);
+        // publishers' audio levels tell who talks (Janus `talking` events).
+        let (uri, kind, what) = match role {
+            Role::Subscriber => (
+                super::playout_delay::PLAYOUT_DELAY_URI,
+                RtpCodecKind::Video,
+                "playout delay extension",
+            ),
+            Role::Publisher => (
+                super::audio_level::AUDIO_LEVEL_URI,
+                RtpCodecKind::Audio,
+                "audio level extension",
+            ),
+        };
+        let capability = rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+            uri: uri.to_owned(),
+        };
+        media_engine
+            .register_header_extension(capability, kind, None)
+            .map_err(internal(what))?;
         // Both roles advertise the default capabilities (NACK, PLI, TWCC, simulcast
         // extensions), so answers do not depend on the role.
         let default_chain = register_default_interceptors(Registry::new(), &mut media_engine)
